@@ -1,0 +1,219 @@
+// Package app is the defaults every kitshop service gets from one call: flags, logger,
+// metrics, tracer, Consul client, database, the /health and /metrics routes, Consul
+// registration and graceful shutdown. A service's main declares its own flags, calls
+// New, builds its service and handler, and calls Run.
+package app
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/go-kit/kit/sd"
+	consulsd "github.com/go-kit/kit/sd/consul"
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	consul "github.com/hashicorp/consul/api"
+	"github.com/openzipkin/zipkin-go"
+	"github.com/openzipkin/zipkin-go/reporter"
+
+	"github.com/kitshop/kitshop/pkg/client"
+	"github.com/kitshop/kitshop/pkg/logging"
+	"github.com/kitshop/kitshop/pkg/observe"
+	"github.com/kitshop/kitshop/pkg/postgres"
+)
+
+// Config is what every service is configured with. Each field is a flag with a
+// KITSHOP_* environment fallback (see pkg/config).
+type Config struct {
+	Service       string
+	HTTPAddr      string        // listen address; ":0" picks a free port
+	AdvertiseHost string        // the host registered in Consul
+	ConsulAddr    string        // empty: do not register or discover
+	DatabaseURL   string        // empty: the service uses its in-memory store
+	ZipkinURL     string        // empty: propagate traces, report nothing
+	LogLevel      string
+	Tags          string        // comma-separated Consul tags
+	Drain         time.Duration // pause between deregistering and closing the listener
+	ShutdownGrace time.Duration // how long in-flight requests get to finish
+
+	CheckInterval   time.Duration
+	DeregisterAfter time.Duration
+
+	// Calls to other services.
+	CallTimeout    time.Duration
+	AttemptTimeout time.Duration
+	CallRetries    int
+	BreakerMax     int
+	BreakerPercent int
+	BreakerVolume  int
+	BreakerSleep   time.Duration
+}
+
+// RegisterFlags declares the common flags on fs with service's default listen address.
+func (c *Config) RegisterFlags(fs *flag.FlagSet, service, defaultAddr string) {
+	c.Service = service
+	fs.StringVar(&c.HTTPAddr, "http-addr", defaultAddr, "listen address (\":0\" picks a free port)")
+	fs.StringVar(&c.AdvertiseHost, "advertise-host", "127.0.0.1", "host other services reach this instance at")
+	fs.StringVar(&c.ConsulAddr, "consul-addr", "127.0.0.1:8500", "Consul agent address; empty disables registration and discovery")
+	fs.StringVar(&c.DatabaseURL, "database-url", "", "PostgreSQL URL (postgres://…?sslmode=disable); empty uses an in-memory store")
+	fs.StringVar(&c.ZipkinURL, "zipkin-url", "", "Zipkin span collector, e.g. http://127.0.0.1:9411/api/v2/spans")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&c.Tags, "tags", "", "comma-separated Consul tags")
+	fs.DurationVar(&c.Drain, "drain", 500*time.Millisecond, "pause after deregistering before the listener closes")
+	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", 10*time.Second, "time in-flight requests get to finish on shutdown")
+	fs.DurationVar(&c.CheckInterval, "check-interval", time.Second, "Consul health check interval")
+	fs.DurationVar(&c.DeregisterAfter, "deregister-after", time.Minute, "Consul removes an instance critical this long (minimum 1m)")
+	fs.DurationVar(&c.CallTimeout, "call-timeout", 3*time.Second, "budget of one call to another service, retries included (also the breaker timeout)")
+	fs.DurationVar(&c.AttemptTimeout, "attempt-timeout", time.Second, "budget of one try of a call to another service")
+	fs.IntVar(&c.CallRetries, "call-retries", 2, "further tries of an idempotent call to another service")
+	fs.IntVar(&c.BreakerMax, "breaker-max-concurrent", client.DefaultBreaker.MaxConcurrent, "calls in flight to one service before more are rejected")
+	fs.IntVar(&c.BreakerPercent, "breaker-error-percent", client.DefaultBreaker.ErrorPercent, "error rate that opens a breaker")
+	fs.IntVar(&c.BreakerVolume, "breaker-volume", client.DefaultBreaker.VolumeThreshold, "calls in 10 s before a breaker may open")
+	fs.DurationVar(&c.BreakerSleep, "breaker-sleep", client.DefaultBreaker.SleepWindow, "how long an open breaker waits before a trial call")
+}
+
+// App holds what a running service shares across its parts.
+type App struct {
+	Config  Config
+	Logger  log.Logger
+	Metrics *observe.Metrics
+	Tracer  *zipkin.Tracer
+	Consul  *consul.Client // nil when ConsulAddr is empty
+
+	reporter reporter.Reporter
+	listener net.Listener
+
+	mu      sync.Mutex
+	checks  map[string]func(context.Context) error
+	closers []io.Closer
+}
+
+// New listens on the configured address (so the real port is known before the tracer
+// and registration need it) and builds the logger, metrics, tracer and Consul client.
+func New(cfg Config, logOutput io.Writer) (*App, error) {
+	logger, err := logging.New(logOutput, cfg.Service, cfg.LogLevel)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", cfg.HTTPAddr, err)
+	}
+	a := &App{
+		Config:   cfg,
+		Logger:   logger,
+		Metrics:  observe.NewMetrics(cfg.Service),
+		listener: ln,
+		checks:   map[string]func(context.Context) error{},
+	}
+	a.Tracer, a.reporter, err = observe.NewTracer(cfg.Service, a.HostPort(), cfg.ZipkinURL)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	if cfg.ConsulAddr != "" {
+		conf := consul.DefaultConfig()
+		conf.Address = cfg.ConsulAddr
+		if a.Consul, err = consul.NewClient(conf); err != nil {
+			a.Close()
+			return nil, fmt.Errorf("consul client: %w", err)
+		}
+	}
+	return a, nil
+}
+
+// Port is the port the instance actually listens on.
+func (a *App) Port() int { return a.listener.Addr().(*net.TCPAddr).Port }
+
+// HostPort is the advertised host and the real port.
+func (a *App) HostPort() string {
+	return net.JoinHostPort(a.Config.AdvertiseHost, strconv.Itoa(a.Port()))
+}
+
+// AddCheck adds a dependency check to GET /health.
+func (a *App) AddCheck(name string, check func(context.Context) error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.checks[name] = check
+}
+
+// OnClose closes c when the app closes, after the server has stopped.
+func (a *App) OnClose(c io.Closer) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.closers = append(a.closers, c)
+}
+
+// OpenDB opens the service's PostgreSQL database (creating it and applying migrations)
+// and adds its ping to the health check. It returns nil, nil when no URL is configured:
+// the service then uses its memory store.
+func (a *App) OpenDB(ctx context.Context, migrations fs.FS) (*sql.DB, error) {
+	if a.Config.DatabaseURL == "" {
+		_ = level.Warn(a.Logger).Log("msg", "no database URL: using the in-memory store; data is lost on exit")
+		return nil, nil
+	}
+	db, err := postgres.Open(ctx, a.Config.DatabaseURL, postgres.DefaultPool, migrations)
+	if err != nil {
+		return nil, err
+	}
+	a.AddCheck("postgres", db.PingContext)
+	a.OnClose(db)
+	return db, nil
+}
+
+// Instancer watches the passing instances of service in Consul.
+func (a *App) Instancer(service string) (sd.Instancer, error) {
+	if a.Consul == nil {
+		return nil, errors.New("no Consul address: cannot discover " + service)
+	}
+	ins := consulsd.NewInstancer(consulsd.NewClient(a.Consul), a.Logger, service, nil, true)
+	a.OnClose(closerFunc(func() error { ins.Stop(); return nil }))
+	return ins, nil
+}
+
+// ClientOptions are the options for calls from this service to others.
+func (a *App) ClientOptions() client.Options {
+	c := a.Config
+	return client.Options{
+		Caller:         c.Service,
+		Timeout:        c.CallTimeout,
+		AttemptTimeout: c.AttemptTimeout,
+		Retries:        c.CallRetries,
+		Breaker: client.Breaker{
+			MaxConcurrent:   c.BreakerMax,
+			ErrorPercent:    c.BreakerPercent,
+			VolumeThreshold: c.BreakerVolume,
+			SleepWindow:     c.BreakerSleep,
+		},
+		Tracer: a.Tracer,
+		Logger: a.Logger,
+	}.Defaults()
+}
+
+// Close releases what New and OnClose gathered, flushing spans last.
+func (a *App) Close() {
+	a.mu.Lock()
+	closers := a.closers
+	a.closers = nil
+	a.mu.Unlock()
+	for i := len(closers) - 1; i >= 0; i-- {
+		_ = closers[i].Close()
+	}
+	a.listener.Close()
+	if a.reporter != nil {
+		_ = a.reporter.Close()
+	}
+}
+
+type closerFunc func() error
+
+func (f closerFunc) Close() error { return f() }

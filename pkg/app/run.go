@@ -1,0 +1,145 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-kit/log/level"
+
+	"github.com/kitshop/kitshop/pkg/discovery"
+)
+
+// checkTimeout bounds each dependency check of GET /health.
+const checkTimeout = time.Second
+
+// Run serves h (plus GET /health and GET /metrics) until ctx is done, registered in
+// Consul while it serves. On shutdown it deregisters first, waits Drain so callers see
+// the change, then stops accepting and gives in-flight requests ShutdownGrace.
+func (a *App) Run(ctx context.Context, h http.Handler) error {
+	var draining atomic.Bool
+	mux := http.NewServeMux()
+	mux.Handle("GET /health", a.healthHandler(&draining))
+	mux.Handle("GET /metrics", a.Metrics.Handler())
+	mux.Handle("/", h)
+
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(a.listener) }()
+
+	var registrar *discovery.Registrar
+	maintainCtx, stopMaintain := context.WithCancel(context.Background())
+	defer stopMaintain()
+	if a.Consul != nil {
+		registrar = discovery.NewRegistrar(a.Consul, discovery.Registration{
+			Service:         a.Config.Service,
+			Host:            a.Config.AdvertiseHost,
+			Port:            a.Port(),
+			Tags:            splitTags(a.Config.Tags),
+			CheckInterval:   a.Config.CheckInterval,
+			CheckTimeout:    checkTimeout + checkTimeout/2,
+			DeregisterAfter: a.Config.DeregisterAfter,
+		}, a.Logger)
+		regCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := registrar.Register(regCtx)
+		cancel()
+		if err != nil {
+			_ = srv.Close()
+			return err
+		}
+		go registrar.Maintain(maintainCtx, 5*time.Second)
+	}
+	_ = level.Info(a.Logger).Log("msg", "serving", "addr", a.HostPort(), "consul_id", registrationID(registrar))
+
+	select {
+	case err := <-serveErr:
+		return err
+	case <-ctx.Done():
+	}
+
+	_ = level.Info(a.Logger).Log("msg", "shutting down")
+	draining.Store(true)
+	stopMaintain()
+	if registrar != nil {
+		dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := registrar.Deregister(dctx); err != nil {
+			_ = level.Warn(a.Logger).Log("msg", "deregistration failed; consul will drop the instance when its check fails", "err", err)
+		}
+		cancel()
+		time.Sleep(a.Config.Drain)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), a.Config.ShutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return err
+	}
+	if err := <-serveErr; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	_ = level.Info(a.Logger).Log("msg", "stopped")
+	return nil
+}
+
+// healthHandler answers 200 when every check passes and the instance is not draining,
+// 503 otherwise, with each check's result.
+func (a *App) healthHandler(draining *atomic.Bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a.mu.Lock()
+		names := make([]string, 0, len(a.checks))
+		for name := range a.checks {
+			names = append(names, name)
+		}
+		checks := a.checks
+		a.mu.Unlock()
+		sort.Strings(names)
+
+		status, code := "ok", http.StatusOK
+		if draining.Load() {
+			status, code = "draining", http.StatusServiceUnavailable
+		}
+		results := map[string]string{}
+		for _, name := range names {
+			ctx, cancel := context.WithTimeout(r.Context(), checkTimeout)
+			err := checks[name](ctx)
+			cancel()
+			results[name] = "ok"
+			if err != nil {
+				results[name] = "failing"
+				status, code = "failing", http.StatusServiceUnavailable
+				_ = level.Warn(a.Logger).Log("msg", "health check failing", "check", name, "err", err)
+			}
+		}
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.WriteHeader(code)
+		_ = json.NewEncoder(w).Encode(map[string]any{"status": status, "service": a.Config.Service, "checks": results})
+	})
+}
+
+func splitTags(s string) []string {
+	var tags []string
+	for _, t := range strings.Split(s, ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			tags = append(tags, t)
+		}
+	}
+	return tags
+}
+
+func registrationID(r *discovery.Registrar) string {
+	if r == nil {
+		return ""
+	}
+	return r.ID()
+}

@@ -1,0 +1,276 @@
+// Package client builds go-kit client endpoints for calling another kitshop service
+// found in Consul. Each call goes through
+//
+//	Consul instancer (passing only) → round-robin → bounded retry → hystrix → zipkin
+//
+// Retries happen only for idempotent calls and only for failures of the system
+// (connection refused, 502/503/504, an attempt timing out); a business answer such as
+// 422 out_of_stock travels through retry and breaker as a value, so it neither repeats
+// the call nor trips the breaker, and comes out as the *errs.Error it was upstream.
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/afex/hystrix-go/hystrix"
+	"github.com/go-kit/kit/endpoint"
+	"github.com/go-kit/kit/sd"
+	"github.com/go-kit/kit/sd/lb"
+	kitzipkin "github.com/go-kit/kit/tracing/zipkin"
+	kithttp "github.com/go-kit/kit/transport/http"
+	"github.com/go-kit/log"
+	"github.com/openzipkin/zipkin-go"
+
+	"github.com/kitshop/kitshop/pkg/errs"
+)
+
+// Breaker configures the hystrix command guarding one caller→service pair.
+type Breaker struct {
+	MaxConcurrent   int           // calls in flight before the next is rejected
+	ErrorPercent    int           // error rate that opens the circuit…
+	VolumeThreshold int           // …once this many calls were seen in the rolling 10 s window
+	SleepWindow     time.Duration // how long it stays open before a trial call
+}
+
+// DefaultBreaker is sized for a few hundred calls in flight: hystrix's own default of
+// 10 concurrent calls rejects the 11th and then opens the circuit under modest load.
+var DefaultBreaker = Breaker{MaxConcurrent: 500, ErrorPercent: 50, VolumeThreshold: 20, SleepWindow: 5 * time.Second}
+
+// Options configure the calls one service (the caller) makes to another.
+type Options struct {
+	Caller string // the calling service; breakers are named "<caller>→<service>"
+
+	// Timeout bounds one logical call, retries included; it is also the breaker's
+	// timeout. AttemptTimeout bounds each try, so one hung instance does not use the
+	// whole budget. Retries is the number of further tries for idempotent calls.
+	Timeout        time.Duration
+	AttemptTimeout time.Duration
+	Retries        int
+
+	Breaker    Breaker
+	HTTPClient *http.Client // shared by all routes to this service; see NewHTTPClient
+	Tracer     *zipkin.Tracer
+	Logger     log.Logger
+
+	// InvalidateAfter drops the known instances when Consul has been failing this long;
+	// zero keeps the last good set for as long as Consul is away.
+	InvalidateAfter time.Duration
+}
+
+// Defaults fills zero fields with kitshop's defaults.
+func (o Options) Defaults() Options {
+	if o.Timeout == 0 {
+		o.Timeout = 3 * time.Second
+	}
+	if o.AttemptTimeout == 0 || o.AttemptTimeout > o.Timeout {
+		o.AttemptTimeout = o.Timeout
+	}
+	if o.Breaker == (Breaker{}) {
+		o.Breaker = DefaultBreaker
+	}
+	if o.HTTPClient == nil {
+		o.HTTPClient = NewHTTPClient(o.Breaker.MaxConcurrent)
+	}
+	if o.Logger == nil {
+		o.Logger = log.NewNopLogger()
+	}
+	return o
+}
+
+// NewHTTPClient returns a client whose transport keeps enough idle connections for
+// maxConns concurrent calls to one host (net/http keeps 2 by default, which under load
+// means a new connection, and a socket in TIME_WAIT, per call).
+func NewHTTPClient(maxConns int) *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = maxConns * 4
+	t.MaxIdleConnsPerHost = maxConns
+	t.IdleConnTimeout = 90 * time.Second
+	return &http.Client{Transport: t}
+}
+
+// Route is one upstream operation.
+type Route struct {
+	Name       string // for spans: "<service>.<name>"
+	Method     string
+	Encode     kithttp.EncodeRequestFunc  // sets the request's path, query and body
+	Decode     kithttp.DecodeResponseFunc // reads a 2xx response
+	Idempotent bool                       // safe to send twice: a GET, or a call carrying an idempotency key
+}
+
+// Service builds client endpoints for one upstream service.
+type Service struct {
+	name      string
+	instancer sd.Instancer
+	opts      Options
+	breaker   string
+}
+
+// New prepares calls to service, whose instances instancer reports.
+func New(service string, instancer sd.Instancer, opts Options) *Service {
+	opts = opts.Defaults()
+	name := opts.Caller + "→" + service
+	hystrix.ConfigureCommand(name, hystrix.CommandConfig{
+		Timeout:                int(opts.Timeout / time.Millisecond),
+		MaxConcurrentRequests:  opts.Breaker.MaxConcurrent,
+		ErrorPercentThreshold:  opts.Breaker.ErrorPercent,
+		RequestVolumeThreshold: opts.Breaker.VolumeThreshold,
+		SleepWindow:            int(opts.Breaker.SleepWindow / time.Millisecond),
+	})
+	return &Service{name: service, instancer: instancer, opts: opts, breaker: name}
+}
+
+// BreakerName is the hystrix command guarding calls to this service.
+func (s *Service) BreakerName() string { return s.breaker }
+
+// Endpoint returns the client endpoint for r.
+func (s *Service) Endpoint(r Route) endpoint.Endpoint {
+	var endpointerOpts []sd.EndpointerOption
+	if s.opts.InvalidateAfter > 0 {
+		endpointerOpts = append(endpointerOpts, sd.InvalidateOnError(s.opts.InvalidateAfter))
+	}
+	endpointer := sd.NewEndpointer(s.instancer, s.factory(r), s.opts.Logger, endpointerOpts...)
+	balancer := lb.NewRoundRobin(endpointer)
+
+	retries := 0
+	if r.Idempotent {
+		retries = s.opts.Retries
+	}
+	var e endpoint.Endpoint = lb.RetryWithCallback(s.opts.Timeout, balancer, func(n int, err error) (bool, error) {
+		return n <= retries && retryable(err), nil
+	})
+	e = unwrapRetry(e)
+	e = s.guard(e)
+	e = unwrapBusiness(e)
+	if s.opts.Tracer != nil {
+		e = kitzipkin.TraceEndpoint(s.opts.Tracer, s.name+"."+r.Name)(e)
+	}
+	return e
+}
+
+// factory turns an instance address into an endpoint for r, with a deadline per try
+// and a client span carrying B3 headers.
+func (s *Service) factory(r Route) sd.Factory {
+	return func(instance string) (endpoint.Endpoint, io.Closer, error) {
+		tgt := &url.URL{Scheme: "http", Host: instance}
+		opts := []kithttp.ClientOption{kithttp.SetClient(s.opts.HTTPClient)}
+		if s.opts.Tracer != nil {
+			opts = append(opts, kitzipkin.HTTPClientTrace(s.opts.Tracer, kitzipkin.Name(s.name+"."+r.Name)))
+		}
+		e := kithttp.NewClient(r.Method, tgt, r.Encode, decodeWith(r.Decode), opts...).Endpoint()
+		attempt := s.opts.AttemptTimeout
+		return func(ctx context.Context, request any) (any, error) {
+			ctx, cancel := context.WithTimeout(ctx, attempt)
+			defer cancel()
+			return e(ctx, request)
+		}, nil, nil
+	}
+}
+
+// guard runs e inside the hystrix command, so failures of the system trip the breaker.
+func (s *Service) guard(e endpoint.Endpoint) endpoint.Endpoint {
+	return func(ctx context.Context, request any) (any, error) {
+		var response any
+		err := hystrix.DoC(ctx, s.breaker, func(ctx context.Context) error {
+			var err error
+			response, err = e(ctx, request)
+			return err
+		}, nil)
+		if err != nil {
+			return nil, s.translate(err)
+		}
+		return response, nil
+	}
+}
+
+// translate turns a failure of the system into the *errs.Error a caller can act on.
+func (s *Service) translate(err error) error {
+	var upstream *upstreamError
+	switch {
+	case errors.As(err, &upstream):
+		return upstream.err
+	case errors.Is(err, hystrix.ErrCircuitOpen):
+		return errs.E(errs.Unavailable, "service_unavailable", "%s is failing; its circuit breaker is open", s.name)
+	case errors.Is(err, hystrix.ErrMaxConcurrency):
+		return errs.E(errs.Unavailable, "service_unavailable", "too many calls to %s in flight", s.name)
+	case errors.Is(err, hystrix.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+		return errs.E(errs.Timeout, "upstream_timeout", "%s did not answer in time", s.name)
+	case errors.Is(err, lb.ErrNoEndpoints):
+		return errs.E(errs.Unavailable, "service_unavailable", "no healthy %s instance", s.name)
+	case errors.Is(err, context.Canceled):
+		return err
+	}
+	return errs.E(errs.Unavailable, "service_unavailable", "%s is unreachable", s.name)
+}
+
+// upstreamError is a 5xx answer from an instance.
+type upstreamError struct {
+	status int
+	err    *errs.Error
+}
+
+func (e *upstreamError) Error() string { return fmt.Sprintf("upstream %d: %v", e.status, e.err) }
+
+// businessFailure carries a 4xx answer through retry and breaker as a value.
+type businessFailure struct{ err *errs.Error }
+
+// decodeWith reads 2xx answers with dec; 4xx answers become businessFailure values and
+// 5xx answers upstreamErrors.
+func decodeWith(dec kithttp.DecodeResponseFunc) kithttp.DecodeResponseFunc {
+	return func(ctx context.Context, resp *http.Response) (any, error) {
+		switch {
+		case resp.StatusCode < 300:
+			return dec(ctx, resp)
+		case resp.StatusCode < 500:
+			return businessFailure{errs.FromResponse(resp)}, nil
+		}
+		e := errs.FromResponse(resp)
+		if e.Kind != errs.Timeout {
+			e.Kind = errs.Unavailable
+		}
+		return nil, &upstreamError{status: resp.StatusCode, err: e}
+	}
+}
+
+// retryable reports whether another instance may succeed where this try failed:
+// connection failures (refused, reset, closed mid-answer), an attempt's timeout, no instance yet, and 502/503/504.
+func retryable(err error) bool {
+	var upstream *upstreamError
+	if errors.As(err, &upstream) {
+		return upstream.status == http.StatusBadGateway ||
+			upstream.status == http.StatusServiceUnavailable ||
+			upstream.status == http.StatusGatewayTimeout
+	}
+	var netErr net.Error
+	return errors.As(err, &netErr) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, lb.ErrNoEndpoints)
+}
+
+// unwrapRetry replaces go-kit's RetryError, which has no Unwrap, by its final error.
+func unwrapRetry(e endpoint.Endpoint) endpoint.Endpoint {
+	return func(ctx context.Context, request any) (any, error) {
+		response, err := e(ctx, request)
+		var re lb.RetryError
+		if errors.As(err, &re) && re.Final != nil {
+			err = re.Final
+		}
+		return response, err
+	}
+}
+
+// unwrapBusiness turns a businessFailure back into the error it carries.
+func unwrapBusiness(e endpoint.Endpoint) endpoint.Endpoint {
+	return func(ctx context.Context, request any) (any, error) {
+		response, err := e(ctx, request)
+		if f, ok := response.(businessFailure); ok {
+			return nil, f.err
+		}
+		return response, err
+	}
+}

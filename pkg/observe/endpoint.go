@@ -1,0 +1,60 @@
+package observe
+
+import (
+	"context"
+	"time"
+
+	"github.com/go-kit/kit/endpoint"
+	kitzipkin "github.com/go-kit/kit/tracing/zipkin"
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/openzipkin/zipkin-go"
+
+	"github.com/kitshop/kitshop/pkg/errs"
+	"github.com/kitshop/kitshop/pkg/logging"
+)
+
+// Observer decorates server endpoints with a span, a log line and metrics.
+type Observer struct {
+	Logger  log.Logger
+	Metrics *Metrics
+	Tracer  *zipkin.Tracer
+}
+
+// Endpoint wraps e, the endpoint called name. Successes are logged at debug level,
+// business refusals at info, failures at error; every call is counted and timed with
+// its outcome ("ok" or the error code).
+func (o Observer) Endpoint(name string, e endpoint.Endpoint) endpoint.Endpoint {
+	next := e
+	e = func(ctx context.Context, request any) (response any, err error) {
+		begin := time.Now()
+		defer func() {
+			took := time.Since(begin)
+			outcome := Outcome(err)
+			o.Metrics.Requests.With("endpoint", name, "outcome", outcome).Add(1)
+			o.Metrics.Duration.With("endpoint", name, "outcome", outcome).Observe(took.Seconds())
+			logger := log.With(logging.WithTrace(ctx, o.Logger), "endpoint", name, "outcome", outcome, "took", took.String())
+			switch {
+			case err == nil:
+				_ = level.Debug(logger).Log("msg", "call")
+			case errs.IsBusiness(err):
+				_ = level.Info(logger).Log("msg", "call refused", "err", err)
+			default:
+				_ = level.Error(logger).Log("msg", "call failed", "err", err)
+			}
+		}()
+		return next(ctx, request)
+	}
+	if o.Tracer != nil {
+		e = kitzipkin.TraceEndpoint(o.Tracer, name)(e)
+	}
+	return e
+}
+
+// Outcome is the metric label for err: "ok", or the error's code (a small fixed set).
+func Outcome(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	return errs.From(err).Code
+}

@@ -1,0 +1,185 @@
+// Package postgres opens a service's PostgreSQL database: it creates the database when
+// missing, sets pool limits and applies the service's embedded migrations in order.
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/lib/pq"
+)
+
+// Pool limits for a service's connection pool.
+type Pool struct {
+	MaxOpen     int
+	MaxIdle     int
+	MaxLifetime time.Duration
+}
+
+// DefaultPool suits one service instance on a small machine.
+var DefaultPool = Pool{MaxOpen: 20, MaxIdle: 20, MaxLifetime: 30 * time.Minute}
+
+// Open creates the database named in dsn if it does not exist, opens it with the pool
+// limits, pings it and applies the migrations in migrations (files *.sql, in name order).
+func Open(ctx context.Context, dsn string, pool Pool, migrations fs.FS) (*sql.DB, error) {
+	if err := EnsureDatabase(ctx, dsn); err != nil {
+		return nil, err
+	}
+	db, err := sql.Open("postgres", dsn)
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(pool.MaxOpen)
+	db.SetMaxIdleConns(pool.MaxIdle)
+	db.SetConnMaxLifetime(pool.MaxLifetime)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("postgres: ping: %w", err)
+	}
+	if migrations != nil {
+		if err := Migrate(ctx, db, migrations); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
+	return db, nil
+}
+
+// EnsureDatabase creates the database named in dsn (a postgres:// URL), connecting to
+// the server's "postgres" database to do so. Two instances racing to create it is fine.
+func EnsureDatabase(ctx context.Context, dsn string) error {
+	u, err := url.Parse(dsn)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return fmt.Errorf("postgres: database URL must be postgres://…")
+	}
+	name := strings.TrimPrefix(u.Path, "/")
+	if name == "" || name == "postgres" {
+		return nil
+	}
+	admin := *u
+	admin.Path = "/postgres"
+	db, err := sql.Open("postgres", admin.String())
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	var exists bool
+	if err := db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`, name).Scan(&exists); err != nil {
+		return fmt.Errorf("postgres: %s: %w", u.Redacted(), err)
+	}
+	if exists {
+		return nil
+	}
+	_, err = db.ExecContext(ctx, `CREATE DATABASE `+pq.QuoteIdentifier(name))
+	if IsCode(err, "42P04") || IsCode(err, "23505") { // created meanwhile by another instance
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("postgres: create database %q: %w", name, err)
+	}
+	return nil
+}
+
+// migrationLock is the advisory lock key that serialises migrations of one database.
+const migrationLock = 0x6b6974736870 // "kitshp"
+
+// Migrate applies the *.sql files of migrations that are not yet recorded in
+// schema_migrations, each in its own transaction, in name order. An advisory lock makes
+// instances starting at once take turns.
+func Migrate(ctx context.Context, db *sql.DB, migrations fs.FS) error {
+	names, err := fs.Glob(migrations, "*.sql")
+	if err != nil {
+		return err
+	}
+	sort.Strings(names)
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, migrationLock); err != nil {
+		return fmt.Errorf("postgres: migration lock: %w", err)
+	}
+	defer conn.ExecContext(context.Background(), `SELECT pg_advisory_unlock($1)`, migrationLock)
+
+	if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
+		return fmt.Errorf("postgres: schema_migrations: %w", err)
+	}
+	for _, name := range names {
+		var done bool
+		if err := conn.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE name = $1)`, name).Scan(&done); err != nil {
+			return err
+		}
+		if done {
+			continue
+		}
+		body, err := fs.ReadFile(migrations, name)
+		if err != nil {
+			return err
+		}
+		if err := runTx(ctx, conn, nil, func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+				return err
+			}
+			_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (name) VALUES ($1)`, name)
+			return err
+		}); err != nil {
+			return fmt.Errorf("postgres: migration %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// IsCode reports whether err is a PostgreSQL error with the given SQLSTATE code
+// (23505 unique_violation, 40001 serialization_failure, 40P01 deadlock_detected…).
+func IsCode(err error, code string) bool {
+	var pqErr *pq.Error
+	return errors.As(err, &pqErr) && string(pqErr.Code) == code
+}
+
+// Retryable reports whether a transaction failed for a reason that a retry can cure.
+func Retryable(err error) bool {
+	return IsCode(err, "40001") || IsCode(err, "40P01")
+}
+
+// InTx runs f in a transaction with the given options, committing if f succeeds and
+// retrying the whole transaction (up to 5 times) on serialization failures and deadlocks.
+func InTx(ctx context.Context, db *sql.DB, opts *sql.TxOptions, f func(*sql.Tx) error) error {
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		err = runTx(ctx, db, opts, f)
+		if !Retryable(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(attempt+1) * 5 * time.Millisecond):
+		}
+	}
+	return err
+}
+
+type txBeginner interface {
+	BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error)
+}
+
+func runTx(ctx context.Context, db txBeginner, opts *sql.TxOptions, f func(*sql.Tx) error) error {
+	tx, err := db.BeginTx(ctx, opts)
+	if err != nil {
+		return err
+	}
+	if err := f(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}

@@ -1,0 +1,148 @@
+// Package testenv gives integration tests the real PostgreSQL, RabbitMQ and Consul that
+// `make test` provides. When one is missing a test is skipped, except under CI=true,
+// where it fails: CI must never pass by skipping.
+package testenv
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"io/fs"
+	"net"
+	"net/url"
+	"os"
+	"testing"
+	"time"
+
+	consul "github.com/hashicorp/consul/api"
+	"github.com/lib/pq"
+
+	"github.com/kitshop/kitshop/pkg/postgres"
+)
+
+// Defaults, overridable with the environment variables of the same meaning.
+const (
+	defaultPostgres = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable&connect_timeout=5"
+	defaultAMQP     = "amqp://guest:guest@127.0.0.1:5672/"
+	defaultConsul   = "127.0.0.1:8500"
+)
+
+// Missing skips the test, or fails it under CI=true, because component is unreachable.
+func Missing(t testing.TB, component string, err error) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s is required under CI=true but unreachable: %v", component, err)
+	}
+	t.Skipf("%s unreachable (%v); run `make test` to start it", component, err)
+}
+
+func getenv(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+// PostgresURL creates a fresh, empty database for this test and returns its URL; the
+// database is dropped when the test ends. KITSHOP_TEST_DATABASE_URL names the server.
+func PostgresURL(t testing.TB) string {
+	t.Helper()
+	base := getenv("KITSHOP_TEST_DATABASE_URL", defaultPostgres)
+	admin, err := sql.Open("postgres", base)
+	if err != nil {
+		Missing(t, "PostgreSQL", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := admin.PingContext(ctx); err != nil {
+		admin.Close()
+		Missing(t, "PostgreSQL", err)
+	}
+	name := "kitshop_test_" + randomHex(6)
+	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+pq.QuoteIdentifier(name)); err != nil {
+		admin.Close()
+		t.Fatalf("create test database: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, _ = admin.ExecContext(ctx, "DROP DATABASE IF EXISTS "+pq.QuoteIdentifier(name)+" WITH (FORCE)")
+		admin.Close()
+	})
+	u, _ := url.Parse(base)
+	u.Path = "/" + name
+	return u.String()
+}
+
+// Postgres opens a fresh database with migrations applied; it is closed and dropped
+// when the test ends.
+func Postgres(t testing.TB, migrations fs.FS) *sql.DB {
+	t.Helper()
+	dsn := PostgresURL(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	db, err := postgres.Open(ctx, dsn, postgres.DefaultPool, migrations)
+	if err != nil {
+		t.Fatalf("open test database: %v", err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// AMQPURL returns the URL of the test RabbitMQ (KITSHOP_TEST_AMQP_URL), checking that
+// it accepts connections.
+func AMQPURL(t testing.TB) string {
+	t.Helper()
+	raw := getenv("KITSHOP_TEST_AMQP_URL", defaultAMQP)
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatalf("KITSHOP_TEST_AMQP_URL: %v", err)
+	}
+	host := u.Host
+	if u.Port() == "" {
+		host = net.JoinHostPort(u.Hostname(), "5672")
+	}
+	conn, err := net.DialTimeout("tcp", host, 3*time.Second)
+	if err != nil {
+		Missing(t, "RabbitMQ", err)
+	}
+	conn.Close()
+	return raw
+}
+
+// Consul returns a client of the test Consul agent (KITSHOP_TEST_CONSUL_ADDR) and its
+// address, checking that the agent has a leader.
+func Consul(t testing.TB) (*consul.Client, string) {
+	t.Helper()
+	addr := getenv("KITSHOP_TEST_CONSUL_ADDR", defaultConsul)
+	conf := consul.DefaultConfig()
+	conf.Address = addr
+	c, err := consul.NewClient(conf)
+	if err != nil {
+		t.Fatalf("consul client: %v", err)
+	}
+	leader, err := c.Status().Leader()
+	if err == nil && leader == "" {
+		err = errNoLeader
+	}
+	if err != nil {
+		Missing(t, "Consul", err)
+	}
+	return c, addr
+}
+
+type constError string
+
+func (e constError) Error() string { return string(e) }
+
+const errNoLeader = constError("agent has no leader")
+
+// Name returns a name unique to this run, for Consul services, queues and the like.
+func Name(prefix string) string { return prefix + "-" + randomHex(4) }
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

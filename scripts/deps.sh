@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Makes sure the components the tests and the demo use are up on this machine:
+# PostgreSQL on 127.0.0.1:5432, RabbitMQ on 127.0.0.1:5672 and a Consul dev agent on
+# 127.0.0.1:8500. Starts what is down (with the machine's own commands) and waits for it.
+# With --require, a component that cannot be brought up is an error.
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+require=false
+[ "${1:-}" = "--require" ] && require=true
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_port() { # name port seconds
+  for _ in $(seq 1 $(($3 * 5))); do
+    port_open "$2" && return 0
+    sleep 0.2
+  done
+  return 1
+}
+
+failed=()
+
+if ! port_open 5432; then
+  echo "deps: starting PostgreSQL"
+  if command -v pg_ctlcluster >/dev/null; then
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -n 1)" main start || true
+  fi
+  wait_port postgres 5432 30 || failed+=("PostgreSQL (127.0.0.1:5432)")
+fi
+port_open 5432 && echo "deps: PostgreSQL up"
+
+if ! port_open 5672; then
+  echo "deps: starting RabbitMQ"
+  command -v rabbitmq-server >/dev/null && rabbitmq-server -detached || true
+  wait_port rabbitmq 5672 60 || failed+=("RabbitMQ (127.0.0.1:5672)")
+fi
+port_open 5672 && echo "deps: RabbitMQ up"
+
+"$here/../consul/agent.sh" || failed+=("Consul (127.0.0.1:8500)")
+
+if [ ${#failed[@]} -gt 0 ]; then
+  printf 'deps: not available: %s\n' "${failed[@]}" >&2
+  $require && exit 1
+fi
+exit 0
