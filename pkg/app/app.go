@@ -35,11 +35,11 @@ import (
 // KITSHOP_* environment fallback (see pkg/config).
 type Config struct {
 	Service       string
-	HTTPAddr      string        // listen address; ":0" picks a free port
-	AdvertiseHost string        // the host registered in Consul
-	ConsulAddr    string        // empty: do not register or discover
-	DatabaseURL   string        // empty: the service uses its in-memory store
-	ZipkinURL     string        // empty: propagate traces, report nothing
+	HTTPAddr      string // listen address; ":0" picks a free port
+	AdvertiseHost string // the host registered in Consul
+	ConsulAddr    string // empty: do not register or discover
+	DatabaseURL   string // empty: the service uses its in-memory store
+	ZipkinURL     string // empty: propagate traces, report nothing
 	LogLevel      string
 	Tags          string        // comma-separated Consul tags
 	Drain         time.Duration // pause between deregistering and closing the listener

@@ -10,9 +10,9 @@ import (
 	"strconv"
 	"time"
 
-	consul "github.com/hashicorp/consul/api"
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
+	consul "github.com/hashicorp/consul/api"
 )
 
 // Registration describes one instance.

@@ -14,18 +14,18 @@ import (
 type Kind int
 
 const (
-	Internal        Kind = iota // 500: a bug or an unexpected failure; details are logged, not shown
-	Invalid                     // 400: bad input
-	Unauthenticated             // 401: no or invalid credentials
-	Forbidden                   // 403: authenticated but not allowed
-	NotFound                    // 404: does not exist, or belongs to someone else
-	MethodNotAllowed            // 405
-	Conflict                    // 409: clashes with the current state
-	TooLarge                    // 413: body too large
-	Unprocessable               // 422: a business rule refused it
-	RateLimited                 // 429
-	Unavailable                 // 503: an upstream is down or its breaker is open
-	Timeout                     // 504: an upstream did not answer in time
+	Internal         Kind = iota // 500: a bug or an unexpected failure; details are logged, not shown
+	Invalid                      // 400: bad input
+	Unauthenticated              // 401: no or invalid credentials
+	Forbidden                    // 403: authenticated but not allowed
+	NotFound                     // 404: does not exist, or belongs to someone else
+	MethodNotAllowed             // 405
+	Conflict                     // 409: clashes with the current state
+	TooLarge                     // 413: body too large
+	Unprocessable                // 422: a business rule refused it
+	RateLimited                  // 429
+	Unavailable                  // 503: an upstream is down or its breaker is open
+	Timeout                      // 504: an upstream did not answer in time
 )
 
 var statuses = map[Kind]int{
