@@ -1,0 +1,76 @@
+// Command payment runs the payment service: charges and refunds against a simulated
+// card processor, with a ledger.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/kitshop/kitshop/payment"
+	"github.com/kitshop/kitshop/pkg/app"
+	"github.com/kitshop/kitshop/pkg/config"
+	"github.com/kitshop/kitshop/pkg/observe"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "payment:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	var (
+		cfg  app.Config
+		proc payment.SimulatedConfig
+		fs   = flag.NewFlagSet("payment", flag.ContinueOnError)
+	)
+	cfg.RegisterFlags(fs, "payment", ":8084")
+	fs.DurationVar(&proc.Latency, "processor-latency", 0, "latency the simulated card processor adds to every charge")
+	fs.Float64Var(&proc.FailureRate, "processor-failure-rate", 0, "fraction (0 to 1) of charges the simulated processor fails with 503 processor_unavailable")
+	fs.Uint64Var(&proc.Seed, "processor-seed", 0, "seed of the simulated processor's failures; 0 picks one at random")
+	if err := config.Parse(fs, args, nil); err != nil {
+		return err
+	}
+	if proc.Seed == 0 {
+		proc.Seed = rand.Uint64()
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	a, err := app.New(cfg, os.Stderr)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+
+	db, err := a.OpenDB(ctx, payment.Migrations())
+	if err != nil {
+		return err
+	}
+	store := payment.NewMemoryStore()
+	if db != nil {
+		store = payment.NewPostgresStore(db)
+	}
+
+	processor, err := payment.NewSimulatedProcessor(proc)
+	if err != nil {
+		return err
+	}
+	processor = payment.InstrumentProcessor(processor,
+		a.Metrics.Histogram("payment", "processor_duration_seconds", "Card processor latency by outcome.", "outcome"))
+
+	svc := payment.NewService(store, processor, time.Now)
+	svc = payment.Instrument(a.Metrics.Counter("payment", "charges_total", "Charges that moved money or were declined, and refunds, by outcome and decline code.", "outcome", "code"))(svc)
+
+	obs := observe.Observer{Logger: a.Logger, Metrics: a.Metrics, Tracer: a.Tracer}
+	h := payment.MakeHTTPHandler(payment.MakeServerEndpoints(svc, obs), a.Logger, a.Tracer)
+	return a.Run(ctx, h)
+}
