@@ -1,0 +1,363 @@
+package outbox
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-kit/kit/metrics"
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/lib/pq"
+	"github.com/openzipkin/zipkin-go"
+	"github.com/openzipkin/zipkin-go/model"
+	"github.com/openzipkin/zipkin-go/propagation/b3"
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/kitshop/kitshop/pkg/observe"
+)
+
+// Config configures a Relay. DB, URL and Metrics are required.
+type Config struct {
+	DB       *sql.DB
+	URL      string // amqp://user:pass@host:5672/vhost
+	Exchange string // DefaultExchange when empty
+
+	BatchSize      int           // events published per transaction (default 100)
+	PollInterval   time.Duration // pause when the outbox is drained (default 100 ms)
+	ConfirmTimeout time.Duration // how long the broker gets to confirm a batch (default 10 s)
+	Retention      time.Duration // sent events are deleted after this long (default 24 h)
+	Backoff        Backoff       // reconnect and retry pauses (DefaultBackoff when zero)
+
+	Name    string // connection name shown by the broker (default "kitshop outbox relay")
+	Logger  log.Logger
+	Metrics *observe.Metrics
+	Tracer  *zipkin.Tracer // nil: no producer spans; stored trace headers still travel
+}
+
+// Relay publishes the events of an outbox table to RabbitMQ. Several relays may drain
+// the same table at once: each batch is claimed with FOR UPDATE SKIP LOCKED, and only
+// the oldest unsent event of each aggregate is eligible, so an aggregate's events are
+// published in order, each after the previous one was confirmed.
+type Relay struct {
+	cfg       Config
+	connected atomic.Bool
+
+	published metrics.Counter
+	failed    metrics.Counter
+	lag       metrics.Histogram
+}
+
+// NewRelay checks cfg, fills its defaults and registers the relay's metrics:
+// kitshop_outbox_published_total{type}, kitshop_outbox_publish_failures_total and
+// kitshop_outbox_lag_seconds (enqueue to confirm).
+func NewRelay(cfg Config) (*Relay, error) {
+	switch {
+	case cfg.DB == nil:
+		return nil, errors.New("outbox: relay needs a database")
+	case cfg.URL == "":
+		return nil, errors.New("outbox: relay needs a RabbitMQ URL")
+	case cfg.Metrics == nil:
+		return nil, errors.New("outbox: relay needs metrics")
+	}
+	if cfg.Exchange == "" {
+		cfg.Exchange = DefaultExchange
+	}
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = 100
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = 100 * time.Millisecond
+	}
+	if cfg.ConfirmTimeout <= 0 {
+		cfg.ConfirmTimeout = 10 * time.Second
+	}
+	if cfg.Retention <= 0 {
+		cfg.Retention = 24 * time.Hour
+	}
+	if cfg.Backoff.Min <= 0 {
+		cfg.Backoff = DefaultBackoff
+	}
+	if cfg.Name == "" {
+		cfg.Name = "kitshop outbox relay"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = log.NewNopLogger()
+	}
+	return &Relay{
+		cfg:       cfg,
+		published: cfg.Metrics.Counter("outbox", "published_total", "Events published to RabbitMQ and confirmed, by type.", "type"),
+		failed:    cfg.Metrics.Counter("outbox", "publish_failures_total", "Events the broker refused or did not confirm (they are retried)."),
+		lag:       cfg.Metrics.Histogram("outbox", "lag_seconds", "Time from enqueue to broker confirmation."),
+	}, nil
+}
+
+// Check reports whether the relay holds a RabbitMQ connection, for GET /health.
+func (r *Relay) Check(context.Context) error {
+	if !r.connected.Load() {
+		return errors.New("not connected to RabbitMQ")
+	}
+	return nil
+}
+
+// errBroker marks failures of the RabbitMQ connection, which end it.
+type errBroker struct{ err error }
+
+func (e errBroker) Error() string { return "rabbitmq: " + e.err.Error() }
+func (e errBroker) Unwrap() error { return e.err }
+
+// Run publishes until ctx is done, reconnecting with backoff whenever the connection
+// is lost. Events enqueued meanwhile wait in the table. It returns nil when ctx ends.
+func (r *Relay) Run(ctx context.Context) error {
+	logger := r.cfg.Logger
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 && !sleep(ctx, r.cfg.Backoff.Delay(attempt-1)) {
+			return nil
+		}
+		conn, err := Dial(r.cfg.URL, r.cfg.Name)
+		if err != nil {
+			_ = level.Warn(logger).Log("msg", "rabbitmq unreachable; retrying", "err", err)
+			continue
+		}
+		err = r.serve(ctx, conn)
+		r.connected.Store(false)
+		_ = conn.Close()
+		if ctx.Err() != nil {
+			return nil
+		}
+		_ = level.Warn(logger).Log("msg", "rabbitmq connection lost; reconnecting", "err", err)
+		attempt = 0
+	}
+}
+
+// serve publishes over conn until it fails or ctx ends.
+func (r *Relay) serve(ctx context.Context, conn *amqp.Connection) error {
+	// Buffered so the library never blocks sending the close reason; read below.
+	connClosed := conn.NotifyClose(make(chan *amqp.Error, 1))
+	ch, err := conn.Channel()
+	if err != nil {
+		return err
+	}
+	chClosed := ch.NotifyClose(make(chan *amqp.Error, 1))
+	if err := ch.Confirm(false); err != nil {
+		return err
+	}
+	if err := DeclareExchange(ch, r.cfg.Exchange); err != nil {
+		return err
+	}
+	r.connected.Store(true)
+	_ = level.Info(r.cfg.Logger).Log("msg", "relaying outbox to rabbitmq", "exchange", r.cfg.Exchange)
+
+	var nextPurge time.Time
+	dbFailures := 0
+	for {
+		if now := time.Now(); now.After(nextPurge) {
+			r.purge(ctx)
+			nextPurge = now.Add(time.Minute)
+		}
+		n, err := r.relayBatch(ctx, ch)
+		var brokerErr errBroker
+		switch {
+		case errors.As(err, &brokerErr):
+			return err
+		case err != nil && ctx.Err() != nil:
+			return nil
+		case err != nil:
+			_ = level.Error(r.cfg.Logger).Log("msg", "outbox batch failed", "err", err)
+			dbFailures++
+		default:
+			dbFailures = 0
+		}
+		wait := r.cfg.PollInterval
+		switch {
+		case dbFailures > 0:
+			wait = r.cfg.Backoff.Delay(dbFailures - 1)
+		case n > 0:
+			wait = 0 // more may be waiting, or the next event of an aggregate just sent
+		}
+		timer := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return nil
+		case e := <-connClosed:
+			timer.Stop()
+			return errBroker{closeError(e)}
+		case e := <-chClosed:
+			timer.Stop()
+			return errBroker{closeError(e)}
+		case <-timer.C:
+		}
+	}
+}
+
+func closeError(e *amqp.Error) error {
+	if e == nil {
+		return amqp.ErrClosed
+	}
+	return e
+}
+
+// pending is one claimed outbox row.
+type pending struct {
+	seq        int64
+	id, typ    string
+	aggregate  string
+	occurredAt time.Time
+	createdAt  time.Time
+	body       []byte
+	trace      []byte
+
+	span    zipkin.Span
+	confirm *amqp.DeferredConfirmation
+}
+
+// claimSQL takes, at most $1 at a time, the unsent rows that are first in line for
+// their aggregate, skipping rows another relay holds. A row whose predecessor is held
+// by another relay is not eligible, so it cannot overtake it.
+const claimSQL = `SELECT o.seq, o.id, o.type, o.aggregate_id, o.occurred_at, o.created_at, o.body, o.trace
+FROM outbox o
+WHERE o.sent_at IS NULL
+  AND NOT EXISTS (SELECT 1 FROM outbox p
+                  WHERE p.aggregate_id = o.aggregate_id AND p.sent_at IS NULL AND p.seq < o.seq)
+ORDER BY o.seq
+LIMIT $1
+FOR UPDATE OF o SKIP LOCKED`
+
+// relayBatch claims a batch, publishes it, waits for the broker's confirms and marks
+// the confirmed events sent, all in one transaction. It returns how many were sent.
+func (r *Relay) relayBatch(ctx context.Context, ch *amqp.Channel) (int, error) {
+	tx, err := r.cfg.DB.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = tx.Rollback() }() // a no-op after Commit
+
+	batch, err := claim(ctx, tx, r.cfg.BatchSize)
+	if err != nil || len(batch) == 0 {
+		return 0, err
+	}
+
+	var publishErr error
+	published := make([]pending, 0, len(batch))
+	for _, p := range batch {
+		if p.confirm, publishErr = r.publish(ctx, ch, &p); publishErr != nil {
+			break
+		}
+		published = append(published, p)
+	}
+
+	confirmCtx, cancel := context.WithTimeout(ctx, r.cfg.ConfirmTimeout)
+	defer cancel()
+	sent := make([]int64, 0, len(published))
+	now := time.Now()
+	for _, p := range published {
+		acked, err := p.confirm.WaitContext(confirmCtx)
+		if p.span != nil {
+			p.span.Finish()
+		}
+		if err != nil || !acked {
+			// Unconfirmed: it stays unsent and goes out again (the consumer dedups).
+			r.failed.Add(1)
+			if publishErr == nil {
+				publishErr = fmt.Errorf("event %s not confirmed (acked %v, %v)", p.id, acked, err)
+			}
+			continue
+		}
+		sent = append(sent, p.seq)
+		r.published.With("type", p.typ).Add(1)
+		r.lag.Observe(now.Sub(p.createdAt).Seconds())
+	}
+	if len(sent) > 0 {
+		if _, err := tx.ExecContext(ctx, `UPDATE outbox SET sent_at = now() WHERE seq = ANY($1)`, pq.Array(sent)); err != nil {
+			return 0, err
+		}
+		if err := tx.Commit(); err != nil {
+			return 0, err
+		}
+	}
+	if publishErr != nil {
+		return len(sent), errBroker{publishErr}
+	}
+	return len(sent), nil
+}
+
+func claim(ctx context.Context, tx *sql.Tx, limit int) ([]pending, error) {
+	rows, err := tx.QueryContext(ctx, claimSQL, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var batch []pending
+	for rows.Next() {
+		var p pending
+		if err := rows.Scan(&p.seq, &p.id, &p.typ, &p.aggregate, &p.occurredAt, &p.createdAt, &p.body, &p.trace); err != nil {
+			return nil, err
+		}
+		batch = append(batch, p)
+	}
+	return batch, rows.Err()
+}
+
+// publish sends p as a persistent message whose ID is the event ID and whose type and
+// routing key are the event type. The B3 headers continue the trace stored with the
+// event, through a producer span when the relay traces.
+func (r *Relay) publish(ctx context.Context, ch *amqp.Channel, p *pending) (*amqp.DeferredConfirmation, error) {
+	headers := amqp.Table{HeaderAggregateID: p.aggregate}
+	var stored b3.Map
+	if json.Unmarshal(p.trace, &stored) == nil && len(stored) > 0 {
+		if sc, err := stored.Extract(); err == nil && sc != nil {
+			traced := *sc
+			if r.cfg.Tracer != nil {
+				p.span = r.cfg.Tracer.StartSpan("publish "+p.typ, zipkin.Kind(model.Producer), zipkin.Parent(*sc),
+					zipkin.Tags(map[string]string{"amqp.exchange": r.cfg.Exchange, "event.id": p.id}))
+				traced = p.span.Context()
+			}
+			for k, v := range TraceHeaders(traced) {
+				headers[k] = v
+			}
+		}
+	}
+	dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, r.cfg.Exchange, p.typ, false, false, amqp.Publishing{
+		ContentType:  "application/json",
+		DeliveryMode: amqp.Persistent,
+		MessageId:    p.id,
+		Type:         p.typ,
+		Timestamp:    p.occurredAt,
+		Headers:      headers,
+		Body:         p.body,
+	})
+	if err != nil {
+		if p.span != nil {
+			p.span.Finish()
+		}
+		r.failed.Add(1)
+		return nil, err
+	}
+	return dc, nil
+}
+
+// purge deletes events sent longer than Retention ago, a bounded number at a time.
+func (r *Relay) purge(ctx context.Context) {
+	_, err := r.cfg.DB.ExecContext(ctx, `DELETE FROM outbox WHERE seq IN (
+		SELECT seq FROM outbox WHERE sent_at < $1 LIMIT 10000)`, time.Now().Add(-r.cfg.Retention))
+	if err != nil && ctx.Err() == nil {
+		_ = level.Warn(r.cfg.Logger).Log("msg", "purging sent outbox events failed", "err", err)
+	}
+}
+
+// sleep waits d or until ctx ends, reporting whether it waited the whole d.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
