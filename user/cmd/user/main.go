@@ -1,0 +1,110 @@
+// Command user serves accounts, logins and the keys that verify access tokens.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"runtime"
+	"syscall"
+	"time"
+
+	"github.com/go-kit/log/level"
+
+	"github.com/kitshop/kitshop/pkg/app"
+	"github.com/kitshop/kitshop/pkg/auth"
+	"github.com/kitshop/kitshop/pkg/config"
+	"github.com/kitshop/kitshop/user"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "user:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("user", flag.ExitOnError)
+	var cfg app.Config
+	cfg.RegisterFlags(fs, "user", ":8081")
+	ttl := fs.Duration("token-ttl", 15*time.Minute, "how long an access token is valid")
+	issuer := fs.String("issuer", auth.DefaultIssuer, "the iss claim of access tokens")
+	audience := fs.String("audience", auth.DefaultAudience, "the aud claim of access tokens")
+	keyFile := fs.String("key-file", user.DefaultKeyFile(), "signing keyring (JSON, 0600), created on first start; share it between instances")
+	rotate := fs.Bool("rotate-key", false, "make a new signing key current, keep the old one verifiable until its tokens expire, and exit")
+	trustForwarded := fs.Bool("trust-forwarded", true, "take the client address from the first X-Forwarded-For entry (right behind the gateway, which sets it)")
+	adminEmail := fs.String("admin-email", "", "create this admin account at start if missing (with -admin-password)")
+	adminPassword := fs.String("admin-password", "", "password of the -admin-email account")
+	perEmail := fs.Int("login-failures-per-email", 10, "failed logins allowed per email per -login-failure-window (0: unlimited)")
+	perAddr := fs.Int("login-failures-per-addr", 10, "failed logins allowed per client address per -login-failure-window (0: unlimited)")
+	window := fs.Duration("login-failure-window", time.Minute, "window of the failed-login limits")
+	argonMemory := fs.Uint("argon2-memory", uint(user.DefaultArgon2.Memory), "argon2id memory in KiB for new password hashes (at least 19456)")
+	argonTime := fs.Uint("argon2-time", uint(user.DefaultArgon2.Time), "argon2id passes for new password hashes (at least 2)")
+	hashers := fs.Int("hash-concurrency", runtime.GOMAXPROCS(0), "password hashes computed at once; each takes -argon2-memory")
+	if err := config.Parse(fs, args, nil); err != nil {
+		return err
+	}
+	if *argonMemory < uint(user.DefaultArgon2.Memory) || *argonTime < uint(user.DefaultArgon2.Time) {
+		return errors.New("argon2 parameters below OWASP's minimum (m=19456, t=2)")
+	}
+	if (*adminEmail == "") != (*adminPassword == "") {
+		return errors.New("-admin-email and -admin-password go together")
+	}
+
+	keys, err := user.OpenKeyring(*keyFile, *issuer, *audience, *ttl, time.Now)
+	if err != nil {
+		return err
+	}
+	if *rotate {
+		kid, err := keys.Rotate()
+		if err != nil {
+			return err
+		}
+		fmt.Println("signing key is now", kid)
+		return nil
+	}
+
+	a, err := app.New(cfg, os.Stderr)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	db, err := a.OpenDB(ctx, user.Migrations())
+	if err != nil {
+		return err
+	}
+	store := user.NewMemoryStore()
+	if db != nil {
+		store = user.NewPostgresStore(db)
+	}
+	params := user.DefaultArgon2
+	params.Memory, params.Time = uint32(*argonMemory), uint32(*argonTime)
+	passwords, err := user.NewPasswords(params, *hashers)
+	if err != nil {
+		return err
+	}
+	if *adminEmail != "" {
+		if err := user.EnsureAdmin(ctx, store, passwords, *adminEmail, *adminPassword, time.Now()); err != nil {
+			return fmt.Errorf("admin account: %w", err)
+		}
+		_ = level.Info(a.Logger).Log("msg", "admin account ready", "email", *adminEmail)
+	}
+
+	svc := user.NewService(store, user.Options{
+		Passwords:     passwords,
+		Keys:          keys,
+		EmailThrottle: user.NewThrottle(*perEmail, *window, time.Now),
+		AddrThrottle:  user.NewThrottle(*perAddr, *window, time.Now),
+		Logger:        a.Logger,
+		Now:           time.Now,
+	})
+	verifier := auth.NewVerifier(keys, *issuer, *audience)
+	endpoints := user.MakeServerEndpoints(svc, a.Observer(), verifier)
+	return a.Run(ctx, user.MakeHTTPHandler(endpoints, a.Tracer, *trustForwarded))
+}

@@ -1,0 +1,102 @@
+package user
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"strings"
+
+	"github.com/go-kit/kit/endpoint"
+	"github.com/go-kit/kit/sd"
+	kithttp "github.com/go-kit/kit/transport/http"
+	"github.com/gorilla/mux"
+	"github.com/openzipkin/zipkin-go"
+
+	"github.com/kitshop/kitshop/pkg/auth"
+	"github.com/kitshop/kitshop/pkg/client"
+	"github.com/kitshop/kitshop/pkg/httpjson"
+)
+
+// jwksMaxAge lets verifiers and proxies cache the key set briefly; a verifier that
+// meets an unknown kid fetches again anyway.
+const jwksMaxAge = "public, max-age=60"
+
+// MakeHTTPHandler mounts the endpoints on their routes. With trustForwarded the client
+// address used for login throttling is the first X-Forwarded-For entry, which is right
+// only behind the gateway, which sets that header itself; otherwise it is the peer's
+// address.
+func MakeHTTPHandler(e Endpoints, tracer *zipkin.Tracer, trustForwarded bool) http.Handler {
+	r := mux.NewRouter()
+	r.NotFoundHandler = httpjson.NotFound()
+	r.MethodNotAllowedHandler = httpjson.MethodNotAllowed()
+	handle := func(method, path string, e endpoint.Endpoint, dec kithttp.DecodeRequestFunc, enc kithttp.EncodeResponseFunc) {
+		opts := append(httpjson.ServerOptions(tracer, method+" "+path), kithttp.ServerBefore(clientAddr(trustForwarded)))
+		r.Methods(method).Path(path).Handler(kithttp.NewServer(e, dec, enc, opts...))
+	}
+	handle("POST", "/v1/users", e.RegisterEndpoint, decodeRegisterRequest, httpjson.Encode)
+	handle("POST", "/v1/auth/login", e.LoginEndpoint, decodeLoginRequest, httpjson.Encode)
+	handle("GET", "/v1/users/me", e.MeEndpoint, decodeNoRequest, httpjson.Encode)
+	handle("GET", auth.JWKSPath, e.JWKSEndpoint, decodeNoRequest, encodeJWKSResponse)
+	return r
+}
+
+// clientAddr puts the client's address in the context for login throttling.
+func clientAddr(trustForwarded bool) kithttp.RequestFunc {
+	return func(ctx context.Context, r *http.Request) context.Context {
+		if trustForwarded {
+			if first, _, _ := strings.Cut(r.Header.Get("X-Forwarded-For"), ","); strings.TrimSpace(first) != "" {
+				return WithClientAddr(ctx, strings.TrimSpace(first))
+			}
+		}
+		host, _, err := net.SplitHostPort(r.RemoteAddr)
+		if err != nil {
+			host = r.RemoteAddr
+		}
+		return WithClientAddr(ctx, host)
+	}
+}
+
+func decodeRegisterRequest(_ context.Context, r *http.Request) (any, error) {
+	var req registerRequest
+	err := httpjson.Decode(nil, r, &req)
+	return req, err
+}
+
+func decodeLoginRequest(_ context.Context, r *http.Request) (any, error) {
+	var req loginRequest
+	err := httpjson.Decode(nil, r, &req)
+	return req, err
+}
+
+func decodeNoRequest(context.Context, *http.Request) (any, error) { return nil, nil }
+
+func encodeJWKSResponse(ctx context.Context, w http.ResponseWriter, response any) error {
+	w.Header().Set("Cache-Control", jwksMaxAge)
+	return httpjson.Encode(ctx, w, response)
+}
+
+// NewHTTPClient returns the user Service of the instances instancer finds. Only
+// reads are retried: a registration or a login sent twice is not the same as once.
+func NewHTTPClient(instancer sd.Instancer, opts client.Options) Service {
+	c := client.New("user", instancer, opts)
+	return Endpoints{
+		RegisterEndpoint: c.Endpoint(client.Route{Name: "register", Method: "POST", Encode: encodeJSONTo("/v1/users"), Decode: httpjson.DecodeResponse[userView]}),
+		LoginEndpoint:    c.Endpoint(client.Route{Name: "login", Method: "POST", Encode: encodeJSONTo("/v1/auth/login"), Decode: httpjson.DecodeResponse[loginResponse]}),
+		MeEndpoint:       c.Endpoint(client.Route{Name: "me", Method: "GET", Encode: encodePath("/v1/users/me"), Decode: httpjson.DecodeResponse[userView], Idempotent: true}),
+		JWKSEndpoint:     c.Endpoint(client.Route{Name: "jwks", Method: "GET", Encode: encodePath(auth.JWKSPath), Decode: httpjson.DecodeResponse[auth.JWKS], Idempotent: true}),
+	}
+}
+
+func encodeJSONTo(path string) kithttp.EncodeRequestFunc {
+	return func(ctx context.Context, r *http.Request, request any) error {
+		r.URL.Path = path
+		return kithttp.EncodeJSONRequest(ctx, r, request)
+	}
+}
+
+func encodePath(path string) kithttp.EncodeRequestFunc {
+	return func(_ context.Context, r *http.Request, _ any) error {
+		r.URL.Path = path
+		return nil
+	}
+}
