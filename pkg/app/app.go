@@ -19,12 +19,14 @@ import (
 
 	"github.com/go-kit/kit/sd"
 	consulsd "github.com/go-kit/kit/sd/consul"
+	kithttp "github.com/go-kit/kit/transport/http"
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 	consul "github.com/hashicorp/consul/api"
 	"github.com/openzipkin/zipkin-go"
 	"github.com/openzipkin/zipkin-go/reporter"
 
+	"github.com/kitshop/kitshop/pkg/auth"
 	"github.com/kitshop/kitshop/pkg/client"
 	"github.com/kitshop/kitshop/pkg/logging"
 	"github.com/kitshop/kitshop/pkg/observe"
@@ -196,6 +198,7 @@ func (a *App) ClientOptions() client.Options {
 		},
 		Tracer: a.Tracer,
 		Logger: a.Logger,
+		Before: []kithttp.RequestFunc{auth.ContextToHTTP()},
 	}.Defaults()
 }
 
@@ -217,3 +220,8 @@ func (a *App) Close() {
 type closerFunc func() error
 
 func (f closerFunc) Close() error { return f() }
+
+// Observer decorates server endpoints with this app's logger, metrics and tracer.
+func (a *App) Observer() observe.Observer {
+	return observe.Observer{Logger: a.Logger, Metrics: a.Metrics, Tracer: a.Tracer}
+}

@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"sync"
 	"time"
 
 	"github.com/afex/hystrix-go/hystrix"
@@ -58,6 +59,9 @@ type Options struct {
 	HTTPClient *http.Client // shared by all routes to this service; see NewHTTPClient
 	Tracer     *zipkin.Tracer
 	Logger     log.Logger
+	// Before runs on every outgoing request (app sets auth.ContextToHTTP, so a call
+	// made for a user carries that user's token).
+	Before []kithttp.RequestFunc
 
 	// InvalidateAfter drops the known instances when Consul has been failing this long;
 	// zero keeps the last good set for as long as Consul is away.
@@ -142,9 +146,20 @@ func (s *Service) Endpoint(r Route) endpoint.Endpoint {
 	if r.Idempotent {
 		retries = s.opts.Retries
 	}
-	var e endpoint.Endpoint = lb.RetryWithCallback(s.opts.Timeout, balancer, func(n int, err error) (bool, error) {
-		return n <= retries && retryable(err), nil
-	})
+	// An ejected instance fails at once without a network call, so skipping it does not
+	// spend a retry; maxSkips only bounds the loop when every instance is ejected.
+	// The count of skips belongs to one call, so the retrier is made per call.
+	const maxSkips = 16
+	var e endpoint.Endpoint = func(ctx context.Context, request any) (any, error) {
+		skipped := 0
+		return lb.RetryWithCallback(s.opts.Timeout, balancer, func(n int, err error) (bool, error) {
+			if errors.Is(err, errEjected) {
+				skipped++
+				return skipped <= maxSkips, nil
+			}
+			return n-skipped <= retries && retryable(err), nil
+		})(ctx, request)
+	}
 	e = unwrapRetry(e)
 	e = s.guard(e)
 	e = unwrapBusiness(e)
@@ -154,23 +169,98 @@ func (s *Service) Endpoint(r Route) endpoint.Endpoint {
 	return e
 }
 
-// factory turns an instance address into an endpoint for r, with a deadline per try
-// and a client span carrying B3 headers.
+// factory turns an instance address into an endpoint for r, with a deadline per try,
+// a client span carrying B3 headers, and ejection: an instance that refused or dropped
+// a connection is skipped for a while, so retries go to the others at once.
 func (s *Service) factory(r Route) sd.Factory {
+	ej := &ejections{until: map[string]time.Time{}}
 	return func(instance string) (endpoint.Endpoint, io.Closer, error) {
 		tgt := &url.URL{Scheme: "http", Host: instance}
 		opts := []kithttp.ClientOption{kithttp.SetClient(s.opts.HTTPClient)}
+		if len(s.opts.Before) > 0 {
+			opts = append(opts, kithttp.ClientBefore(s.opts.Before...))
+		}
 		if s.opts.Tracer != nil {
 			opts = append(opts, kitzipkin.HTTPClientTrace(s.opts.Tracer, kitzipkin.Name(s.name+"."+r.Name)))
 		}
 		e := kithttp.NewClient(r.Method, tgt, r.Encode, decodeWith(r.Decode), opts...).Endpoint()
 		attempt := s.opts.AttemptTimeout
+		ej.add(instance)
 		return func(ctx context.Context, request any) (any, error) {
+			if ej.skip(instance) {
+				return nil, errEjected
+			}
 			ctx, cancel := context.WithTimeout(ctx, attempt)
 			defer cancel()
-			return e(ctx, request)
-		}, nil, nil
+			response, err := e(ctx, request)
+			if err != nil && unreachable(err) {
+				ej.eject(instance)
+			}
+			return response, err
+		}, closerFunc(func() error { ej.remove(instance); return nil }), nil
 	}
+}
+
+// ejections tracks which instances of one route are being skipped.
+type ejections struct {
+	mu    sync.Mutex
+	until map[string]time.Time // zero: in use
+}
+
+func (e *ejections) add(instance string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.until[instance] = time.Time{}
+}
+
+func (e *ejections) remove(instance string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	delete(e.until, instance)
+}
+
+func (e *ejections) eject(instance string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, ok := e.until[instance]; ok {
+		e.until[instance] = time.Now().Add(ejectFor)
+	}
+}
+
+// skip reports whether instance is ejected while another one is not: when every
+// instance is ejected, all are tried again rather than none.
+func (e *ejections) skip(instance string) bool {
+	now := time.Now()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !now.Before(e.until[instance]) {
+		return false
+	}
+	for other, until := range e.until {
+		if other != instance && !now.Before(until) {
+			return true
+		}
+	}
+	return false
+}
+
+type closerFunc func() error
+
+func (f closerFunc) Close() error { return f() }
+
+// ejectFor is how long an instance that refused or dropped a connection is skipped:
+// long enough for its failing health check to take it out of Consul's passing set,
+// short enough that a restarted instance is soon used again.
+const ejectFor = 3 * time.Second
+
+// errEjected is what a recently unreachable instance answers without being called.
+var errEjected = errors.New("client: instance recently unreachable, skipped")
+
+// unreachable reports whether err means the instance could not be talked to at all
+// (refused, reset, closed mid-answer), as opposed to a slow or failing answer.
+func unreachable(err error) bool {
+	var opErr *net.OpError
+	return errors.As(err, &opErr) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // guard runs e inside the hystrix command, so failures of the system trip the breaker.
@@ -248,7 +338,7 @@ func retryable(err error) bool {
 			upstream.status == http.StatusGatewayTimeout
 	}
 	var netErr net.Error
-	return errors.As(err, &netErr) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+	return errors.As(err, &netErr) || unreachable(err) ||
 		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, lb.ErrNoEndpoints)
 }
 

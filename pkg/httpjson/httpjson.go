@@ -10,6 +10,11 @@ import (
 	"net/http"
 	"strings"
 
+	kitzipkin "github.com/go-kit/kit/tracing/zipkin"
+	kithttp "github.com/go-kit/kit/transport/http"
+	"github.com/openzipkin/zipkin-go"
+
+	"github.com/kitshop/kitshop/pkg/auth"
 	"github.com/kitshop/kitshop/pkg/errs"
 )
 
@@ -24,7 +29,8 @@ var (
 )
 
 // Decode reads r's body into v. Unknown fields, trailing data, a wrong content type and
-// bodies over MaxBody are errors.
+// bodies over MaxBody are errors. w may be nil (go-kit decoders have none); when given,
+// the server closes the connection after an oversized body.
 func Decode(w http.ResponseWriter, r *http.Request, v any) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(strings.ToLower(ct), "application/json") {
 		return ErrContentType
@@ -40,10 +46,7 @@ func DecodeReader(rd io.Reader, v any) error {
 	if err := dec.Decode(v); err != nil {
 		return decodeError(err)
 	}
-	if err := dec.Decode(&struct{}{}); !errors.Is(err, io.EOF) {
-		if err != nil {
-			return decodeError(err)
-		}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return ErrMalformed.WithMessage("request body has data after the JSON value")
 	}
 	return nil
@@ -83,4 +86,41 @@ func Encode(_ context.Context, w http.ResponseWriter, response any) error {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
 	return json.NewEncoder(w).Encode(response)
+}
+
+// DecodeResponse is a go-kit DecodeResponseFunc that reads a JSON body into a T:
+// use it as httpjson.DecodeResponse[productResponse].
+func DecodeResponse[T any](_ context.Context, r *http.Response) (any, error) {
+	var v T
+	if err := json.NewDecoder(r.Body).Decode(&v); err != nil {
+		return nil, errs.E(errs.Internal, "bad_upstream_response", "upstream answered with unreadable JSON: %v", err)
+	}
+	return v, nil
+}
+
+// ServerOptions are the go-kit server options every kitshop route uses: the JSON error
+// encoder, the bearer token moved into the context, and a server span named spanName.
+func ServerOptions(tracer *zipkin.Tracer, spanName string) []kithttp.ServerOption {
+	opts := []kithttp.ServerOption{
+		kithttp.ServerErrorEncoder(errs.EncodeError),
+		kithttp.ServerBefore(auth.HTTPToContext()),
+	}
+	if tracer != nil {
+		opts = append(opts, kitzipkin.HTTPServerTrace(tracer, kitzipkin.Name(spanName)))
+	}
+	return opts
+}
+
+// NotFound answers 404 not_found as JSON, for routers' unmatched paths.
+func NotFound() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		errs.WriteHTTP(w, errs.E(errs.NotFound, "not_found", "no route for %s", r.URL.Path))
+	})
+}
+
+// MethodNotAllowed answers 405 method_not_allowed as JSON.
+func MethodNotAllowed() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		errs.WriteHTTP(w, errs.E(errs.MethodNotAllowed, "method_not_allowed", "%s is not allowed on %s", r.Method, r.URL.Path))
+	})
 }

@@ -1,0 +1,62 @@
+// Command inventory serves the catalogue and stock reservations.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/kitshop/kitshop/inventory"
+	"github.com/kitshop/kitshop/pkg/app"
+	"github.com/kitshop/kitshop/pkg/auth"
+	"github.com/kitshop/kitshop/pkg/config"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "inventory:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("inventory", flag.ExitOnError)
+	var cfg app.Config
+	cfg.RegisterFlags(fs, "inventory", ":8082")
+	currency := fs.String("currency", "EUR", "the one currency the shop sells in")
+	ttl := fs.Duration("reservation-ttl", 15*time.Minute, "how long a reservation holds stock before it expires")
+	sweep := fs.Duration("expiry-interval", 5*time.Second, "how often expired reservations are returned to stock")
+	if err := config.Parse(fs, args, nil); err != nil {
+		return err
+	}
+
+	a, err := app.New(cfg, os.Stderr)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	db, err := a.OpenDB(ctx, inventory.Migrations())
+	if err != nil {
+		return err
+	}
+	store := inventory.NewMemoryStore()
+	if db != nil {
+		store = inventory.NewPostgresStore(db)
+	}
+	users, err := a.Instancer("user")
+	if err != nil {
+		return err
+	}
+	verifier := auth.NewUserVerifier(users, a.ClientOptions(), 10*time.Second)
+
+	svc := inventory.NewService(store, *currency, *ttl, time.Now)
+	go inventory.ExpireReservations(ctx, store, *sweep, time.Now, a.Logger)
+	endpoints := inventory.MakeServerEndpoints(svc, a.Observer(), verifier)
+	return a.Run(ctx, inventory.MakeHTTPHandler(endpoints, a.Tracer))
+}
