@@ -49,6 +49,7 @@ type Config struct {
 
 	CheckInterval   time.Duration
 	DeregisterAfter time.Duration
+	Resync          time.Duration // how often the registration is checked and renewed
 
 	// Calls to other services.
 	CallTimeout    time.Duration
@@ -74,6 +75,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, service, defaultAddr string) {
 	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", 10*time.Second, "time in-flight requests get to finish on shutdown")
 	fs.DurationVar(&c.CheckInterval, "check-interval", time.Second, "Consul health check interval")
 	fs.DurationVar(&c.DeregisterAfter, "deregister-after", time.Minute, "Consul removes an instance critical this long (minimum 1m)")
+	fs.DurationVar(&c.Resync, "consul-resync", 5*time.Second, "how often the instance checks it is still registered (an agent restart forgets it)")
 	fs.DurationVar(&c.CallTimeout, "call-timeout", 3*time.Second, "budget of one call to another service, retries included (also the breaker timeout)")
 	fs.DurationVar(&c.AttemptTimeout, "attempt-timeout", time.Second, "budget of one try of a call to another service")
 	fs.IntVar(&c.CallRetries, "call-retries", 2, "further tries of an idempotent call to another service")

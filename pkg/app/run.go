@@ -59,7 +59,7 @@ func (a *App) Run(ctx context.Context, h http.Handler) error {
 			_ = srv.Close()
 			return err
 		}
-		go registrar.Maintain(maintainCtx, 5*time.Second)
+		go registrar.Maintain(maintainCtx, a.Config.Resync)
 	}
 	_ = level.Info(a.Logger).Log("msg", "serving", "addr", a.HostPort(), "consul_id", registrationID(registrar))
 

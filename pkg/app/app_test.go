@@ -1,0 +1,145 @@
+package app_test
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	consul "github.com/hashicorp/consul/api"
+
+	"github.com/kitshop/kitshop/pkg/app"
+	"github.com/kitshop/kitshop/pkg/config"
+	"github.com/kitshop/kitshop/pkg/testenv"
+)
+
+func newApp(t *testing.T, consulAddr string, args ...string) *app.App {
+	t.Helper()
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	var cfg app.Config
+	cfg.RegisterFlags(fs, testenv.Name("apptest"), ":0")
+	args = append([]string{"-consul-addr", consulAddr, "-http-addr", "127.0.0.1:0", "-drain", "10ms", "-consul-resync", "200ms"}, args...)
+	if err := config.Parse(fs, args, func(string) string { return "" }); err != nil {
+		t.Fatal(err)
+	}
+	a, err := app.New(cfg, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Close)
+	return a
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func instances(t *testing.T, c *consul.Client, service string, passingOnly bool) []*consul.ServiceEntry {
+	t.Helper()
+	entries, _, err := c.Health().Service(service, "", passingOnly, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return entries
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestRunLifecycle: the instance registers the port it really got, passes its check,
+// is registered again when the agent forgets it, and deregisters before it stops.
+func TestRunLifecycle(t *testing.T) {
+	c, addr := testenv.Consul(t)
+	a := newApp(t, addr)
+	a.AddCheck("db", func(context.Context) error { return nil })
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- a.Run(ctx, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "hello") }))
+	}()
+	service := a.Config.Service
+
+	eventually(t, "a passing instance", func() bool { return len(instances(t, c, service, true)) == 1 })
+	entry := instances(t, c, service, true)[0]
+	if entry.Service.Port != a.Port() || entry.Service.Address != "127.0.0.1" {
+		t.Fatalf("registered %s:%d, listening on %d", entry.Service.Address, entry.Service.Port, a.Port())
+	}
+	base := "http://127.0.0.1:" + strconv.Itoa(a.Port())
+	if code, body := get(t, base+"/health"); code != 200 || !strings.Contains(body, `"db":"ok"`) {
+		t.Fatalf("health %d %s", code, body)
+	}
+	if code, body := get(t, base+"/metrics"); code != 200 || !strings.Contains(body, "go_goroutines") {
+		t.Fatalf("metrics %d", code)
+	}
+	if code, body := get(t, base+"/anything"); code != 200 || body != "hello" {
+		t.Fatalf("handler %d %q", code, body)
+	}
+
+	// The agent forgets the instance (as a restarted dev agent does).
+	if err := c.Agent().ServiceDeregister(entry.Service.ID); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "re-registration", func() bool { return len(instances(t, c, service, true)) == 1 })
+
+	stop()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+	if n := len(instances(t, c, service, false)); n != 0 {
+		t.Fatalf("%d instances still registered after shutdown", n)
+	}
+}
+
+func TestHealthFailsWithDependency(t *testing.T) {
+	a := newApp(t, "")
+	a.AddCheck("db", func(context.Context) error { return errors.New("connection refused") })
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	go func() { _ = a.Run(ctx, http.NotFoundHandler()) }()
+	base := "http://127.0.0.1:" + strconv.Itoa(a.Port())
+	eventually(t, "server", func() bool {
+		resp, err := http.Get(base + "/health")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil
+	})
+	code, body := get(t, base+"/health")
+	if code != 503 || !strings.Contains(body, `"db":"failing"`) || strings.Contains(body, "refused") {
+		t.Fatalf("health %d %s: want 503, failing check, no error detail", code, body)
+	}
+}
+
+func TestRegistrationFailsWithoutAgent(t *testing.T) {
+	a := newApp(t, "127.0.0.1:1")
+	ctx, stop := context.WithTimeout(context.Background(), 15*time.Second)
+	defer stop()
+	if err := a.Run(ctx, http.NotFoundHandler()); err == nil || !strings.Contains(err.Error(), "consul") {
+		t.Fatalf("Run = %v, want a consul registration error", err)
+	}
+}
