@@ -44,7 +44,7 @@ func BenchmarkChargePostgres(b *testing.B) {
 		}
 		defer rep.Close()
 		obs := observe.Observer{Logger: logger, Metrics: observe.NewMetrics("payment"), Tracer: tracer}
-		srv := httptest.NewServer(MakeHTTPHandler(MakeServerEndpoints(svc, obs), logger, tracer))
+		srv := httptest.NewServer(MakeHTTPHandler(MakeServerEndpoints(svc, obs), tracer))
 		defer srv.Close()
 		c := NewHTTPClient(sd.FixedInstancer{srv.Listener.Addr().String()}, client.Options{
 			Caller: testenv.Name("bench"), Tracer: tracer, Retries: 2,

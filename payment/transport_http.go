@@ -1,25 +1,17 @@
 package payment
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"io"
 	"net/http"
 	"net/url"
 
+	"github.com/go-kit/kit/endpoint"
 	"github.com/go-kit/kit/sd"
-	kitzipkin "github.com/go-kit/kit/tracing/zipkin"
-	"github.com/go-kit/kit/transport"
 	kithttp "github.com/go-kit/kit/transport/http"
-	"github.com/go-kit/log"
-	"github.com/go-kit/log/level"
 	"github.com/gorilla/mux"
 	"github.com/openzipkin/zipkin-go"
 
-	"github.com/kitshop/kitshop/pkg/auth"
 	"github.com/kitshop/kitshop/pkg/client"
-	"github.com/kitshop/kitshop/pkg/errs"
 	"github.com/kitshop/kitshop/pkg/httpjson"
 )
 
@@ -29,51 +21,31 @@ const ReplayedHeader = "Idempotent-Replayed"
 
 const chargesPath = "/internal/v1/charges"
 
-// Errors of the routing layer.
-var (
-	ErrRouteNotFound    = errs.E(errs.NotFound, "not_found", "no such route")
-	ErrMethodNotAllowed = errs.E(errs.MethodNotAllowed, "method_not_allowed", "method not allowed on this route")
-)
-
-// MakeHTTPHandler serves the payment endpoints:
+// MakeHTTPHandler serves the payment endpoints, all internal:
 //
 //	POST /internal/v1/charges              charge (201 first, 200 repeat)
 //	GET  /internal/v1/charges?order_id=    the order's charges
 //	GET  /internal/v1/charges/{id}         one charge
 //	POST /internal/v1/charges/{id}/refund  full refund
-func MakeHTTPHandler(e Endpoints, logger log.Logger, tracer *zipkin.Tracer) http.Handler {
-	opts := []kithttp.ServerOption{
-		kithttp.ServerErrorEncoder(errs.EncodeError),
-		kithttp.ServerErrorHandler(transport.ErrorHandlerFunc(func(ctx context.Context, err error) {
-			// Endpoint errors are logged by the observer; this catches decode and
-			// encode failures, of which only the unexpected ones matter.
-			if !errs.IsBusiness(err) {
-				_ = level.Error(logger).Log("msg", "transport error", "err", err)
-			}
-		})),
-		kithttp.ServerBefore(auth.HTTPToContext()),
-	}
-	if tracer != nil {
-		opts = append(opts, kitzipkin.HTTPServerTrace(tracer))
-	}
+func MakeHTTPHandler(e Endpoints, tracer *zipkin.Tracer) http.Handler {
 	r := mux.NewRouter()
-	r.Methods(http.MethodPost).Path(chargesPath).Handler(kithttp.NewServer(e.ChargeEndpoint, decodeChargeRequest, encodeResponse, opts...))
-	r.Methods(http.MethodGet).Path(chargesPath).Handler(kithttp.NewServer(e.ListChargesEndpoint, decodeListRequest, encodeResponse, opts...))
-	r.Methods(http.MethodGet).Path(chargesPath + "/{id}").Handler(kithttp.NewServer(e.GetChargeEndpoint, decodeChargeIDRequest, encodeResponse, opts...))
-	r.Methods(http.MethodPost).Path(chargesPath + "/{id}/refund").Handler(kithttp.NewServer(e.RefundEndpoint, decodeChargeIDRequest, encodeResponse, opts...))
-	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { errs.WriteHTTP(w, ErrRouteNotFound) })
-	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { errs.WriteHTTP(w, ErrMethodNotAllowed) })
+	r.NotFoundHandler = httpjson.NotFound()
+	r.MethodNotAllowedHandler = httpjson.MethodNotAllowed()
+	handle := func(method, path string, e endpoint.Endpoint, dec kithttp.DecodeRequestFunc) {
+		opts := httpjson.ServerOptions(tracer, method+" "+path)
+		r.Methods(method).Path(path).Handler(kithttp.NewServer(e, dec, encodeResponse, opts...))
+	}
+	handle("POST", chargesPath, e.ChargeEndpoint, decodeChargeRequest)
+	handle("GET", chargesPath, e.ListChargesEndpoint, decodeListRequest)
+	handle("GET", chargesPath+"/{id}", e.GetChargeEndpoint, decodeChargeIDRequest)
+	handle("POST", chargesPath+"/{id}/refund", e.RefundEndpoint, decodeChargeIDRequest)
 	return r
 }
 
 func decodeChargeRequest(_ context.Context, r *http.Request) (any, error) {
 	var req chargeRequest
-	// Decode needs the ResponseWriter only to stop reading at the size limit; a
-	// MaxBytesReader with a nil writer does the same.
-	if err := httpjson.Decode(nil, r, &req); err != nil {
-		return nil, err
-	}
-	return req, nil
+	err := httpjson.Decode(nil, r, &req)
+	return req, err
 }
 
 func decodeChargeIDRequest(_ context.Context, r *http.Request) (any, error) {
@@ -108,7 +80,7 @@ func NewHTTPClient(instancer sd.Instancer, opts client.Options) Service {
 			Name: "get_charge", Method: http.MethodGet, Encode: encodeGetChargeClientRequest, Decode: decodeChargeResponse, Idempotent: true,
 		}),
 		ListChargesEndpoint: c.Endpoint(client.Route{
-			Name: "list_charges", Method: http.MethodGet, Encode: encodeListClientRequest, Decode: decodeListResponse, Idempotent: true,
+			Name: "list_charges", Method: http.MethodGet, Encode: encodeListClientRequest, Decode: httpjson.DecodeResponse[listResponse], Idempotent: true,
 		}),
 	}
 }
@@ -123,16 +95,9 @@ func setPath(r *http.Request, path string, segments ...string) {
 	r.URL.Path, r.URL.RawPath = path, raw
 }
 
-func encodeChargeClientRequest(_ context.Context, r *http.Request, request any) error {
+func encodeChargeClientRequest(ctx context.Context, r *http.Request, request any) error {
 	setPath(r, chargesPath)
-	body, err := json.Marshal(request.(chargeRequest))
-	if err != nil {
-		return err
-	}
-	r.Header.Set("Content-Type", "application/json")
-	r.ContentLength = int64(len(body))
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	return nil
+	return kithttp.EncodeJSONRequest(ctx, r, request)
 }
 
 func encodeRefundClientRequest(_ context.Context, r *http.Request, request any) error {
@@ -151,18 +116,11 @@ func encodeListClientRequest(_ context.Context, r *http.Request, request any) er
 	return nil
 }
 
-func decodeChargeResponse(_ context.Context, resp *http.Response) (any, error) {
-	var j chargeJSON
-	if err := json.NewDecoder(resp.Body).Decode(&j); err != nil {
+// decodeChargeResponse reads a charge and whether the answer was a replay.
+func decodeChargeResponse(ctx context.Context, resp *http.Response) (any, error) {
+	j, err := httpjson.DecodeResponse[chargeJSON](ctx, resp)
+	if err != nil {
 		return nil, err
 	}
-	return chargeResponse{chargeJSON: j, status: resp.StatusCode, replayed: resp.Header.Get(ReplayedHeader) == "true"}, nil
-}
-
-func decodeListResponse(_ context.Context, resp *http.Response) (any, error) {
-	var lr listResponse
-	if err := json.NewDecoder(resp.Body).Decode(&lr); err != nil {
-		return nil, err
-	}
-	return lr, nil
+	return chargeResponse{chargeJSON: j.(chargeJSON), status: resp.StatusCode, replayed: resp.Header.Get(ReplayedHeader) == "true"}, nil
 }

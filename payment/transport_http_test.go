@@ -50,7 +50,7 @@ func newTestServer(t *testing.T, proc Processor) (*httptest.Server, *lockedBuffe
 	t.Cleanup(func() { rep.Close() })
 	obs := observe.Observer{Logger: logger, Metrics: observe.NewMetrics("payment"), Tracer: tracer}
 	svc := NewService(NewMemoryStore(), proc, now)
-	srv := httptest.NewServer(MakeHTTPHandler(MakeServerEndpoints(svc, obs), logger, tracer))
+	srv := httptest.NewServer(MakeHTTPHandler(MakeServerEndpoints(svc, obs), tracer))
 	t.Cleanup(srv.Close)
 	return srv, logs
 }

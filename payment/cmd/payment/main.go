@@ -15,21 +15,22 @@ import (
 	"github.com/kitshop/kitshop/payment"
 	"github.com/kitshop/kitshop/pkg/app"
 	"github.com/kitshop/kitshop/pkg/config"
-	"github.com/kitshop/kitshop/pkg/observe"
 )
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "payment:", err)
 		os.Exit(1)
 	}
 }
 
-func run(args []string) error {
+func run(ctx context.Context, args []string) error {
 	var (
 		cfg  app.Config
 		proc payment.SimulatedConfig
-		fs   = flag.NewFlagSet("payment", flag.ContinueOnError)
+		fs   = flag.NewFlagSet("payment", flag.ExitOnError)
 	)
 	cfg.RegisterFlags(fs, "payment", ":8084")
 	fs.DurationVar(&proc.Latency, "processor-latency", 0, "latency the simulated card processor adds to every charge")
@@ -41,9 +42,10 @@ func run(args []string) error {
 	if proc.Seed == 0 {
 		proc.Seed = rand.Uint64()
 	}
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	processor, err := payment.NewSimulatedProcessor(proc)
+	if err != nil {
+		return err
+	}
 
 	a, err := app.New(cfg, os.Stderr)
 	if err != nil {
@@ -60,17 +62,12 @@ func run(args []string) error {
 		store = payment.NewPostgresStore(db)
 	}
 
-	processor, err := payment.NewSimulatedProcessor(proc)
-	if err != nil {
-		return err
-	}
 	processor = payment.InstrumentProcessor(processor,
 		a.Metrics.Histogram("payment", "processor_duration_seconds", "Card processor latency by outcome.", "outcome"))
 
 	svc := payment.NewService(store, processor, time.Now)
 	svc = payment.Instrument(a.Metrics.Counter("payment", "charges_total", "Charges that moved money or were declined, and refunds, by outcome and decline code.", "outcome", "code"))(svc)
 
-	obs := observe.Observer{Logger: a.Logger, Metrics: a.Metrics, Tracer: a.Tracer}
-	h := payment.MakeHTTPHandler(payment.MakeServerEndpoints(svc, obs), a.Logger, a.Tracer)
-	return a.Run(ctx, h)
+	endpoints := payment.MakeServerEndpoints(svc, a.Observer())
+	return a.Run(ctx, payment.MakeHTTPHandler(endpoints, a.Tracer))
 }
