@@ -149,8 +149,15 @@ const (
 	maxExpiryYears = 20
 )
 
-// currencies are the accepted ISO 4217 codes, all with two minor-unit digits.
-var currencies = map[string]bool{"EUR": true, "USD": true, "GBP": true, "CHF": true, "SEK": true}
+// supportedCurrency reports whether code is one of the accepted ISO 4217 currencies,
+// all with two minor-unit digits.
+func supportedCurrency(code string) bool {
+	switch code {
+	case "EUR", "USD", "GBP", "CHF", "SEK":
+		return true
+	}
+	return false
+}
 
 // Service is the payment API, called by the order service.
 type Service interface {
@@ -253,7 +260,7 @@ func validate(r ChargeRequest, now time.Time) error {
 		return ErrInvalidUserID
 	case r.Amount.Amount < 1 || r.Amount.Amount > MaxAmount:
 		return ErrInvalidAmount
-	case !currencies[r.Amount.Currency]:
+	case !supportedCurrency(r.Amount.Currency):
 		return ErrUnsupportedCurrency
 	case len(r.Card.Number) < 12 || len(r.Card.Number) > 19 || !digits.MatchString(r.Card.Number) || !luhn(r.Card.Number):
 		return ErrInvalidCardNumber
