@@ -31,7 +31,9 @@ func MakeHTTPHandler(e Endpoints, tracer *zipkin.Tracer, trustForwarded bool) ht
 	r.MethodNotAllowedHandler = httpjson.MethodNotAllowed()
 	handle := func(method, path string, e endpoint.Endpoint, dec kithttp.DecodeRequestFunc, enc kithttp.EncodeResponseFunc) {
 		opts := append(httpjson.ServerOptions(tracer, method+" "+path), kithttp.ServerBefore(clientAddr(trustForwarded)))
-		r.Methods(method).Path(path).Handler(kithttp.NewServer(e, dec, enc, opts...))
+		// Path before Methods: gorilla/mux v1.8.1 forgets a method mismatch when a
+		// later route's method matcher matches first, answering 404 instead of 405.
+		r.Path(path).Methods(method).Handler(kithttp.NewServer(e, dec, enc, opts...))
 	}
 	handle("POST", "/v1/users", e.RegisterEndpoint, decodeRegisterRequest, httpjson.Encode)
 	handle("POST", "/v1/auth/login", e.LoginEndpoint, decodeLoginRequest, httpjson.Encode)

@@ -1,0 +1,305 @@
+package user
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-kit/kit/sd"
+	kithttp "github.com/go-kit/kit/transport/http"
+	"github.com/go-kit/log"
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/kitshop/kitshop/pkg/auth"
+	"github.com/kitshop/kitshop/pkg/client"
+	"github.com/kitshop/kitshop/pkg/errs"
+	"github.com/kitshop/kitshop/pkg/observe"
+)
+
+// newTestServer serves e over HTTP, logging into e.logs.
+func newTestServer(t *testing.T, e *testEnv, trustForwarded bool) *httptest.Server {
+	t.Helper()
+	obs := observe.Observer{Logger: log.NewJSONLogger(e.logs), Metrics: observe.NewMetrics("user")}
+	srv := httptest.NewServer(MakeHTTPHandler(MakeServerEndpoints(e.svc, obs, e.verifier), nil, trustForwarded))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func do(t *testing.T, method, url, body string, header map[string]string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	return resp, string(data)
+}
+
+// badTokens are access tokens /v1/users/me must refuse, one per attack or mistake.
+func badTokens(t *testing.T, e *testEnv, userID string) map[string]string {
+	t.Helper()
+	signer, _ := e.keys.Signer()
+	caller := auth.Caller{UserID: userID, Email: "ada@example.com", Role: auth.RoleCustomer}
+	now := time.Now()
+	sign := func(s *auth.Signer, at time.Time) string {
+		tok, _, err := s.Sign(caller, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	// Signers with the service's own key but the wrong claims: another keyring over
+	// the same file.
+	withClaims := func(issuer, audience string) *auth.Signer {
+		k, err := OpenKeyring(e.keyFile, issuer, audience, 15*time.Minute, time.Now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, _ := k.Signer()
+		return s
+	}
+	_, otherKey, _ := auth.GenerateKey()
+	forge := func(method jwt.SigningMethod, key any) string {
+		tok := jwt.NewWithClaims(method, jwt.MapClaims{
+			"sub": userID, "role": auth.RoleAdmin, "iss": auth.DefaultIssuer, "aud": auth.DefaultAudience,
+			"iat": now.Unix(), "exp": now.Add(time.Hour).Unix(),
+		})
+		tok.Header["kid"] = signer.KeyID()
+		s, err := tok.SignedString(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	valid := sign(signer, now)
+	parts := strings.Split(valid, ".")
+	payload, _ := base64.RawURLEncoding.DecodeString(parts[1])
+	tampered := parts[0] + "." + base64.RawURLEncoding.EncodeToString([]byte(strings.Replace(string(payload), `"customer"`, `"admin"`, 1))) + "." + parts[2]
+
+	return map[string]string{
+		"expired":                             sign(signer, now.Add(-time.Hour)),
+		"signed with another key, our kid":    forge(jwt.SigningMethodEdDSA, otherKey),
+		"signed with another key, its kid":    sign(auth.NewSigner(auth.KeyID(otherKey.Public().(ed25519.PublicKey)), otherKey, auth.DefaultIssuer, auth.DefaultAudience, time.Hour), now),
+		"alg none":                            forge(jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType),
+		"HS256 with the public key as secret": forge(jwt.SigningMethodHS256, []byte(signer.PublicKey())),
+		"tampered payload":                    tampered,
+		"wrong aud":                           sign(withClaims(auth.DefaultIssuer, "elsewhere"), now),
+		"wrong iss":                           sign(withClaims("mallory", auth.DefaultAudience), now),
+		"garbage":                             "not.a.token",
+	}
+}
+
+func TestHTTPRoutes(t *testing.T) {
+	e := newTestEnv(t, fastArgon2, 100, 100)
+	srv := newTestServer(t, e, true)
+	ada := e.register(t, "ada@example.com", "correct horse")
+	tok, err := e.svc.Login(context.Background(), "ada@example.com", "correct horse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bearer := map[string]string{"Authorization": "Bearer " + tok.AccessToken}
+	register := func(email, password, name string) string {
+		b, _ := json.Marshal(map[string]string{"email": email, "password": password, "name": name})
+		return string(b)
+	}
+
+	tests := []struct {
+		name, method, path, body string
+		header                   map[string]string
+		wantStatus               int
+		want                     string // error code, or a string the body must contain
+	}{
+		{"register", "POST", "/v1/users", register(" Bob@Example.com", "bob's password", "Bob"), nil, 201, `"email":"bob@example.com","name":"Bob","role":"customer","created_at":"`},
+		{"register taken", "POST", "/v1/users", register("ADA@example.com", "correct horse", "Ada"), nil, 409, "email_taken"},
+		{"register malformed email", "POST", "/v1/users", register("ada", "correct horse", "Ada"), nil, 400, "invalid_email"},
+		{"register short password", "POST", "/v1/users", register("c@example.com", "short", "C"), nil, 400, "invalid_password"},
+		{"register oversize password", "POST", "/v1/users", register("c@example.com", strings.Repeat("p", 129), "C"), nil, 400, "invalid_password"},
+		{"register oversize name", "POST", "/v1/users", register("c@example.com", "correct horse", strings.Repeat("n", 101)), nil, 400, "invalid_name"},
+		{"register choosing a role", "POST", "/v1/users", `{"email":"c@example.com","password":"correct horse","name":"C","role":"admin"}`, nil, 400, "unknown_field"},
+		{"register wrong type", "POST", "/v1/users", `{"email":"c@example.com","password":12345678,"name":"C"}`, nil, 400, "invalid_field"},
+		{"register malformed JSON", "POST", "/v1/users", `{"email":`, nil, 400, "malformed_json"},
+		{"register two values", "POST", "/v1/users", register("c@example.com", "correct horse", "C") + "{}", nil, 400, "malformed_json"},
+		{"register empty body", "POST", "/v1/users", "", nil, 400, "malformed_json"},
+		{"register form body", "POST", "/v1/users", "email=c", map[string]string{"Content-Type": "application/x-www-form-urlencoded"}, 400, "unsupported_content_type"},
+		{"register huge body", "POST", "/v1/users", `{"name":"` + strings.Repeat("x", 1<<20) + `"}`, nil, 413, "body_too_large"},
+		{"login", "POST", "/v1/auth/login", `{"email":"ada@example.com","password":"correct horse"}`, nil, 200, `"token_type":"Bearer","expires_in":900}`},
+		{"login wrong password", "POST", "/v1/auth/login", `{"email":"ada@example.com","password":"wrong horse"}`, nil, 401, "invalid_credentials"},
+		{"login unknown user", "POST", "/v1/auth/login", `{"email":"zed@example.com","password":"correct horse"}`, nil, 401, "invalid_credentials"},
+		{"login malformed email", "POST", "/v1/auth/login", `{"email":"ada@","password":"correct horse"}`, nil, 400, "invalid_email"},
+		{"login oversize password", "POST", "/v1/auth/login", `{"email":"ada@example.com","password":"` + strings.Repeat("p", 5000) + `"}`, nil, 400, "invalid_password"},
+		{"login extra field", "POST", "/v1/auth/login", `{"email":"ada@example.com","password":"correct horse","remember":true}`, nil, 400, "unknown_field"},
+		{"me", "GET", "/v1/users/me", "", bearer, 200, `"id":"` + ada.ID + `","email":"ada@example.com","name":"Ada","role":"customer"`},
+		{"me without token", "GET", "/v1/users/me", "", nil, 401, "missing_token"},
+		{"me with a bare X-User-ID", "GET", "/v1/users/me", "", map[string]string{"X-User-ID": ada.ID}, 401, "missing_token"},
+		{"jwks", "GET", "/.well-known/jwks.json", "", nil, 200, `{"keys":[{"kty":"OKP","crv":"Ed25519","x":"`},
+		{"unknown route", "GET", "/v1/nothing", "", nil, 404, "not_found"},
+		{"wrong method", "DELETE", "/v1/users", "", nil, 405, "method_not_allowed"},
+		{"wrong method on login", "GET", "/v1/auth/login", "", nil, 405, "method_not_allowed"},
+		{"wrong method on me", "POST", "/v1/users/me", "", nil, 405, "method_not_allowed"},
+		{"wrong method on jwks", "POST", "/.well-known/jwks.json", "", nil, 405, "method_not_allowed"},
+	}
+	for name, token := range badTokens(t, e, ada.ID) {
+		tests = append(tests, struct {
+			name, method, path, body string
+			header                   map[string]string
+			wantStatus               int
+			want                     string
+		}{"me with token " + name, "GET", "/v1/users/me", "", map[string]string{"Authorization": "Bearer " + token}, 401, "invalid_token"})
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, body := do(t, tt.method, srv.URL+tt.path, tt.body, tt.header)
+			if resp.StatusCode != tt.wantStatus {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tt.wantStatus, body)
+			}
+			if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+				t.Fatalf("content type %q", ct)
+			}
+			if tt.wantStatus >= 400 {
+				var b errs.Body
+				if err := json.Unmarshal([]byte(body), &b); err != nil || b.Error.Code != tt.want || b.Error.Message == "" {
+					t.Fatalf("body %s, want error code %s", body, tt.want)
+				}
+			} else if !strings.Contains(body, tt.want) {
+				t.Fatalf("body %s lacks %s", body, tt.want)
+			}
+			for _, secret := range []string{"correct horse", "bob's password", "$argon2id$"} {
+				if strings.Contains(body, secret) {
+					t.Fatalf("response contains %q: %s", secret, body)
+				}
+			}
+		})
+	}
+	for _, secret := range []string{"correct horse", "wrong horse", "bob's password", "$argon2id$"} {
+		if strings.Contains(e.logs.String(), secret) {
+			t.Fatalf("a log line contains %q:\n%s", secret, e.logs)
+		}
+	}
+}
+
+func TestHTTPLoginRateLimit(t *testing.T) {
+	tests := []struct {
+		name           string
+		trustForwarded bool
+		// the second client's forwarded address; with trustForwarded it is another
+		// client, without it both requests come from the test's loopback address
+		wantSecond int
+	}{
+		{"behind the gateway", true, http.StatusUnauthorized},
+		{"exposed directly", false, http.StatusTooManyRequests},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newTestEnv(t, fastArgon2, 100, 2)
+			srv := newTestServer(t, e, tt.trustForwarded)
+			body := `{"email":"ada@example.com","password":"wrong horse"}`
+			first := map[string]string{"X-Forwarded-For": "198.51.100.7, 10.0.0.1"}
+			for range 2 {
+				if resp, b := do(t, "POST", srv.URL+"/v1/auth/login", body, first); resp.StatusCode != 401 {
+					t.Fatalf("status %d: %s", resp.StatusCode, b)
+				}
+			}
+			resp, b := do(t, "POST", srv.URL+"/v1/auth/login", body, first)
+			if resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(b, "rate_limited") {
+				t.Fatalf("3rd failure from one address: %d %s", resp.StatusCode, b)
+			}
+			if ra := resp.Header.Get("Retry-After"); ra != "30" {
+				t.Fatalf("Retry-After %q, want 30", ra)
+			}
+			second := map[string]string{"X-Forwarded-For": "203.0.113.9"}
+			if resp, b := do(t, "POST", srv.URL+"/v1/auth/login", body, second); resp.StatusCode != tt.wantSecond {
+				t.Fatalf("another forwarded address: %d %s, want %d", resp.StatusCode, b, tt.wantSecond)
+			}
+		})
+	}
+}
+
+func TestHTTPJWKSVerifiesTokens(t *testing.T) {
+	e := newTestEnv(t, fastArgon2, 100, 100)
+	srv := newTestServer(t, e, true)
+	e.register(t, "ada@example.com", "correct horse")
+	resp, body := do(t, "POST", srv.URL+"/v1/auth/login", `{"email":"ada@example.com","password":"correct horse"}`, nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("login: %d %s", resp.StatusCode, body)
+	}
+	var login struct {
+		AccessToken string `json:"access_token"`
+	}
+	_ = json.Unmarshal([]byte(body), &login)
+
+	// Another service verifies with nothing but the published keys.
+	fetch := func(ctx context.Context) (auth.JWKS, error) {
+		resp, body := do(t, "GET", srv.URL+auth.JWKSPath, "", nil)
+		if cc := resp.Header.Get("Cache-Control"); cc != jwksMaxAge {
+			t.Errorf("Cache-Control %q", cc)
+		}
+		var set auth.JWKS
+		err := json.Unmarshal([]byte(body), &set)
+		return set, err
+	}
+	v := auth.NewVerifier(auth.NewJWKSSource(fetch, time.Minute), auth.DefaultIssuer, auth.DefaultAudience)
+	c, err := v.Verify(context.Background(), login.AccessToken)
+	if err != nil || c.Email != "ada@example.com" || c.Role != auth.RoleCustomer {
+		t.Fatalf("verify through JWKS: %+v, %v", c, err)
+	}
+	if strings.Contains(body, "private") || strings.Contains(body, `"d"`) {
+		t.Fatalf("login body mentions private material: %s", body)
+	}
+}
+
+// TestHTTPClient runs the client against a live server: every Service method, and
+// business errors coming back as the same domain errors.
+func TestHTTPClient(t *testing.T) {
+	e := newTestEnv(t, fastArgon2, 100, 100)
+	srv := newTestServer(t, e, true)
+	instancer := sd.FixedInstancer{strings.TrimPrefix(srv.URL, "http://")}
+	opts := client.Options{Caller: "test", Before: []kithttp.RequestFunc{auth.ContextToHTTP()}}
+	c := NewHTTPClient(instancer, opts.Defaults())
+	ctx := context.Background()
+
+	u, err := c.Register(ctx, Registration{Email: "Ada@example.com", Password: "correct horse", Name: "Ada"})
+	if err != nil || u.Email != "ada@example.com" || u.ID == "" || u.CreatedAt.IsZero() {
+		t.Fatalf("register: %+v %v", u, err)
+	}
+	if _, err := c.Register(ctx, Registration{Email: "ada@example.com", Password: "correct horse", Name: "Ada"}); !errors.Is(err, ErrEmailTaken) {
+		t.Fatalf("register twice: %v", err)
+	}
+	if _, err := c.Login(ctx, "ada@example.com", "wrong horse"); !errors.Is(err, ErrInvalidCredentials) {
+		t.Fatalf("login wrong password: %v", err)
+	}
+	tok, err := c.Login(ctx, "ada@example.com", "correct horse")
+	if err != nil || tok.ExpiresIn != 15*time.Minute {
+		t.Fatalf("login: %+v %v", tok, err)
+	}
+	if _, err := c.Me(ctx); !errors.Is(err, auth.ErrNoToken) {
+		t.Fatalf("me without token: %v", err)
+	}
+	userCtx := auth.HTTPToContext()(ctx, &http.Request{Header: http.Header{"Authorization": {"Bearer " + tok.AccessToken}}})
+	if me, err := c.Me(userCtx); err != nil || me != u {
+		t.Fatalf("me: %+v %v, want %+v", me, err, u)
+	}
+	set, err := c.JWKS(ctx)
+	signer, _ := e.keys.Signer()
+	if err != nil || len(set.Keys) != 1 || set.Keys[0].Kid != signer.KeyID() {
+		t.Fatalf("jwks: %+v %v", set, err)
+	}
+}
