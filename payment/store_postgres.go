@@ -26,8 +26,9 @@ func Migrations() fs.FS {
 }
 
 // postgresStore keeps charges and the ledger in PostgreSQL. A charge and its ledger
-// entry are written in one transaction; the unique order_id decides which of racing
-// charges of one order wins, and a conditional UPDATE which of racing refunds does.
+// entry are written by one statement, a refund and its entry in one transaction; the
+// unique order_id decides which of racing charges of one order wins, and a
+// conditional UPDATE which of racing refunds does.
 type postgresStore struct {
 	db *sql.DB
 }
@@ -60,18 +61,16 @@ func scanCharge(row scanner) (Charge, error) {
 const orderIDConstraint = "charges_order_id_key"
 
 func (s *postgresStore) CreateCharge(ctx context.Context, c Charge) (Charge, bool, error) {
-	err := postgres.InTx(ctx, s.db, nil, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO charges (`+chargeColumns+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL)`,
-			c.ID, c.OrderID, c.UserID, c.Status, c.DeclineCode, c.Amount.Amount, c.Amount.Currency,
-			c.Card.Brand, c.Card.Last4, c.CreatedAt); err != nil {
-			return err
-		}
-		if c.Status != StatusSucceeded {
-			return nil
-		}
-		return insertEntry(ctx, tx, c, KindCharge, c.CreatedAt)
-	})
+	// One statement, so one round trip and atomic by itself: the charge, and its
+	// ledger entry when it succeeded.
+	_, err := s.db.ExecContext(ctx, `WITH c AS (
+			INSERT INTO charges (`+chargeColumns+`)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL)
+			RETURNING id, order_id, status, amount, currency, created_at)
+		INSERT INTO ledger_entries (charge_id, order_id, kind, amount, currency, created_at)
+		SELECT id, order_id, 'charge', amount, currency, created_at FROM c WHERE status = 'succeeded'`,
+		c.ID, c.OrderID, c.UserID, c.Status, c.DeclineCode, c.Amount.Amount, c.Amount.Currency,
+		c.Card.Brand, c.Card.Last4, c.CreatedAt)
 	var pqErr *pq.Error
 	if errors.As(err, &pqErr) && pqErr.Code == "23505" && pqErr.Constraint == orderIDConstraint {
 		// The order was charged by a concurrent call that committed first.
@@ -82,12 +81,6 @@ func (s *postgresStore) CreateCharge(ctx context.Context, c Charge) (Charge, boo
 		return Charge{}, false, err
 	}
 	return c, true, nil
-}
-
-func insertEntry(ctx context.Context, tx *sql.Tx, c Charge, kind string, at time.Time) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO ledger_entries (charge_id, order_id, kind, amount, currency, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6)`, c.ID, c.OrderID, kind, c.Amount.Amount, c.Amount.Currency, at)
-	return err
 }
 
 func (s *postgresStore) Charge(ctx context.Context, id string) (Charge, error) {
@@ -117,7 +110,9 @@ func (s *postgresStore) Refund(ctx context.Context, id string, now time.Time) (C
 			return err
 		}
 		refunded = true
-		return insertEntry(ctx, tx, c, KindRefund, now)
+		_, err = tx.ExecContext(ctx, `INSERT INTO ledger_entries (charge_id, order_id, kind, amount, currency, created_at)
+			VALUES ($1, $2, 'refund', $3, $4, $5)`, c.ID, c.OrderID, c.Amount.Amount, c.Amount.Currency, now)
+		return err
 	})
 	if err != nil {
 		return Charge{}, false, err
