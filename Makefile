@@ -3,7 +3,21 @@ GO      ?= go
 BIN     ?= bin
 export CI
 
-.PHONY: demo test test-unit deps build consul fmt vet bench clean
+.PHONY: demo up down status test deps build consul fmt vet bench clean
+
+# The whole shop on this machine, no Docker: Consul, two instances of every service,
+# the gateway on :8080, a seeded catalogue and a walk through one checkout. Ctrl-C stops.
+demo:
+	$(GO) run ./cmd/kitshop demo
+
+up:
+	$(GO) run ./cmd/kitshop up -detach
+
+down:
+	$(GO) run ./cmd/kitshop down
+
+status:
+	$(GO) run ./cmd/kitshop status
 
 # Integration tests need PostgreSQL, RabbitMQ and Consul; deps starts what is down.
 # Under CI=true a missing component fails the run instead of skipping tests.
@@ -19,6 +33,10 @@ build:
 
 consul:
 	consul/install.sh
+
+# Benchmarks of each service's hot path against the real PostgreSQL.
+bench: deps
+	$(GO) test -run '^$$' -bench . -benchtime 3s ./inventory/ ./payment/
 
 fmt:
 	gofmt -l -w $$(git ls-files '*.go')

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"context"
+	"fmt"
+)
+
+// The demo shopper, created by seed.
+const (
+	demoEmail    = "demo@kitshop.local"
+	demoPassword = "demo-password"
+	demoName     = "Demo Shopper"
+)
+
+type seedProduct struct {
+	SKU         string `json:"sku"`
+	Name        string `json:"name"`
+	Description string `json:"description"`
+	Price       money  `json:"price"`
+	Stock       int    `json:"stock"`
+}
+
+func catalogue() []seedProduct {
+	eur := func(cents int64) money { return money{Amount: cents, Currency: "EUR"} }
+	return []seedProduct{
+		{"KIT-MUG-01", "Gopher mug", "Stoneware mug with the Go gopher, 330 ml.", eur(1299), 120},
+		{"KIT-TEE-02", "Microservices T-shirt", "Organic cotton tee: 'It works on my cluster'.", eur(2499), 80},
+		{"KIT-HOOD-03", "Circuit breaker hoodie", "Warm hoodie that opens after five failed attempts at cold.", eur(5999), 40},
+		{"KIT-STK-04", "Sticker pack", "Twelve vinyl stickers: Consul, Zipkin, go-kit and friends.", eur(499), 500},
+		{"KIT-NB-05", "Saga notebook", "A5 dotted notebook for compensating transactions.", eur(1499), 150},
+		{"KIT-CAP-06", "Idempotent cap", "Put it on twice, still one cap.", eur(1999), 60},
+		{"KIT-SOCK-07", "Retry socks", "Three pairs, with backoff.", eur(1199), 200},
+		{"KIT-BAG-08", "Tote of messages", "Canvas tote, at-least-once delivery of your groceries.", eur(1799), 90},
+		{"KIT-POS-09", "Trace poster", "A1 print of a checkout trace across five services.", eur(2199), 30},
+		{"KIT-KEY-10", "Mechanical keyboard", "Tenkeyless, brown switches, for writing handlers.", eur(11999), 15},
+		{"KIT-LAMP-11", "Health-check lamp", "Desk lamp: green when passing.", eur(3499), 25},
+		{"KIT-LTD-12", "Limited gopher plush", "Numbered plush gopher. Only five were made.", eur(4999), 5},
+	}
+}
+
+// seed creates the catalogue (as the admin) and the demo shopper; both are idempotent,
+// so a restarted stack on PostgreSQL keeps what it had.
+func seed(ctx context.Context, s *Stack) error {
+	admin := newAPI(s.GatewayURL, false)
+	if err := admin.login(ctx, s.AdminEmail, s.AdminPassword); err != nil {
+		return fmt.Errorf("admin login: %w", err)
+	}
+	created := 0
+	for _, p := range catalogue() {
+		_, err := admin.call(ctx, "POST", "/v1/products", p, nil)
+		switch {
+		case err == nil:
+			created++
+		case isCode(err, "sku_taken"):
+		default:
+			return fmt.Errorf("product %s: %w", p.SKU, err)
+		}
+	}
+	anon := newAPI(s.GatewayURL, false)
+	_, err := anon.call(ctx, "POST", "/v1/users", map[string]string{"email": demoEmail, "password": demoPassword, "name": demoName}, nil)
+	if err != nil && !isCode(err, "email_taken") {
+		return fmt.Errorf("demo user: %w", err)
+	}
+	s.logf("catalogue: %d products (%d new); demo user %s", len(catalogue()), created, demoEmail)
+	return nil
+}

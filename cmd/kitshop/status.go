@@ -1,0 +1,73 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// status prints every service in Consul with its instances and their checks.
+func status(ctx context.Context, o options) error {
+	s := &Stack{ConsulAddr: o.consulAddr, GatewayURL: "http://" + o.gatewayAddr}
+	if err := consulLeader(s.ConsulAddr); err != nil {
+		return fmt.Errorf("no Consul agent at %s: %w", s.ConsulAddr, err)
+	}
+	c, err := s.consul()
+	if err != nil {
+		return err
+	}
+	names, _, err := c.Catalog().Services(nil)
+	if err != nil {
+		return err
+	}
+	var services []string
+	for name := range names {
+		if name != "consul" {
+			services = append(services, name)
+		}
+	}
+	sort.Strings(services)
+	if len(services) == 0 {
+		fmt.Println("no services registered in Consul")
+	}
+	for _, name := range services {
+		entries, _, err := c.Health().Service(name, "", false, nil)
+		if err != nil {
+			return err
+		}
+		passing := 0
+		var lines []string
+		for _, e := range entries {
+			state := e.Checks.AggregatedStatus()
+			if state == "passing" {
+				passing++
+			}
+			lines = append(lines, fmt.Sprintf("    %-8s %s:%d  %s", state, e.Service.Address, e.Service.Port, e.Service.ID))
+		}
+		sort.Strings(lines)
+		fmt.Printf("%-13s %d/%d passing\n%s\n", name, passing, len(entries), strings.Join(lines, "\n"))
+	}
+	return gatewayBreakers(ctx, s)
+}
+
+// gatewayBreakers prints the gateway's breaker states, which its health answer carries.
+func gatewayBreakers(ctx context.Context, s *Stack) error {
+	var health struct {
+		Breakers map[string]string `json:"breakers"`
+	}
+	if _, err := newAPI(s.GatewayURL, false).call(ctx, "GET", "/health", nil, &health); err != nil {
+		fmt.Printf("gateway at %s: %v\n", s.GatewayURL, err)
+		return nil
+	}
+	var names []string
+	for name := range health.Breakers {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	fmt.Println("gateway breakers:")
+	for _, name := range names {
+		fmt.Printf("    %-28s %s\n", name, health.Breakers[name])
+	}
+	return nil
+}
