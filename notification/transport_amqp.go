@@ -118,7 +118,7 @@ func NewConsumer(cfg ConsumerConfig, svc Service) (*Consumer, error) {
 	return &Consumer{
 		cfg:          cfg,
 		svc:          svc,
-		consumed:     m.Counter("notification", "consumed_total", "Order events handled and acknowledged, duplicates included."),
+		consumed:     m.Counter("notification", "consumed_total", "Order events handled and acknowledged, duplicates included (an ack lost with its connection counts too)."),
 		deduplicated: m.Counter("notification", "deduplicated_total", "Redelivered order events that sent nothing."),
 		deadLettered: m.Counter("notification", "dead_lettered_total", "Poison messages moved to the dead-letter queue."),
 		requeued:     m.Counter("notification", "requeued_total", "Poison messages returned to the queue for another attempt."),
