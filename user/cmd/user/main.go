@@ -36,7 +36,7 @@ func run(ctx context.Context, args []string) error {
 	ttl := fs.Duration("token-ttl", 15*time.Minute, "how long an access token is valid")
 	issuer := fs.String("issuer", auth.DefaultIssuer, "the iss claim of access tokens")
 	audience := fs.String("audience", auth.DefaultAudience, "the aud claim of access tokens")
-	keyFile := fs.String("key-file", user.DefaultKeyFile(), "signing keyring (JSON, 0600), created on first start; share it between instances")
+	keyFile := fs.String("key-file", user.DefaultKeyFile(), "signing keyring (JSON, 0600), created on first start; share it between instances (empty: a key in memory, lost on restart)")
 	rotate := fs.Bool("rotate-key", false, "make a new signing key current, keep the old one verifiable until its tokens expire, and exit")
 	trustForwarded := fs.Bool("trust-forwarded", true, "take the client address from the first X-Forwarded-For entry (right behind the gateway, which sets it)")
 	adminEmail := fs.String("admin-email", "", "create this admin account at start if missing (with -admin-password)")
@@ -52,6 +52,9 @@ func run(ctx context.Context, args []string) error {
 	}
 	if *argonMemory < uint(user.DefaultArgon2.Memory) || *argonTime < uint(user.DefaultArgon2.Time) {
 		return errors.New("argon2 parameters below OWASP's minimum (m=19456, t=2)")
+	}
+	if *ttl < time.Minute {
+		return errors.New("-token-ttl must be at least a minute")
 	}
 	if (*adminEmail == "") != (*adminPassword == "") {
 		return errors.New("-admin-email and -admin-password go together")
