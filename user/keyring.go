@@ -49,12 +49,16 @@ type Keyring struct {
 	ttl      time.Duration
 	now      func() time.Time
 
-	mu        sync.Mutex
-	signer    *auth.Signer
-	retired   map[string]ed25519.PublicKey
-	retiredAt map[string]time.Time
-	stat      fileStamp
-	checked   time.Time
+	mu      sync.Mutex
+	signer  *auth.Signer
+	retired map[string]retiredPublic
+	stat    fileStamp
+	checked time.Time
+}
+
+type retiredPublic struct {
+	key ed25519.PublicKey
+	at  time.Time
 }
 
 type fileStamp struct {
@@ -116,7 +120,7 @@ func (k *Keyring) createIfAbsent() error {
 	return nil
 }
 
-func (k *Keyring) writeTemp(f keyFile) (string, error) {
+func (k *Keyring) writeTemp(f keyFile) (name string, err error) {
 	dir := filepath.Dir(k.path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", fmt.Errorf("keyring: %w", err)
@@ -125,22 +129,19 @@ func (k *Keyring) writeTemp(f keyFile) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	// CreateTemp makes the file 0600: the private key is never readable by others.
 	tmp, err := os.CreateTemp(dir, ".keyring-*")
 	if err != nil {
 		return "", fmt.Errorf("keyring: %w", err)
 	}
-	// CreateTemp makes the file 0600: the private key is never readable by others.
-	if _, err := tmp.Write(append(data, '\n')); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return "", fmt.Errorf("keyring: %w", err)
+	_, err = tmp.Write(append(data, '\n'))
+	if err == nil {
+		err = tmp.Sync()
 	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return "", fmt.Errorf("keyring: %w", err)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
 	}
-	if err := tmp.Close(); err != nil {
+	if err != nil {
 		os.Remove(tmp.Name())
 		return "", fmt.Errorf("keyring: %w", err)
 	}
@@ -183,17 +184,16 @@ func (k *Keyring) use(f keyFile) error {
 	if f.Current.Kid != kid {
 		return fmt.Errorf("current.kid %q does not match its key (%s)", f.Current.Kid, kid)
 	}
-	retired := map[string]ed25519.PublicKey{}
-	retiredAt := map[string]time.Time{}
+	retired := map[string]retiredPublic{}
 	for _, r := range f.Retired {
 		pub, err := auth.JWK{Kty: "OKP", Crv: "Ed25519", X: r.PublicKey, Kid: r.Kid}.PublicKey()
 		if err != nil {
 			return err
 		}
-		retired[r.Kid], retiredAt[r.Kid] = pub, r.RetiredAt
+		retired[r.Kid] = retiredPublic{key: pub, at: r.RetiredAt}
 	}
 	k.signer = auth.NewSigner(kid, key, k.issuer, k.audience, k.ttl)
-	k.retired, k.retiredAt = retired, retiredAt
+	k.retired = retired
 	return nil
 }
 
@@ -235,9 +235,9 @@ func (k *Keyring) JWKS() (auth.JWKS, error) {
 	defer k.mu.Unlock()
 	err := k.refresh()
 	set := auth.JWKS{Keys: []auth.JWK{auth.PublicJWK(k.signer.KeyID(), k.signer.PublicKey())}}
-	for kid, pub := range k.retired {
-		if k.published(k.retiredAt[kid]) {
-			set.Keys = append(set.Keys, auth.PublicJWK(kid, pub))
+	for kid, r := range k.retired {
+		if k.published(r.at) {
+			set.Keys = append(set.Keys, auth.PublicJWK(kid, r.key))
 		}
 	}
 	return set, err
@@ -253,8 +253,8 @@ func (k *Keyring) Key(_ context.Context, kid string) (ed25519.PublicKey, error) 
 	if kid == k.signer.KeyID() {
 		return k.signer.PublicKey(), nil
 	}
-	if pub, ok := k.retired[kid]; ok && k.published(k.retiredAt[kid]) {
-		return pub, nil
+	if r, ok := k.retired[kid]; ok && k.published(r.at) {
+		return r.key, nil
 	}
 	return nil, auth.ErrUnknownKey
 }
@@ -280,9 +280,9 @@ func (k *Keyring) Rotate() (kid string, err error) {
 		PublicKey: base64.RawURLEncoding.EncodeToString(k.signer.PublicKey()),
 		RetiredAt: now,
 	})
-	for kid, pub := range k.retired {
-		if k.published(k.retiredAt[kid]) {
-			f.Retired = append(f.Retired, retiredKey{Kid: kid, PublicKey: base64.RawURLEncoding.EncodeToString(pub), RetiredAt: k.retiredAt[kid]})
+	for kid, r := range k.retired {
+		if k.published(r.at) {
+			f.Retired = append(f.Retired, retiredKey{Kid: kid, PublicKey: base64.RawURLEncoding.EncodeToString(r.key), RetiredAt: r.at})
 		}
 	}
 	if k.path != "" {
