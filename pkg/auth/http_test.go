@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"testing"
 	"time"
 
@@ -22,7 +23,7 @@ func TestMiddleware(t *testing.T) {
 	h := auth.Middleware(v)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, _ := auth.CallerFrom(r.Context())
 		raw, _ := auth.TokenFrom(r.Context())
-		_ = json.NewEncoder(w).Encode(map[string]string{"user": c.UserID, "role": c.Role, "token_forwarded": boolString(raw == token)})
+		_ = json.NewEncoder(w).Encode(map[string]string{"user": c.UserID, "role": c.Role, "token_forwarded": strconv.FormatBool(raw == token)})
 	}))
 
 	tests := []struct {
@@ -104,13 +105,6 @@ func TestAuthenticatedEndpoint(t *testing.T) {
 			}
 		})
 	}
-}
-
-func boolString(b bool) string {
-	if b {
-		return "true"
-	}
-	return "false"
 }
 
 // BenchmarkVerifyCachedJWKS measures token verifications with the key set already
