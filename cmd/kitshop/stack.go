@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -160,6 +161,9 @@ func up(ctx context.Context, o options) (*Stack, error) {
 			return fail(err)
 		}
 	}
+	if err := s.findGateway(); err != nil {
+		return fail(err)
+	}
 	if err := s.waitGateway(ctx, o.timeout); err != nil {
 		return fail(err)
 	}
@@ -220,12 +224,12 @@ func (s *Stack) startConsul(ctx context.Context, root string) error {
 	}
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	bin := lines[len(lines)-1]
-	host, port, err := net.SplitHostPort(s.ConsulAddr)
+	args, err := consulArgs(s.ConsulAddr)
 	if err != nil {
-		return fmt.Errorf("consul address %q: %w", s.ConsulAddr, err)
+		return err
 	}
-	p, err := s.spawn(Proc{Name: "consul", Service: "consul"}, bin, []string{"agent", "-dev",
-		"-config-file", filepath.Join(root, "consul", "dev.hcl"), "-client", host, "-http-port", port}, nil)
+	args = append(args, "-config-file", filepath.Join(root, "consul", "dev.hcl"))
+	p, err := s.spawn(Proc{Name: "consul", Service: "consul"}, bin, args, nil)
 	if err != nil {
 		return err
 	}
@@ -239,6 +243,27 @@ func (s *Stack) startConsul(ctx context.Context, root string) error {
 	}
 	s.logf("Consul: dev agent started at %s", s.ConsulAddr)
 	return s.save()
+}
+
+// consulArgs runs a dev agent with its HTTP API at addr. On the standard port 8500 the
+// agent keeps its other standard ports; on any other port (a second, private agent, as
+// the end-to-end tests use) its server and gossip ports follow the HTTP port and DNS and
+// gRPC are off, so it does not clash with an agent on the standard ports.
+func consulArgs(addr string) ([]string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("consul address %q: %w", addr, err)
+	}
+	args := []string{"agent", "-dev", "-client", host, "-bind", "127.0.0.1", "-http-port", port}
+	if port == "8500" {
+		return args, nil
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 1 || n > 65532 {
+		return nil, fmt.Errorf("consul address %q: the port must be a number from 1 to 65532", addr)
+	}
+	return append(args, "-server-port", strconv.Itoa(n+1), "-serf-lan-port", strconv.Itoa(n+2),
+		"-serf-wan-port", strconv.Itoa(n+3), "-dns-port", "-1", "-grpc-port", "-1", "-grpc-tls-port", "-1"), nil
 }
 
 func consulLeader(addr string) error {
@@ -408,6 +433,25 @@ func (s *Stack) waitPassing(ctx context.Context, service string, want int, timeo
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// findGateway learns the gateway's port from Consul when it was asked to pick one
+// (-gateway-addr 127.0.0.1:0).
+func (s *Stack) findGateway() error {
+	if !strings.HasSuffix(s.GatewayURL, ":0") {
+		return nil
+	}
+	c, err := s.consul()
+	if err != nil {
+		return err
+	}
+	entries, _, err := c.Health().Service("gateway", "", true, nil)
+	if err != nil || len(entries) == 0 {
+		return fmt.Errorf("the gateway is not in Consul: %v", err)
+	}
+	e := entries[0].Service
+	s.GatewayURL = "http://" + net.JoinHostPort(e.Address, strconv.Itoa(e.Port))
+	return s.save()
 }
 
 func (s *Stack) waitGateway(ctx context.Context, timeout time.Duration) error {
