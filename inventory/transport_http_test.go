@@ -61,6 +61,8 @@ func TestHTTPRoutes(t *testing.T) {
 		{"get unknown", "GET", "/v1/products/NOPE", "", "", 404, "product_not_found"},
 		{"unknown route", "GET", "/v1/nothing", "", "", 404, "not_found"},
 		{"wrong method", "DELETE", "/v1/products/A", "", "", 405, "method_not_allowed"},
+		{"method of another route", "POST", "/v1/products/A", "", "", 405, "method_not_allowed"},
+		{"internal method of another route", "GET", "/internal/v1/reservations", "", "", 405, "method_not_allowed"},
 		{"create without token", "POST", "/v1/products", newProduct, "", 401, "missing_token"},
 		{"create with bad token", "POST", "/v1/products", newProduct, "garbage", 401, "invalid_token"},
 		{"create as customer", "POST", "/v1/products", newProduct, customer, 403, "forbidden"},
