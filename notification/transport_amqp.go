@@ -115,14 +115,19 @@ func NewConsumer(cfg ConsumerConfig, svc Service) (*Consumer, error) {
 		cfg.Logger = log.NewNopLogger()
 	}
 	m := cfg.Metrics
-	return &Consumer{
+	c := &Consumer{
 		cfg:          cfg,
 		svc:          svc,
 		consumed:     m.Counter("notification", "consumed_total", "Order events handled and acknowledged, duplicates included (an ack lost with its connection counts too)."),
 		deduplicated: m.Counter("notification", "deduplicated_total", "Redelivered order events that sent nothing."),
 		deadLettered: m.Counter("notification", "dead_lettered_total", "Poison messages moved to the dead-letter queue."),
 		requeued:     m.Counter("notification", "requeued_total", "Poison messages returned to the queue for another attempt."),
-	}, nil
+	}
+	// Shown as 0 from the start, so dashboards and alerts see the series.
+	for _, counter := range []metrics.Counter{c.consumed, c.deduplicated, c.deadLettered, c.requeued} {
+		counter.Add(0)
+	}
+	return c, nil
 }
 
 // Check reports whether the consumer is connected and consuming, for GET /health.
@@ -282,6 +287,9 @@ func (c *Consumer) handle(live context.Context, d amqp.Delivery) {
 	logger := log.With(logging.WithTrace(ctx, c.cfg.Logger), "message_id", d.MessageId, "routing_key", d.RoutingKey)
 
 	outcome, err := c.process(live, ctx, d, logger)
+	if span := zipkin.SpanFromContext(ctx); span != nil && err != nil {
+		zipkin.TagError.Set(span, err.Error())
+	}
 	switch {
 	case err == nil:
 		if ackErr := d.Ack(false); ackErr != nil {

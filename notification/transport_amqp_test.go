@@ -11,6 +11,9 @@ import (
 	"time"
 
 	"github.com/go-kit/log"
+	"github.com/openzipkin/zipkin-go"
+	"github.com/openzipkin/zipkin-go/model"
+	spanrecorder "github.com/openzipkin/zipkin-go/reporter/recorder"
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/kitshop/kitshop/pkg/observe"
@@ -33,6 +36,7 @@ type rig struct {
 	store    Store
 	notesDB  *sql.DB
 	mailer   *countingMailer
+	tracer   *zipkin.Tracer // nil: relay and consumer do not trace
 }
 
 // countingMailer counts the emails sent per order.
@@ -119,6 +123,7 @@ func (r *rig) startConsumer(svc Service) (*Consumer, *observe.Metrics) {
 	cfg := r.cfg
 	cfg.URL = r.proxied
 	cfg.Metrics = observe.NewMetrics("notification")
+	cfg.Tracer = r.tracer
 	c, err := NewConsumer(cfg, svc)
 	if err != nil {
 		r.t.Fatal(err)
@@ -133,7 +138,7 @@ func (r *rig) startRelay(url string, poll time.Duration) *outbox.Relay {
 	r.t.Helper()
 	relay, err := outbox.NewRelay(outbox.Config{
 		DB: r.outboxDB, URL: url, Exchange: r.cfg.Exchange, PollInterval: poll,
-		Backoff: r.cfg.Backoff, Logger: log.NewNopLogger(), Metrics: observe.NewMetrics("order"),
+		Backoff: r.cfg.Backoff, Logger: log.NewNopLogger(), Metrics: observe.NewMetrics("order"), Tracer: r.tracer,
 	})
 	if err != nil {
 		r.t.Fatal(err)
@@ -394,4 +399,51 @@ func TestPoisonMessagesAreDeadLettered(t *testing.T) {
 	// The consumer keeps going.
 	r.enqueue(2, EventOrderCancelled)
 	r.waitFor("the later emails", func() bool { return r.emails() == 3 })
+}
+
+// The consumer's spans join the trace in which the event was enqueued (the checkout's),
+// through the relay's producer span.
+func TestConsumerSpanJoinsTheEnqueuingTrace(t *testing.T) {
+	r := newRig(t)
+	spans := spanrecorder.NewReporter()
+	tracer, err := zipkin.NewTracer(spans)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.tracer = tracer
+	obs := observe.Observer{Logger: log.NewNopLogger(), Metrics: observe.NewMetrics("notification"), Tracer: tracer}
+	r.startConsumer(MakeServerEndpoints(r.service(), obs, tokens{}))
+	r.startRelay(r.direct, 20*time.Millisecond)
+
+	checkout := tracer.StartSpan("checkout")
+	ctx := zipkin.NewContext(context.Background(), checkout)
+	d := orderData()
+	e, err := outbox.NewEvent(EventOrderConfirmed, d.OrderID, d, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := postgres.InTx(ctx, r.outboxDB, nil, func(tx *sql.Tx) error { return outbox.Enqueue(ctx, tx, e) }); err != nil {
+		t.Fatal(err)
+	}
+	checkout.Finish()
+	r.waitFor("the email", func() bool { return r.emails() == 1 })
+
+	var recorded []model.SpanModel
+	r.waitFor("the spans", func() bool {
+		recorded = append(recorded, spans.Flush()...)
+		return len(recorded) >= 4
+	})
+	kinds := map[string]model.Kind{}
+	for _, s := range recorded {
+		if s.TraceID != checkout.Context().TraceID {
+			t.Fatalf("span %q is in trace %s, want the checkout's %s", s.Name, s.TraceID, checkout.Context().TraceID)
+		}
+		kinds[s.Name] = s.Kind
+	}
+	if kinds["publish order.confirmed"] != model.Producer || kinds["consume order.confirmed"] != model.Consumer {
+		t.Fatalf("spans %v, want a producer and a consumer span", kinds)
+	}
+	if _, ok := kinds["handle_event"]; !ok {
+		t.Fatalf("spans %v lack the handle_event endpoint span", kinds)
+	}
 }
