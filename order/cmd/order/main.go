@@ -1,0 +1,101 @@
+// Command order serves carts and checkouts: the checkout saga across inventory and
+// payment, its recovery loop, and the outbox relay of order events.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/go-kit/log/level"
+
+	"github.com/kitshop/kitshop/inventory"
+	"github.com/kitshop/kitshop/order"
+	"github.com/kitshop/kitshop/payment"
+	"github.com/kitshop/kitshop/pkg/app"
+	"github.com/kitshop/kitshop/pkg/auth"
+	"github.com/kitshop/kitshop/pkg/config"
+	"github.com/kitshop/kitshop/pkg/outbox"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "order:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("order", flag.ExitOnError)
+	var cfg app.Config
+	cfg.RegisterFlags(fs, "order", ":8083")
+	var oc order.Config
+	fs.StringVar(&oc.Currency, "currency", "EUR", "the one currency the shop sells in")
+	fs.DurationVar(&oc.RequestDeadline, "request-deadline", 5*time.Second, "how long a checkout waits for its saga before answering 202 pending")
+	fs.DurationVar(&oc.SagaTimeout, "saga-timeout", 2*time.Minute, "how long a saga goes on in the background after its request answered")
+	fs.DurationVar(&oc.ReservationTTL, "reservation-ttl", 15*time.Minute, "inventory's reservation TTL: a checkout older than this is compensated, not completed")
+	fs.DurationVar(&oc.Lease, "recovery-grace", 30*time.Second, "how long a saga may show no progress before the recovery loop takes it over")
+	fs.DurationVar(&oc.Backoff.Min, "retry-backoff-min", 50*time.Millisecond, "first pause before retrying a saga step whose service is down")
+	fs.DurationVar(&oc.Backoff.Max, "retry-backoff-max", 2*time.Second, "longest pause between retries of a saga step")
+	interval := fs.Duration("recovery-interval", 10*time.Second, "how often unfinished sagas are looked for")
+	amqpURL := fs.String("amqp-url", "", "RabbitMQ URL (amqp://guest:guest@127.0.0.1:5672/) the outbox is relayed to; empty relays nothing")
+	if err := config.Parse(fs, args, nil); err != nil {
+		return err
+	}
+
+	a, err := app.New(cfg, os.Stderr)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	db, err := a.OpenDB(ctx, order.Migrations())
+	if err != nil {
+		return err
+	}
+	store := order.NewMemoryStore()
+	if db != nil {
+		store = order.NewPostgresStore(db)
+	}
+	switch {
+	case db == nil:
+		_ = level.Warn(a.Logger).Log("msg", "memory store: order events are kept in memory and never published")
+	case *amqpURL == "":
+		_ = level.Warn(a.Logger).Log("msg", "no RabbitMQ URL: order events wait in the outbox table")
+	default:
+		relay, err := outbox.NewRelay(outbox.Config{DB: db, URL: *amqpURL, Logger: a.Logger, Metrics: a.Metrics, Tracer: a.Tracer})
+		if err != nil {
+			return err
+		}
+		a.AddCheck("rabbitmq", relay.Check)
+		go func() { _ = relay.Run(ctx) }()
+	}
+
+	users, err := a.Instancer("user")
+	if err != nil {
+		return err
+	}
+	inventories, err := a.Instancer("inventory")
+	if err != nil {
+		return err
+	}
+	payments, err := a.Instancer("payment")
+	if err != nil {
+		return err
+	}
+	verifier := auth.NewUserVerifier(users, a.ClientOptions(), 10*time.Second)
+	inv := inventory.NewHTTPClient(inventories, a.ClientOptions())
+	pay := payment.NewHTTPClient(payments, a.ClientOptions())
+
+	oc.Now, oc.Logger, oc.Metrics, oc.Tracer = time.Now, a.Logger, a.Metrics, a.Tracer
+	saga := order.NewSaga(store, inv, pay, oc)
+	defer saga.Close()
+	go order.RecoverSagas(ctx, saga, store, *interval, a.Logger)
+	svc := order.NewService(store, inv, saga, oc)
+	return a.Run(ctx, order.MakeHTTPHandler(order.MakeServerEndpoints(svc, a.Observer(), verifier), a.Tracer))
+}

@@ -1,0 +1,329 @@
+package order
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"time"
+
+	"github.com/lib/pq"
+
+	"github.com/kitshop/kitshop/pkg/outbox"
+	"github.com/kitshop/kitshop/pkg/postgres"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// Migrations is the order schema plus the outbox table, for postgres.Migrate.
+func Migrations() fs.FS {
+	sub, err := fs.Sub(migrationFiles, "migrations")
+	if err != nil {
+		panic(err) // the embedded folder always exists
+	}
+	return outbox.WithMigrations(sub)
+}
+
+// postgresStore keeps orders in PostgreSQL. A saga moves by conditional UPDATEs on the
+// order row (lease token and expected step), so two drivers can never both move it.
+type postgresStore struct {
+	db *sql.DB
+}
+
+// NewPostgresStore returns a Store on db, whose schema Migrations created.
+func NewPostgresStore(db *sql.DB) Store { return &postgresStore{db: db} }
+
+func (s *postgresStore) CartLines(ctx context.Context, userID string) ([]CartLine, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT sku, quantity, added_at FROM cart_items WHERE user_id = $1 ORDER BY added_at, sku`, userID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	lines := []CartLine{}
+	for rows.Next() {
+		var l CartLine
+		if err := rows.Scan(&l.SKU, &l.Quantity, &l.AddedAt); err != nil {
+			return nil, err
+		}
+		l.AddedAt = l.AddedAt.UTC()
+		lines = append(lines, l)
+	}
+	return lines, rows.Err()
+}
+
+func (s *postgresStore) SetCartLine(ctx context.Context, userID, sku string, quantity, maxLines int, now time.Time) error {
+	if quantity == 0 {
+		_, err := s.db.ExecContext(ctx, `DELETE FROM cart_items WHERE user_id = $1 AND sku = $2`, userID, sku)
+		return err
+	}
+	return postgres.InTx(ctx, s.db, nil, func(tx *sql.Tx) error {
+		// The cart row's lock makes the count below hold until commit.
+		if _, err := tx.ExecContext(ctx, `INSERT INTO carts (user_id, updated_at) VALUES ($1, $2)
+			ON CONFLICT (user_id) DO UPDATE SET updated_at = EXCLUDED.updated_at`, userID, now); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `UPDATE cart_items SET quantity = $3 WHERE user_id = $1 AND sku = $2`, userID, sku, quantity)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 1 {
+			return nil
+		}
+		var lines int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM cart_items WHERE user_id = $1`, userID).Scan(&lines); err != nil {
+			return err
+		}
+		if lines >= maxLines {
+			return ErrCartFull
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO cart_items (user_id, sku, quantity, added_at) VALUES ($1, $2, $3, $4)`, userID, sku, quantity, now)
+		return err
+	})
+}
+
+const orderColumns = `id, user_id, email, status, step, total_amount, currency, charge_id, from_cart,
+	failure_code, failure_message, created_at, updated_at`
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanOrder(row scanner) (Order, error) {
+	var o Order
+	err := row.Scan(&o.ID, &o.UserID, &o.Email, &o.Status, &o.Step, &o.Total.Amount, &o.Total.Currency, &o.ChargeID, &o.FromCart,
+		&o.FailureCode, &o.FailureMessage, &o.CreatedAt, &o.UpdatedAt)
+	o.CreatedAt, o.UpdatedAt = o.CreatedAt.UTC(), o.UpdatedAt.UTC()
+	return o, err
+}
+
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// withItems fills in the items of orders.
+func withItems(ctx context.Context, q querier, orders []Order) error {
+	if len(orders) == 0 {
+		return nil
+	}
+	ids := make([]string, len(orders))
+	at := make(map[string]int, len(orders))
+	for i, o := range orders {
+		ids[i], at[o.ID] = o.ID, i
+		orders[i].Items = []Item{}
+	}
+	rows, err := q.QueryContext(ctx, `SELECT order_id, sku, name, quantity, price_amount, currency FROM order_items
+		WHERE order_id = ANY($1) ORDER BY order_id, sku`, pq.Array(ids))
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			id string
+			it Item
+		)
+		if err := rows.Scan(&id, &it.SKU, &it.Name, &it.Quantity, &it.UnitPrice.Amount, &it.UnitPrice.Currency); err != nil {
+			return err
+		}
+		orders[at[id]].Items = append(orders[at[id]].Items, it)
+	}
+	return rows.Err()
+}
+
+// queryOrders runs a query returning orderColumns and fills in the items.
+func queryOrders(ctx context.Context, q querier, query string, args ...any) ([]Order, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	orders := []Order{}
+	for rows.Next() {
+		o, err := scanOrder(rows)
+		if err != nil {
+			rows.Close()
+			return nil, err
+		}
+		orders = append(orders, o)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return orders, withItems(ctx, q, orders)
+}
+
+// queryOrder is queryOrders for one order; no row is ErrOrderNotFound.
+func queryOrder(ctx context.Context, q querier, query string, args ...any) (Order, error) {
+	orders, err := queryOrders(ctx, q, query, args...)
+	if err != nil {
+		return Order{}, err
+	}
+	if len(orders) == 0 {
+		return Order{}, ErrOrderNotFound
+	}
+	return orders[0], nil
+}
+
+func (s *postgresStore) CreateOrder(ctx context.Context, o Order, key IdempotencyKey, lease Lease) (Order, bool, error) {
+	var (
+		stored  Order
+		created bool
+	)
+	err := postgres.InTx(ctx, s.db, nil, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2 AND created_at < $3`,
+			key.UserID, key.Key, key.NotBefore); err != nil {
+			return err
+		}
+		// A concurrent request with the same key waits here until this one commits.
+		res, err := tx.ExecContext(ctx, `INSERT INTO idempotency_keys (user_id, key, request_hash, order_id, created_at)
+			VALUES ($1, $2, $3, $4, $5) ON CONFLICT (user_id, key) DO NOTHING`, key.UserID, key.Key, key.Hash, o.ID, o.CreatedAt)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			var hash, orderID string
+			if err := tx.QueryRowContext(ctx, `SELECT request_hash, order_id FROM idempotency_keys WHERE user_id = $1 AND key = $2`,
+				key.UserID, key.Key).Scan(&hash, &orderID); err != nil {
+				return err
+			}
+			if hash != key.Hash {
+				return ErrIdempotencyMismatch
+			}
+			stored, err = queryOrder(ctx, tx, `SELECT `+orderColumns+` FROM orders WHERE id = $1`, orderID)
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO orders (`+orderColumns+`, lease_token, lease_until)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+			o.ID, o.UserID, o.Email, o.Status, o.Step, o.Total.Amount, o.Total.Currency, o.ChargeID, o.FromCart,
+			o.FailureCode, o.FailureMessage, o.CreatedAt, o.UpdatedAt, lease.Token, lease.Until); err != nil {
+			return err
+		}
+		for _, it := range o.Items {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO order_items (order_id, sku, name, quantity, price_amount, currency)
+				VALUES ($1, $2, $3, $4, $5, $6)`, o.ID, it.SKU, it.Name, it.Quantity, it.UnitPrice.Amount, it.UnitPrice.Currency); err != nil {
+				return err
+			}
+		}
+		stored, created = o, true
+		return nil
+	})
+	if err != nil {
+		return Order{}, false, err
+	}
+	return stored, created, nil
+}
+
+func (s *postgresStore) Order(ctx context.Context, id string) (Order, error) {
+	return queryOrder(ctx, s.db, `SELECT `+orderColumns+` FROM orders WHERE id = $1`, id)
+}
+
+func (s *postgresStore) ListOrders(ctx context.Context, userID string, limit int) ([]Order, error) {
+	return queryOrders(ctx, s.db, `SELECT `+orderColumns+` FROM orders WHERE user_id = $1
+		ORDER BY created_at DESC, id DESC LIMIT $2`, userID, limit)
+}
+
+func (s *postgresStore) Claim(ctx context.Context, id string, lease Lease, now time.Time) (Order, error) {
+	o, err := queryOrder(ctx, s.db, `UPDATE orders SET lease_token = $2, lease_until = $3
+		WHERE id = $1 AND lease_until <= $4 RETURNING `+orderColumns, id, lease.Token, lease.Until, now)
+	if errors.Is(err, ErrOrderNotFound) {
+		if _, err := s.Order(ctx, id); err != nil {
+			return Order{}, err
+		}
+		return Order{}, ErrLeaseHeld
+	}
+	return o, err
+}
+
+func (s *postgresStore) ClaimStale(ctx context.Context, lease Lease, now time.Time, limit int) ([]Order, error) {
+	// SKIP LOCKED: instances scanning at once each take different orders.
+	return queryOrders(ctx, s.db, `UPDATE orders SET lease_token = $1, lease_until = $2
+		WHERE lease_until <= $3 AND id IN (
+			SELECT id FROM orders
+			WHERE (status = 'pending' OR step IN ('cancelling', 'refunded')) AND lease_until <= $3
+			ORDER BY updated_at LIMIT $4 FOR UPDATE SKIP LOCKED)
+		RETURNING `+orderColumns, lease.Token, lease.Until, now, limit)
+}
+
+func (s *postgresStore) Touch(ctx context.Context, id string, lease Lease) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE orders SET lease_until = $3 WHERE id = $1 AND lease_token = $2`, id, lease.Token, lease.Until)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrStale
+	}
+	return nil
+}
+
+func (s *postgresStore) Advance(ctx context.Context, id, token string, c Change, now, leaseUntil time.Time) (Order, error) {
+	var o Order
+	err := postgres.InTx(ctx, s.db, nil, func(tx *sql.Tx) error {
+		var err error
+		o, err = queryOrder(ctx, tx, `UPDATE orders SET status = $4, step = $5,
+				charge_id = CASE WHEN $6 = '' THEN charge_id ELSE $6 END,
+				failure_code = $7, failure_message = $8, updated_at = $9, lease_until = $10
+			WHERE id = $1 AND lease_token = $2 AND step = $3 RETURNING `+orderColumns,
+			id, token, c.From, c.Status, c.Step, c.ChargeID, c.FailureCode, c.FailureMessage, now, leaseUntil)
+		if errors.Is(err, ErrOrderNotFound) {
+			return ErrStale
+		}
+		if err != nil {
+			return err
+		}
+		// After the UPDATE that locked the order row, as Enqueue asks.
+		if c.Event != nil {
+			if err := outbox.Enqueue(ctx, tx, *c.Event); err != nil {
+				return err
+			}
+		}
+		if c.ClearCart {
+			skus := make([]string, len(o.Items))
+			for i, it := range o.Items {
+				skus[i] = it.SKU
+			}
+			if _, err := tx.ExecContext(ctx, `DELETE FROM cart_items WHERE user_id = $1 AND sku = ANY($2)`, o.UserID, pq.Array(skus)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return o, err
+}
+
+func (s *postgresStore) CountPending(ctx context.Context) (int, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM orders WHERE status = 'pending'`).Scan(&n)
+	return n, err
+}
+
+func (s *postgresStore) PurgeIdempotencyKeys(ctx context.Context, before time.Time) (int, error) {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE created_at < $1`, before)
+	if err != nil {
+		return 0, err
+	}
+	n, _ := res.RowsAffected()
+	return int(n), nil
+}
+
+func (s *postgresStore) Events(ctx context.Context, orderID string) ([]outbox.Event, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT body FROM outbox WHERE aggregate_id = $1 ORDER BY seq`, orderID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	events := []outbox.Event{}
+	for rows.Next() {
+		var body []byte
+		if err := rows.Scan(&body); err != nil {
+			return nil, err
+		}
+		var e outbox.Event
+		if err := json.Unmarshal(body, &e); err != nil {
+			return nil, err
+		}
+		events = append(events, e)
+	}
+	return events, rows.Err()
+}
