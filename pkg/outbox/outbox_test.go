@@ -134,11 +134,16 @@ func newBroker(t *testing.T) broker {
 
 func startRelay(t *testing.T, db *sql.DB, url, exchange string, tracer *zipkin.Tracer) *outbox.Relay {
 	t.Helper()
-	r, err := outbox.NewRelay(outbox.Config{
+	return runRelay(t, outbox.Config{
 		DB: db, URL: url, Exchange: exchange, BatchSize: 50, PollInterval: 20 * time.Millisecond,
 		Backoff: outbox.Backoff{Min: 20 * time.Millisecond, Max: 200 * time.Millisecond},
 		Logger:  log.NewNopLogger(), Metrics: observe.NewMetrics("test"), Tracer: tracer,
 	})
+}
+
+func runRelay(t *testing.T, cfg outbox.Config) *outbox.Relay {
+	t.Helper()
+	r, err := outbox.NewRelay(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -359,4 +364,35 @@ func TestEnqueueOrderFollowsTheAggregateLock(t *testing.T) {
 	if len(got) != writers*each {
 		t.Fatalf("got %d events, want %d", len(got), writers*each)
 	}
+}
+
+func TestRelayPurgesOldSentEvents(t *testing.T) {
+	b := newBroker(t)
+	db := testenv.Postgres(t, outbox.Migrations())
+	ctx := context.Background()
+	events := enqueue(t, ctx, db, []string{"old", "recent"}, 0, 1)
+	if _, err := db.Exec(`UPDATE outbox SET sent_at = now() - interval '2 hours' WHERE aggregate_id = 'old'`); err != nil {
+		t.Fatal(err)
+	}
+	runRelay(t, outbox.Config{
+		DB: db, URL: b.url, Exchange: b.exchange, Retention: time.Hour, PollInterval: 20 * time.Millisecond,
+		Logger: log.NewNopLogger(), Metrics: observe.NewMetrics("test"),
+	})
+	receive(t, b.deliveries, events[1:])
+	waitFor(t, func() bool {
+		var ids []string
+		rows, err := db.Query(`SELECT aggregate_id FROM outbox`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, id)
+		}
+		return len(ids) == 1 && ids[0] == "recent" && unsent(t, db) == 0
+	})
 }
