@@ -46,7 +46,10 @@ func (o Observer) Endpoint(name string, e endpoint.Endpoint) endpoint.Endpoint {
 		return next(ctx, request)
 	}
 	if o.Tracer != nil {
-		e = kitzipkin.TraceEndpoint(o.Tracer, name)(e)
+		traced := kitzipkin.TraceEndpoint(o.Tracer, name)(e)
+		e = func(ctx context.Context, request any) (any, error) {
+			return traced(WithTracer(ctx, o.Tracer), request)
+		}
 	}
 	return e
 }

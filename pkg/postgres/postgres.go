@@ -32,10 +32,11 @@ func Open(ctx context.Context, dsn string, pool Pool, migrations fs.FS) (*sql.DB
 	if err := EnsureDatabase(ctx, dsn); err != nil {
 		return nil, err
 	}
-	db, err := sql.Open("postgres", dsn)
+	connector, err := pq.NewConnector(dsn)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("postgres: %w", err)
 	}
+	db := sql.OpenDB(tracingConnector{connector})
 	db.SetMaxOpenConns(pool.MaxOpen)
 	db.SetMaxIdleConns(pool.MaxIdle)
 	db.SetConnMaxLifetime(pool.MaxLifetime)
