@@ -1,0 +1,99 @@
+// Command gateway serves kitshop's public API, its OpenAPI document and the storefront,
+// routing each call to a passing instance of the service that owns it.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/go-kit/kit/sd"
+
+	"github.com/kitshop/kitshop/gateway"
+	"github.com/kitshop/kitshop/pkg/app"
+	"github.com/kitshop/kitshop/pkg/auth"
+	"github.com/kitshop/kitshop/pkg/config"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "gateway:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("gateway", flag.ExitOnError)
+	var cfg app.Config
+	cfg.RegisterFlags(fs, "gateway", ":8080")
+	services := map[string]*string{}
+	for _, s := range []string{gateway.UserService, gateway.InventoryService, gateway.OrderService, gateway.NotificationService} {
+		services[s] = fs.String(s+"-service", s, "Consul name of the "+s+" service")
+	}
+	userRate := fs.Float64("rate-user", 20, "requests a second allowed per user on 🔒 routes")
+	userBurst := fs.Int("rate-user-burst", 40, "burst allowed per user")
+	anonRate := fs.Float64("rate-anon", 20, "requests a second allowed per client address on public routes")
+	anonBurst := fs.Int("rate-anon-burst", 40, "burst allowed per client address")
+	maxClients := fs.Int("rate-max-clients", gateway.DefaultMaxClients, "rate-limit buckets kept per kind (users, addresses); idle ones are dropped first")
+	maxBody := fs.Int64("max-body", gateway.DefaultMaxBody, "largest request body accepted (413 above)")
+	maxResponse := fs.Int64("max-response", gateway.DefaultMaxResponse, "largest upstream answer relayed")
+	grace := fs.Duration("discovery-grace", 15*time.Second, "after Consul was unreachable or restarted, how long an empty instance list is not believed")
+	jwksRefresh := fs.Duration("jwks-refresh", 10*time.Second, "least time between two fetches of the user service's keys for an unknown key ID")
+	if err := config.Parse(fs, args, nil); err != nil {
+		return err
+	}
+	if *userRate <= 0 || *anonRate <= 0 || *userBurst < 1 || *anonBurst < 1 {
+		return fmt.Errorf("rate limits must be positive (raise them for load tests; they cannot be switched off)")
+	}
+
+	a, err := app.New(cfg, os.Stderr)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	if a.Consul == nil {
+		return fmt.Errorf("the gateway needs Consul (-consul-addr) to find the services")
+	}
+	watched := map[string]sd.Instancer{}
+	instancer := func(service string) (sd.Instancer, error) {
+		if ins, ok := watched[service]; ok {
+			return ins, nil
+		}
+		ins := gateway.NewConsulInstancer(a.Consul, service, *grace, a.Logger)
+		a.OnClose(ins)
+		watched[service] = ins
+		return ins, nil
+	}
+	opts := gateway.Options{
+		Services:    map[string]string{},
+		Instancer:   instancer,
+		Client:      a.ClientOptions(),
+		UserLimit:   gateway.Limit{Rate: *userRate, Burst: *userBurst},
+		AnonLimit:   gateway.Limit{Rate: *anonRate, Burst: *anonBurst},
+		MaxClients:  *maxClients,
+		MaxBody:     *maxBody,
+		MaxResponse: *maxResponse,
+		Logger:      a.Logger,
+		Metrics:     a.Metrics,
+		Tracer:      a.Tracer,
+	}
+	for s, name := range services {
+		opts.Services[s] = *name
+	}
+	users, err := instancer(opts.ServiceName(gateway.UserService))
+	if err != nil {
+		return err
+	}
+	opts.Verifier = auth.NewUserVerifier(users, gateway.VerifierClientOptions(opts), *jwksRefresh)
+	h, err := gateway.New(opts)
+	if err != nil {
+		return err
+	}
+	return a.Run(ctx, h)
+}

@@ -1,0 +1,156 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net"
+	"net/http"
+	"strconv"
+
+	"github.com/go-kit/log/level"
+	"github.com/openzipkin/zipkin-go"
+	zipkinhttp "github.com/openzipkin/zipkin-go/middleware/http"
+
+	"github.com/kitshop/kitshop/pkg/auth"
+	"github.com/kitshop/kitshop/pkg/logging"
+)
+
+// instrument wraps every request: a request ID (the client's X-Request-ID when sane,
+// else a new one; echoed and forwarded), a zipkin server span, one access log line
+// and the per-route metrics.
+func (g *gateway) instrument(next http.Handler) http.Handler {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := g.opts.Now()
+		ex := &exchange{route: "unmatched", requestID: requestID(r.Header.Get("X-Request-ID"))}
+		w.Header().Set("X-Request-ID", ex.requestID)
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		ctx := context.WithValue(r.Context(), exchangeKey{}, ex)
+		next.ServeHTTP(rec, r.WithContext(ctx))
+
+		elapsed := g.opts.Now().Sub(start)
+		status := strconv.Itoa(rec.status)
+		g.requests.With("route", ex.route, "status", status).Add(1)
+		g.duration.With("route", ex.route, "status", status).Observe(elapsed.Seconds())
+		kv := []any{
+			"msg", "request", "request_id", ex.requestID, "method", r.Method, "route", ex.route,
+			"path", r.URL.Path, "status", rec.status, "duration_ms", float64(elapsed.Microseconds()) / 1000,
+			"upstream", ex.instance(), "client", clientAddr(r),
+		}
+		if ex.err != nil && rec.status >= 500 {
+			kv = append(kv, "err", ex.err)
+		}
+		_ = level.Info(logging.WithTrace(ctx, g.opts.Logger)).Log(kv...)
+	})
+	if g.opts.Tracer == nil {
+		return h
+	}
+	return zipkinhttp.NewServerMiddleware(g.opts.Tracer, zipkinhttp.SpanName("gateway"))(h)
+}
+
+// named labels the request with its route, for the log, the metrics and the span.
+func named(route string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		exchangeFrom(r.Context()).route = route
+		if span := zipkin.SpanFromContext(r.Context()); span != nil {
+			span.SetName(route)
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status  int
+	written bool
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if !s.written {
+		s.status, s.written = code, true
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	s.written = true
+	return s.ResponseWriter.Write(b)
+}
+
+// maxRequestID bounds a client's X-Request-ID; longer or odd ones are replaced.
+const maxRequestID = 128
+
+func requestID(given string) string {
+	if given != "" && len(given) <= maxRequestID && printableToken(given) {
+		return given
+	}
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func printableToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+// clientAddr is the address of the client's connection: the gateway is the edge, so a
+// client's own X-Forwarded-For is not believed.
+func clientAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// authenticate answers 401 (with WWW-Authenticate) without a valid bearer token, 403
+// to a non-admin on admin routes, and otherwise puts the Caller in the context. The
+// token itself is forwarded in the Authorization header, and upstreams check it again.
+func (g *gateway) authenticate(admin bool, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		token, ok := auth.BearerToken(r.Header.Get("Authorization"))
+		if !ok {
+			writeError(w, auth.ErrNoToken)
+			return
+		}
+		caller, err := g.opts.Verifier.Verify(r.Context(), token)
+		if err != nil {
+			exchangeFrom(r.Context()).err = err
+			writeError(w, err)
+			return
+		}
+		if admin && caller.Role != auth.RoleAdmin {
+			writeError(w, auth.ErrForbidden)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(auth.NewContext(r.Context(), caller)))
+	})
+}
+
+// limitByUser applies the per-user limit to an authenticated request.
+func (g *gateway) limitByUser(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		caller, _ := auth.CallerFrom(r.Context())
+		g.limit(g.users, "user:"+caller.UserID, next, w, r)
+	})
+}
+
+// limitByAddress applies the per-address limit to an anonymous request.
+func (g *gateway) limitByAddress(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		g.limit(g.anons, clientAddr(r), next, w, r)
+	})
+}
+
+func (g *gateway) limit(l *limiters, key string, next http.Handler, w http.ResponseWriter, r *http.Request) {
+	if ok, wait := l.allow(key); !ok {
+		writeError(w, rateLimited{wait: wait})
+		return
+	}
+	next.ServeHTTP(w, r)
+}

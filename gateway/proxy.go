@@ -1,0 +1,190 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/textproto"
+	"slices"
+	"strings"
+	"sync/atomic"
+
+	"github.com/go-kit/kit/endpoint"
+
+	"github.com/kitshop/kitshop/pkg/client"
+	"github.com/kitshop/kitshop/pkg/errs"
+)
+
+// proxyRequest is a client request as the gateway forwards it. It is read once (the
+// body is bounded) and encoded again for every try, so a retry resends the same bytes.
+type proxyRequest struct {
+	path, rawPath, rawQuery string
+	header                  http.Header // end-to-end headers plus the gateway's X-Forwarded-*
+	body                    []byte
+	exchange                *exchange
+}
+
+// proxyResponse is an upstream answer, passed back unchanged: 2xx, 3xx and 4xx alike.
+type proxyResponse struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+// routeEndpoint is the go-kit client endpoint of rt through svc's chain. Every answer
+// below 500 comes back as a *proxyResponse value, so a 404 or a 422 is relayed as the
+// upstream wrote it and neither retried nor counted against the breaker.
+func routeEndpoint(svc *client.Service, rt Route, retry bool, maxResponse int64) endpoint.Endpoint {
+	return svc.Endpoint(client.Route{
+		Name:       rt.Name(),
+		Method:     rt.Method,
+		Encode:     encodeProxyRequest,
+		Decode:     decodeProxyResponse(maxResponse),
+		Idempotent: retry,
+	})
+}
+
+func encodeProxyRequest(_ context.Context, r *http.Request, request any) error {
+	req := request.(*proxyRequest)
+	r.URL.Path, r.URL.RawPath, r.URL.RawQuery = req.path, req.rawPath, req.rawQuery
+	for k, vs := range req.header {
+		// A copy: ClientBefore functions may append to the request's header values.
+		r.Header[k] = slices.Clone(vs)
+	}
+	if len(req.body) > 0 {
+		body := req.body
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+		r.ContentLength = int64(len(body))
+	}
+	instance := r.URL.Host
+	req.exchange.upstream.Store(&instance)
+	return nil
+}
+
+// errResponseTooLarge fails a try whose answer exceeds the gateway's buffer.
+var errResponseTooLarge = errors.New("gateway: upstream response larger than the buffer")
+
+func decodeProxyResponse(maxResponse int64) func(context.Context, *http.Response) (any, error) {
+	return func(_ context.Context, resp *http.Response) (any, error) {
+		status := resp.StatusCode
+		if held, ok := resp.Body.(*heldStatus); ok {
+			status = held.status
+		}
+		body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse+1))
+		if err != nil {
+			return nil, err
+		}
+		if int64(len(body)) > maxResponse {
+			return nil, errResponseTooLarge
+		}
+		header := resp.Header.Clone()
+		removeHopByHop(header)
+		header.Del("Content-Length")
+		return &proxyResponse{status: status, header: header, body: body}, nil
+	}
+}
+
+// passThrough lets the client chain of pkg/client relay 3xx and 4xx answers unchanged.
+// That chain hands only 2xx answers to a route's decoder and turns 4xx into errors
+// (what a service client wants, not what a proxy wants). passThrough presents such an
+// answer as a 200 whose body remembers the real status, which decodeProxyResponse
+// restores. 5xx answers are left alone: they are failures, retried and counted by the
+// breaker.
+type passThrough struct{ next http.RoundTripper }
+
+func (p passThrough) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := p.next.RoundTrip(r)
+	if err != nil || resp.StatusCode < 300 || resp.StatusCode >= 500 {
+		return resp, err
+	}
+	resp.Body = &heldStatus{ReadCloser: resp.Body, status: resp.StatusCode}
+	resp.StatusCode = http.StatusOK
+	return resp, nil
+}
+
+type heldStatus struct {
+	io.ReadCloser
+	status int
+}
+
+// newUpstreamHTTPClient is one upstream service's HTTP client: idle connections for
+// maxConns calls in flight, answers relayed by passThrough, redirects never followed.
+func newUpstreamHTTPClient(maxConns int) *http.Client {
+	c := client.NewHTTPClient(maxConns)
+	c.Transport = passThrough{next: c.Transport}
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return c
+}
+
+// hopByHop are the headers that describe one connection, not the message (RFC 9110
+// §7.6.1), plus the trace and forwarding headers the gateway sets itself.
+var hopByHop = []string{
+	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
+}
+
+func removeHopByHop(h http.Header) {
+	for _, v := range h.Values("Connection") {
+		for _, name := range strings.Split(v, ",") {
+			if name = strings.TrimSpace(name); name != "" {
+				h.Del(name)
+			}
+		}
+	}
+	for _, name := range hopByHop {
+		h.Del(name)
+	}
+}
+
+// gatewayHeaders are set by the gateway alone; a client's values are dropped so it
+// cannot spoof its address (user's login throttling trusts X-Forwarded-For) or a
+// trace.
+var gatewayHeaders = []string{
+	"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "Forwarded", "X-Real-Ip",
+	"X-Request-Id", "B3", "X-B3-Traceid", "X-B3-Spanid", "X-B3-Parentspanid", "X-B3-Sampled", "X-B3-Flags",
+}
+
+// forwardHeaders is the header set sent upstream for a client request.
+func forwardHeaders(in http.Header, clientAddr, host, proto, requestID string) http.Header {
+	h := in.Clone()
+	removeHopByHop(h)
+	for _, name := range gatewayHeaders {
+		delete(h, textproto.CanonicalMIMEHeaderKey(name))
+	}
+	h.Set("X-Forwarded-For", clientAddr)
+	h.Set("X-Forwarded-Host", host)
+	h.Set("X-Forwarded-Proto", proto)
+	h.Set("X-Request-Id", requestID)
+	return h
+}
+
+// exchange is what the gateway learns about one request as it travels: the access log
+// line and the metrics are written from it when the answer is complete.
+type exchange struct {
+	route     string
+	requestID string
+	upstream  atomic.Pointer[string] // written by the try in flight, which may outlive a timeout
+	err       error
+}
+
+func (e *exchange) instance() string {
+	if p := e.upstream.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+type exchangeKey struct{}
+
+func exchangeFrom(ctx context.Context) *exchange {
+	if e, ok := ctx.Value(exchangeKey{}).(*exchange); ok {
+		return e
+	}
+	return &exchange{}
+}
+
+// errUnreadableBody answers a body that broke off.
+var errUnreadableBody = errs.E(errs.Invalid, "unreadable_body", "the request body could not be read")

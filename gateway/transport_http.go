@@ -1,0 +1,339 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/go-kit/kit/endpoint"
+	"github.com/go-kit/kit/metrics"
+	"github.com/go-kit/kit/sd"
+	kithttp "github.com/go-kit/kit/transport/http"
+	"github.com/go-kit/log"
+	"github.com/gorilla/mux"
+	"github.com/openzipkin/zipkin-go"
+
+	"github.com/kitshop/kitshop/pkg/auth"
+	"github.com/kitshop/kitshop/pkg/client"
+	"github.com/kitshop/kitshop/pkg/errs"
+	"github.com/kitshop/kitshop/pkg/httpjson"
+	"github.com/kitshop/kitshop/pkg/observe"
+)
+
+// Options configure the gateway.
+type Options struct {
+	// Services maps the services routes name (UserService, …) to the names their
+	// instances register under in Consul; a missing entry means the same name.
+	Services map[string]string
+	// Instancer finds the instances of a service by its Consul name.
+	Instancer func(service string) (sd.Instancer, error)
+	// Client configures the calls upstream: Caller ("gateway", so breakers are named
+	// gateway→<service>), AttemptTimeout, Retries, Breaker, Tracer, Logger. Timeout is
+	// taken per service from the route table.
+	Client client.Options
+	// Verifier checks the tokens of 🔒 routes.
+	Verifier auth.Verifier
+
+	UserLimit  Limit // per user, on 🔒 routes
+	AnonLimit  Limit // per client address, on public routes
+	MaxClients int   // rate-limit buckets kept, per kind
+	MaxBody    int64 // request bodies above this are refused with 413
+	// MaxResponse bounds the upstream answer the gateway buffers (so a failed try can
+	// be retried before anything reached the client).
+	MaxResponse int64
+
+	Logger  log.Logger
+	Metrics *observe.Metrics
+	Tracer  *zipkin.Tracer
+	Now     func() time.Time
+}
+
+// Defaults for Options fields left zero.
+const (
+	DefaultMaxBody     = 1 << 20
+	DefaultMaxResponse = 8 << 20
+	DefaultMaxClients  = 100_000
+)
+
+func (o Options) defaults() Options {
+	if o.MaxBody == 0 {
+		o.MaxBody = DefaultMaxBody
+	}
+	if o.MaxResponse == 0 {
+		o.MaxResponse = DefaultMaxResponse
+	}
+	if o.MaxClients == 0 {
+		o.MaxClients = DefaultMaxClients
+	}
+	if o.Logger == nil {
+		o.Logger = log.NewNopLogger()
+	}
+	if o.Metrics == nil {
+		o.Metrics = observe.NewMetrics("gateway")
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Client.Caller == "" {
+		o.Client.Caller = "gateway"
+	}
+	if o.Client.Logger == nil {
+		o.Client.Logger = o.Logger
+	}
+	if o.Client.Tracer == nil {
+		o.Client.Tracer = o.Tracer
+	}
+	return o
+}
+
+// ServiceName is the Consul name of a route's service.
+func (o Options) ServiceName(service string) string {
+	if name, ok := o.Services[service]; ok && name != "" {
+		return name
+	}
+	return service
+}
+
+// gateway holds what the handlers share.
+type gateway struct {
+	opts     Options
+	users    *limiters
+	anons    *limiters
+	requests metrics.Counter
+	duration metrics.Histogram
+}
+
+// New returns the gateway's handler: the routes of Routes() proxied upstream, plus
+// GET /openapi.json and the storefront at / and /static/. Every answer goes through
+// request IDs, a server span, the access log and the per-route metrics.
+func New(o Options) (http.Handler, error) {
+	o = o.defaults()
+	if o.Instancer == nil || o.Verifier == nil {
+		return nil, errors.New("gateway: Options.Instancer and Options.Verifier are required")
+	}
+	g := &gateway{
+		opts:     o,
+		users:    newLimiters(o.UserLimit, o.MaxClients, o.Now),
+		anons:    newLimiters(o.AnonLimit, o.MaxClients, o.Now),
+		requests: o.Metrics.Counter("gateway", "requests_total", "Requests by route and status.", "route", "status"),
+		duration: o.Metrics.Histogram("gateway", "request_duration_seconds", "Request latency by route and status.", "route", "status"),
+	}
+	endpoints, err := g.makeEndpoints(Routes())
+	if err != nil {
+		return nil, err
+	}
+
+	r := mux.NewRouter()
+	r.NotFoundHandler = httpjson.NotFound()
+	r.MethodNotAllowedHandler = httpjson.MethodNotAllowed()
+	// Internal routes are never exposed, whatever the method.
+	r.PathPrefix("/internal/").Handler(httpjson.NotFound())
+	for _, rt := range Routes() {
+		r.Methods(rt.Method).Path(rt.Path).Handler(named(rt.Name(), g.routeHandler(rt, endpoints[rt.Name()])))
+	}
+	r.Methods(http.MethodGet).Path("/openapi.json").Handler(named("GET /openapi.json", openAPIHandler()))
+	store := storefrontHandler()
+	r.Methods(http.MethodGet, http.MethodHead).Path("/").Handler(named("GET /", store))
+	r.Methods(http.MethodGet, http.MethodHead).PathPrefix("/static/").Handler(named("GET /static/", store))
+	return g.instrument(r), nil
+}
+
+// makeEndpoints builds the client endpoint of every route. Per upstream service there
+// is one HTTP client and one breaker (gateway→<service>), whose timeout is the longest
+// route timeout of that service; each route's own deadline is set per call. A route
+// that may be retried gets the configured attempt timeout, so one hung instance leaves
+// time for another; a route sent once gets its whole timeout for its one try.
+func (g *gateway) makeEndpoints(routes []Route) (map[string]routeEndpoints, error) {
+	longest := longestTimeouts(routes)
+	type key struct {
+		service string
+		attempt time.Duration
+	}
+	clients := map[key]*client.Service{}
+	httpClients := map[string]*http.Client{}
+	instancers := map[string]sd.Instancer{}
+	serviceFor := func(service string, attempt time.Duration) (*client.Service, error) {
+		k := key{service, attempt}
+		if c, ok := clients[k]; ok {
+			return c, nil
+		}
+		name := g.opts.ServiceName(service)
+		ins, ok := instancers[name]
+		if !ok {
+			var err error
+			if ins, err = g.opts.Instancer(name); err != nil {
+				return nil, fmt.Errorf("gateway: instances of %s: %w", name, err)
+			}
+			instancers[name] = ins
+		}
+		opts := g.opts.Client
+		opts.Timeout = longest[service]
+		opts.AttemptTimeout = attempt
+		opts.Before = nil // the client's own Authorization header is forwarded as it came
+		if httpClients[name] == nil {
+			httpClients[name] = newUpstreamHTTPClient(max(opts.Breaker.MaxConcurrent, client.DefaultBreaker.MaxConcurrent))
+		}
+		opts.HTTPClient = httpClients[name]
+		c := client.New(name, ins, opts)
+		clients[k] = c
+		return c, nil
+	}
+
+	out := map[string]routeEndpoints{}
+	for _, rt := range routes {
+		var re routeEndpoints
+		once, err := serviceFor(rt.Service, rt.Timeout)
+		if err != nil {
+			return nil, err
+		}
+		re.once = routeEndpoint(once, rt, false, g.opts.MaxResponse)
+		if rt.Retry != NoRetry {
+			attempt := rt.Timeout
+			if a := g.opts.Client.AttemptTimeout; a > 0 && a < attempt {
+				attempt = a
+			}
+			retried, err := serviceFor(rt.Service, attempt)
+			if err != nil {
+				return nil, err
+			}
+			re.retried = routeEndpoint(retried, rt, true, g.opts.MaxResponse)
+		}
+		out[rt.Name()] = re
+	}
+	return out, nil
+}
+
+func longestTimeouts(routes []Route) map[string]time.Duration {
+	longest := map[string]time.Duration{}
+	for _, rt := range routes {
+		longest[rt.Service] = max(longest[rt.Service], rt.Timeout)
+	}
+	return longest
+}
+
+// VerifierClientOptions are the client options to fetch the user service's keys with
+// (auth.NewUserVerifier). That call shares the gateway→user breaker with the proxied
+// user routes, so it configures the breaker identically.
+func VerifierClientOptions(o Options) client.Options {
+	o = o.defaults()
+	c := o.Client
+	c.Timeout = longestTimeouts(Routes())[UserService]
+	c.Before = nil
+	return c
+}
+
+// routeEndpoints are a route's two ways upstream: sent once, or with retries when the
+// route is idempotent (or the request carries an Idempotency-Key, for WithKeyOnly).
+type routeEndpoints struct {
+	once, retried endpoint.Endpoint
+}
+
+func (re routeEndpoints) endpoint(rt Route) endpoint.Endpoint {
+	return func(ctx context.Context, request any) (any, error) {
+		ctx, cancel := context.WithTimeout(ctx, rt.Timeout)
+		defer cancel() // the answer is fully buffered by the time the endpoint returns
+		e := re.once
+		switch rt.Retry {
+		case Idempotent:
+			e = re.retried
+		case WithKeyOnly:
+			if request.(*proxyRequest).header.Get("Idempotency-Key") != "" {
+				e = re.retried
+			}
+		}
+		return e(ctx, request)
+	}
+}
+
+// routeHandler is one route: token check and rate limit, then the go-kit server
+// around the route's client endpoint.
+func (g *gateway) routeHandler(rt Route, re routeEndpoints) http.Handler {
+	var h http.Handler = kithttp.NewServer(
+		re.endpoint(rt),
+		g.decodeProxyRequest,
+		encodeProxyResponse,
+		kithttp.ServerErrorEncoder(encodeError),
+	)
+	switch rt.Access {
+	case Public:
+		h = g.limitByAddress(h)
+	case Customer:
+		h = g.authenticate(false, g.limitByUser(h))
+	case Admin:
+		h = g.authenticate(true, g.limitByUser(h))
+	}
+	return h
+}
+
+// ErrTooLarge answers a request body above the limit.
+var ErrTooLarge = errs.E(errs.TooLarge, "body_too_large", "the request body is larger than the gateway accepts")
+
+func (g *gateway) decodeProxyRequest(ctx context.Context, r *http.Request) (any, error) {
+	if r.ContentLength > g.opts.MaxBody {
+		return nil, ErrTooLarge
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, g.opts.MaxBody))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return nil, ErrTooLarge
+		}
+		return nil, errUnreadableBody
+	}
+	ex := exchangeFrom(ctx)
+	proto := "http"
+	if r.TLS != nil {
+		proto = "https"
+	}
+	return &proxyRequest{
+		path:     r.URL.Path,
+		rawPath:  r.URL.RawPath,
+		rawQuery: r.URL.RawQuery,
+		header:   forwardHeaders(r.Header, clientAddr(r), r.Host, proto, ex.requestID),
+		body:     body,
+		exchange: ex,
+	}, nil
+}
+
+func encodeProxyResponse(_ context.Context, w http.ResponseWriter, response any) error {
+	resp := response.(*proxyResponse)
+	h := w.Header()
+	for k, vs := range resp.header {
+		h[k] = vs
+	}
+	h.Set("Content-Length", strconv.Itoa(len(resp.body)))
+	w.WriteHeader(resp.status)
+	_, err := w.Write(resp.body)
+	return err
+}
+
+// encodeError writes the gateway's own answers: 401 with WWW-Authenticate, 413, 429
+// and 503 with Retry-After, 504. A client that went away gets nothing.
+func encodeError(ctx context.Context, err error, w http.ResponseWriter) {
+	ex := exchangeFrom(ctx)
+	ex.err = err
+	if errors.Is(err, context.Canceled) {
+		w.WriteHeader(statusClientClosed)
+		return
+	}
+	writeError(w, err)
+}
+
+// statusClientClosed is logged (nginx's 499) for a client that left before the answer.
+const statusClientClosed = 499
+
+// writeError is errs.WriteHTTP plus the challenge RFC 6750 asks of a 401.
+func writeError(w http.ResponseWriter, err error) {
+	if e := errs.From(err); e.Kind == errs.Unauthenticated {
+		challenge := `Bearer realm="kitshop"`
+		if e.Code == auth.ErrInvalidToken.Code {
+			challenge += `, error="invalid_token"`
+		}
+		w.Header().Set("WWW-Authenticate", challenge)
+	}
+	errs.WriteHTTP(w, err)
+}
