@@ -66,9 +66,11 @@ func (m *memoryStore) SetCartLine(_ context.Context, userID, sku string, quantit
 	return nil
 }
 
-// copyOrder returns o with its own items slice, so callers cannot reach the stored one.
+// copyOrder returns o with its own items slice, in SKU order as PostgreSQL returns
+// them, so callers cannot reach the stored one.
 func copyOrder(o Order) Order {
 	o.Items = slices.Clone(o.Items)
+	sort.Slice(o.Items, func(i, j int) bool { return o.Items[i].SKU < o.Items[j].SKU })
 	return o
 }
 
