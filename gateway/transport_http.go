@@ -132,13 +132,16 @@ func New(o Options) (http.Handler, error) {
 	r.MethodNotAllowedHandler = httpjson.MethodNotAllowed()
 	// Internal routes are never exposed, whatever the method.
 	r.PathPrefix("/internal/").Handler(httpjson.NotFound())
+	// Path before Methods on every route: gorilla/mux v1.8.1 forgets a method mismatch
+	// (405) when a later route's first matcher succeeds, so a method matcher must never
+	// be the first to match.
 	for _, rt := range Routes() {
-		r.Methods(rt.Method).Path(rt.Path).Handler(named(rt.Name(), g.routeHandler(rt, endpoints[rt.Name()])))
+		r.Path(rt.Path).Methods(rt.Method).Handler(named(rt.Name(), g.routeHandler(rt, endpoints[rt.Name()])))
 	}
-	r.Methods(http.MethodGet).Path("/openapi.json").Handler(named("GET /openapi.json", openAPIHandler()))
+	r.Path("/openapi.json").Methods(http.MethodGet).Handler(named("GET /openapi.json", openAPIHandler()))
 	store := storefrontHandler()
-	r.Methods(http.MethodGet, http.MethodHead).Path("/").Handler(named("GET /", store))
-	r.Methods(http.MethodGet, http.MethodHead).PathPrefix("/static/").Handler(named("GET /static/", store))
+	r.Path("/").Methods(http.MethodGet, http.MethodHead).Handler(named("GET /", store))
+	r.PathPrefix("/static/").Methods(http.MethodGet, http.MethodHead).Handler(named("GET /static/", store))
 	return g.instrument(r), nil
 }
 
