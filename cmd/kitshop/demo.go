@@ -6,19 +6,21 @@ import (
 	"encoding/hex"
 	"fmt"
 	"time"
+
+	"github.com/kitshop/kitshop/internal/stack"
 )
 
 type product struct {
-	SKU       string `json:"sku"`
-	Name      string `json:"name"`
-	Price     money  `json:"price"`
-	Available int    `json:"available"`
+	SKU       string      `json:"sku"`
+	Name      string      `json:"name"`
+	Price     stack.Money `json:"price"`
+	Available int         `json:"available"`
 }
 
 type order struct {
-	ID     string `json:"id"`
-	Status string `json:"status"`
-	Total  money  `json:"total"`
+	ID     string      `json:"id"`
+	Status string      `json:"status"`
+	Total  stack.Money `json:"total"`
 	Items  []struct {
 		SKU      string `json:"sku"`
 		Quantity int    `json:"quantity"`
@@ -35,20 +37,21 @@ type notification struct {
 func step(format string, args ...any) { fmt.Printf("\n  ▸ %s\n", fmt.Sprintf(format, args...)) }
 
 // demo walks a shopper through the gateway, printing every call.
-func demo(ctx context.Context, s *Stack) error {
+func demo(ctx context.Context, s *stack.Stack) error {
 	fmt.Println("\n  The story: a new shopper signs up, buys, gets an email, is declined, cancels.")
-	shopper := newAPI(s.GatewayURL, true)
+	shopper := stack.NewClient(s.GatewayURL)
+	shopper.Verbose = true
 	email := "shopper-" + randomHex(3) + "@kitshop.local"
 	password := "correct-horse-" + randomHex(2)
 
 	step("sign up and log in as %s", email)
-	if _, err := shopper.call(ctx, "POST", "/v1/users", map[string]string{"email": email, "password": password, "name": "New Shopper"}, nil); err != nil {
+	if _, err := shopper.Call(ctx, "POST", "/v1/users", map[string]string{"email": email, "password": password, "name": "New Shopper"}, nil); err != nil {
 		return err
 	}
-	if err := shopper.login(ctx, email, password); err != nil {
+	if err := shopper.Login(ctx, email, password); err != nil {
 		return err
 	}
-	if _, err := shopper.call(ctx, "GET", "/v1/users/me", nil, nil); err != nil {
+	if _, err := shopper.Call(ctx, "GET", "/v1/users/me", nil, nil); err != nil {
 		return err
 	}
 
@@ -56,32 +59,32 @@ func demo(ctx context.Context, s *Stack) error {
 	var page struct {
 		Products []product `json:"products"`
 	}
-	if _, err := shopper.call(ctx, "GET", "/v1/products?limit=4", nil, &page); err != nil {
+	if _, err := shopper.Call(ctx, "GET", "/v1/products?limit=4", nil, &page); err != nil {
 		return err
 	}
 	if len(page.Products) < 2 {
 		return fmt.Errorf("the catalogue has %d products", len(page.Products))
 	}
 	first, second := page.Products[0], page.Products[1]
-	if _, err := shopper.call(ctx, "GET", "/v1/products/"+first.SKU, nil, nil); err != nil {
+	if _, err := shopper.Call(ctx, "GET", "/v1/products/"+first.SKU, nil, nil); err != nil {
 		return err
 	}
 
 	step("fill the cart: 2 × %s, 1 × %s", first.Name, second.Name)
-	if _, err := shopper.call(ctx, "PUT", "/v1/cart/items/"+first.SKU, map[string]int{"quantity": 2}, nil); err != nil {
+	if _, err := shopper.Call(ctx, "PUT", "/v1/cart/items/"+first.SKU, map[string]int{"quantity": 2}, nil); err != nil {
 		return err
 	}
-	if _, err := shopper.call(ctx, "PUT", "/v1/cart/items/"+second.SKU, map[string]int{"quantity": 1}, nil); err != nil {
+	if _, err := shopper.Call(ctx, "PUT", "/v1/cart/items/"+second.SKU, map[string]int{"quantity": 1}, nil); err != nil {
 		return err
 	}
-	if _, err := shopper.call(ctx, "GET", "/v1/cart", nil, nil); err != nil {
+	if _, err := shopper.Call(ctx, "GET", "/v1/cart", nil, nil); err != nil {
 		return err
 	}
 
 	step("check out with the card that always works (4242 4242 4242 4242)")
 	good := map[string]any{"payment": card("4242424242424242")}
 	var confirmed order
-	if _, err := shopper.call(ctx, "POST", "/v1/orders", good, &confirmed, "Idempotency-Key", "demo-"+randomHex(8)); err != nil {
+	if _, err := shopper.Call(ctx, "POST", "/v1/orders", good, &confirmed, "Idempotency-Key", "demo-"+randomHex(8)); err != nil {
 		return err
 	}
 	fmt.Printf("    order %s is %s, total %s\n", confirmed.ID, confirmed.Status, confirmed.Total)
@@ -94,29 +97,29 @@ func demo(ctx context.Context, s *Stack) error {
 	}
 
 	step("try again with a card the bank declines (4000 0000 0000 0002)")
-	if _, err := shopper.call(ctx, "PUT", "/v1/cart/items/"+second.SKU, map[string]int{"quantity": 1}, nil); err != nil {
+	if _, err := shopper.Call(ctx, "PUT", "/v1/cart/items/"+second.SKU, map[string]int{"quantity": 1}, nil); err != nil {
 		return err
 	}
-	_, err := shopper.call(ctx, "POST", "/v1/orders", map[string]any{"payment": card("4000000000000002")}, nil, "Idempotency-Key", "demo-"+randomHex(8))
-	if !isCode(err, "payment_declined") {
+	_, err := shopper.Call(ctx, "POST", "/v1/orders", map[string]any{"payment": card("4000000000000002")}, nil, "Idempotency-Key", "demo-"+randomHex(8))
+	if !stack.IsCode(err, "payment_declined") {
 		return fmt.Errorf("a declined card gave %v, want 422 payment_declined", err)
 	}
 	fmt.Println("    declined, as it should be: the order is kept as failed and its stock released")
 
 	step("cancel the first order: the payment is refunded and the stock returns")
 	var before product
-	if _, err := shopper.call(ctx, "GET", "/v1/products/"+first.SKU, nil, &before); err != nil {
+	if _, err := shopper.Call(ctx, "GET", "/v1/products/"+first.SKU, nil, &before); err != nil {
 		return err
 	}
-	if _, err := shopper.call(ctx, "POST", "/v1/orders/"+confirmed.ID+"/cancel", nil, nil); err != nil {
+	if _, err := shopper.Call(ctx, "POST", "/v1/orders/"+confirmed.ID+"/cancel", nil, nil); err != nil {
 		return err
 	}
 	var after product
-	if _, err := shopper.call(ctx, "GET", "/v1/products/"+first.SKU, nil, &after); err != nil {
+	if _, err := shopper.Call(ctx, "GET", "/v1/products/"+first.SKU, nil, &after); err != nil {
 		return err
 	}
 	fmt.Printf("    %s available: %d before the cancel, %d after\n", first.Name, before.Available, after.Available)
-	if _, err := shopper.call(ctx, "GET", "/v1/orders", nil, nil); err != nil {
+	if _, err := shopper.Call(ctx, "GET", "/v1/orders", nil, nil); err != nil {
 		return err
 	}
 	if s.AMQP != "" {
@@ -124,7 +127,7 @@ func demo(ctx context.Context, s *Stack) error {
 			return err
 		}
 	}
-	fmt.Printf("\n  Story done. Open %s/ to shop yourself (log in as %s / %s).\n\n", s.GatewayURL, demoEmail, demoPassword)
+	fmt.Printf("\n  Story done. Open %s/ to shop yourself (log in as %s / %s).\n\n", s.GatewayURL, stack.DemoEmail, stack.DemoPassword)
 	return nil
 }
 
@@ -134,19 +137,19 @@ func card(number string) map[string]any {
 
 // waitEmail polls the shopper's notifications until the email of kind for orderID is
 // recorded (it travels asynchronously).
-func waitEmail(ctx context.Context, a *api, orderID, kind string) error {
+func waitEmail(ctx context.Context, a *stack.Client, orderID, kind string) error {
 	deadline := time.Now().Add(20 * time.Second)
 	quiet := *a
-	quiet.verbose = false
+	quiet.Verbose = false
 	for {
 		var list struct {
 			Notifications []notification `json:"notifications"`
 		}
-		_, err := quiet.call(ctx, "GET", "/v1/notifications", nil, &list)
+		_, err := quiet.Call(ctx, "GET", "/v1/notifications", nil, &list)
 		if err == nil {
 			for _, n := range list.Notifications {
 				if n.OrderID == orderID && n.Type == kind {
-					_, _ = a.call(ctx, "GET", "/v1/notifications", nil, nil)
+					_, _ = a.Call(ctx, "GET", "/v1/notifications", nil, nil)
 					fmt.Printf("    email to %s: %q\n", n.To, n.Subject)
 					return nil
 				}

@@ -16,6 +16,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"github.com/kitshop/kitshop/internal/stack"
 )
 
 func main() {
@@ -25,8 +27,7 @@ func main() {
 	}
 }
 
-func usage() {
-	fmt.Fprint(os.Stderr, `usage: kitshop <command> [flags]
+const usage = `usage: kitshop <command> [flags]
 
 commands:
   up       start Consul, two instances of every service and the gateway
@@ -35,18 +36,17 @@ commands:
   down     stop a stack started with "up -detach"
 
 Run "kitshop <command> -h" for the flags of a command.
-`)
-}
+`
 
 func run(args []string) error {
 	if len(args) == 0 {
-		usage()
+		fmt.Fprint(os.Stderr, usage)
 		return fmt.Errorf("no command")
 	}
 	cmd, args := args[0], args[1:]
 	fs := flag.NewFlagSet("kitshop "+cmd, flag.ExitOnError)
-	var opts options
-	opts.register(fs)
+	o := stack.Options{Progress: os.Stdout}
+	register(fs, &o)
 	detach := false
 	if cmd == "up" {
 		fs.BoolVar(&detach, "detach", false, "return once the stack is healthy and leave it running (stop it with kitshop down)")
@@ -54,7 +54,7 @@ func run(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if err := opts.resolve(); err != nil {
+	if err := resolve(&o); err != nil {
 		return err
 	}
 
@@ -62,63 +62,56 @@ func run(args []string) error {
 	defer stop()
 	switch cmd {
 	case "up", "demo":
-		s, err := up(ctx, opts)
+		s, err := stack.Up(ctx, o)
 		if err != nil {
 			return err
 		}
+		printURLs(s)
 		if cmd == "demo" {
 			if err := demo(ctx, s); err != nil {
-				s.logf("the demo story stopped: %v", err)
+				fmt.Printf("\n  The demo story stopped: %v\n  The stack stays up; its logs are in %s\n\n", err, s.Logs())
 			}
 		}
 		if detach {
-			s.logf("detached: stop the stack with `go run ./cmd/kitshop down`")
+			fmt.Println("detached: stop the stack with `go run ./cmd/kitshop down` (or `make down`)")
 			return nil
 		}
-		s.logf("the stack is up; press Ctrl-C to stop it")
+		fmt.Println("the stack is up; press Ctrl-C to stop it")
 		<-ctx.Done()
 		fmt.Println()
-		return s.down()
+		s.Options.Progress = os.Stdout
+		return s.Down()
 	case "status":
-		return status(ctx, opts)
+		return status(ctx, o)
 	case "down":
-		s, err := loadStack(opts)
+		s, err := stack.Load(o.State)
 		if err != nil {
 			return err
 		}
-		return s.down()
+		s.Options.Progress = os.Stdout
+		return s.Down()
 	}
-	usage()
+	fmt.Fprint(os.Stderr, usage)
 	return fmt.Errorf("unknown command %q", cmd)
 }
 
-// options are the flags every command shares.
-type options struct {
-	root        string // the repository
-	state       string // state folder: binaries, logs, pids, keys
-	gatewayAddr string
-	consulAddr  string
-	postgres    string // server URL; a database per service is created on it
-	amqp        string
-	zipkin      string
-	instances   int
-	timeout     time.Duration
+func register(fs *flag.FlagSet, o *stack.Options) {
+	fs.StringVar(&o.Root, "root", "", "the kitshop repository (default: found from the working directory)")
+	fs.StringVar(&o.State, "state", "", "state folder for binaries, logs and pids (default <root>/.kitshop)")
+	fs.StringVar(&o.GatewayAddr, "gateway-addr", envOr("KITSHOP_GATEWAY_ADDR", "127.0.0.1:8080"), "where the gateway listens (port 0: a free one)")
+	fs.StringVar(&o.ConsulAddr, "consul-addr", envOr("KITSHOP_CONSUL_ADDR", "127.0.0.1:8500"), "the Consul agent; a dev agent is started there if none answers")
+	fs.StringVar(&o.Postgres, "postgres", envOr("KITSHOP_POSTGRES", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable&connect_timeout=5"), "PostgreSQL server; each service gets its own database on it (memory stores when unreachable)")
+	fs.StringVar(&o.DBPrefix, "db-prefix", "kitshop", "databases are named <prefix>_<service>")
+	fs.StringVar(&o.AMQP, "amqp", envOr("KITSHOP_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"), "RabbitMQ (no emails when unreachable)")
+	fs.StringVar(&o.Zipkin, "zipkin", envOr("KITSHOP_ZIPKIN_URL", ""), "Zipkin span collector URL, if you run one")
+	fs.StringVar(&o.LogLevel, "log-level", "info", "log level of every service")
+	fs.IntVar(&o.Instances, "instances", 2, "instances of every service")
+	fs.DurationVar(&o.Timeout, "timeout", 90*time.Second, "how long to wait for the stack to become healthy")
 }
 
-func (o *options) register(fs *flag.FlagSet) {
-	fs.StringVar(&o.root, "root", "", "the kitshop repository (default: found from the working directory)")
-	fs.StringVar(&o.state, "state", "", "state folder for binaries, logs and pids (default <root>/.kitshop)")
-	fs.StringVar(&o.gatewayAddr, "gateway-addr", envOr("KITSHOP_GATEWAY_ADDR", "127.0.0.1:8080"), "where the gateway listens")
-	fs.StringVar(&o.consulAddr, "consul-addr", envOr("KITSHOP_CONSUL_ADDR", "127.0.0.1:8500"), "the Consul agent; a dev agent is started there if none answers")
-	fs.StringVar(&o.postgres, "postgres", envOr("KITSHOP_POSTGRES", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable&connect_timeout=5"), "PostgreSQL server; each service gets its own database on it (memory stores when unreachable)")
-	fs.StringVar(&o.amqp, "amqp", envOr("KITSHOP_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"), "RabbitMQ (no emails when unreachable)")
-	fs.StringVar(&o.zipkin, "zipkin", envOr("KITSHOP_ZIPKIN_URL", ""), "Zipkin span collector URL, if you run one")
-	fs.IntVar(&o.instances, "instances", 2, "instances of every service")
-	fs.DurationVar(&o.timeout, "timeout", 90*time.Second, "how long to wait for the stack to become healthy")
-}
-
-func (o *options) resolve() error {
-	if o.root == "" {
+// resolve finds the repository and the state folder.
+func resolve(o *stack.Options) error {
+	if o.Root == "" {
 		dir, err := os.Getwd()
 		if err != nil {
 			return err
@@ -130,12 +123,12 @@ func (o *options) resolve() error {
 			}
 			dir = parent
 		}
-		o.root = dir
+		o.Root = dir
 	}
-	if o.state == "" {
-		o.state = filepath.Join(o.root, ".kitshop")
+	if o.State == "" {
+		o.State = filepath.Join(o.Root, ".kitshop")
 	}
-	if o.instances < 1 {
+	if o.Instances < 1 {
 		return fmt.Errorf("-instances must be at least 1")
 	}
 	return nil
@@ -151,4 +144,27 @@ func envOr(key, def string) string {
 func exists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil
+}
+
+func printURLs(s *stack.Stack) {
+	storage := "in-memory stores (nothing is kept)"
+	if s.Postgres != "" {
+		storage = "PostgreSQL, databases " + s.Options.DBPrefix + "_<service>"
+	}
+	events := "off (RabbitMQ unreachable)"
+	if s.AMQP != "" {
+		events = "RabbitMQ exchange kitshop.events"
+	}
+	fmt.Printf(`
+  kitshop is up
+    storefront  %[1]s/
+    API         %[1]s/v1/products   (OpenAPI: %[1]s/openapi.json)
+    Consul UI   http://%[2]s/ui/dc1/services
+    storage     %[3]s
+    events      %[4]s
+    admin       %[5]s / %[6]s
+    demo user   %[7]s / %[8]s
+    logs        %[9]s
+
+`, s.GatewayURL, s.Options.ConsulAddr, storage, events, s.AdminEmail, s.AdminPassword, stack.DemoEmail, stack.DemoPassword, s.Logs())
 }

@@ -5,21 +5,23 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/kitshop/kitshop/internal/stack"
 )
 
 // status prints every service in Consul with its instances and their checks.
-func status(ctx context.Context, o options) error {
-	s := &Stack{ConsulAddr: o.consulAddr, GatewayURL: "http://" + o.gatewayAddr}
-	if err := consulLeader(s.ConsulAddr); err != nil {
-		return fmt.Errorf("no Consul agent at %s: %w", s.ConsulAddr, err)
+func status(ctx context.Context, o stack.Options) error {
+	s := &stack.Stack{Options: o, GatewayURL: "http://" + o.GatewayAddr}
+	if running, err := stack.Load(o.State); err == nil {
+		s = running
 	}
-	c, err := s.consul()
+	c, err := s.Consul()
 	if err != nil {
 		return err
 	}
 	names, _, err := c.Catalog().Services(nil)
 	if err != nil {
-		return err
+		return fmt.Errorf("no Consul agent at %s: %w", s.Options.ConsulAddr, err)
 	}
 	var services []string
 	for name := range names {
@@ -52,11 +54,11 @@ func status(ctx context.Context, o options) error {
 }
 
 // gatewayBreakers prints the gateway's breaker states, which its health answer carries.
-func gatewayBreakers(ctx context.Context, s *Stack) error {
+func gatewayBreakers(ctx context.Context, s *stack.Stack) error {
 	var health struct {
 		Breakers map[string]string `json:"breakers"`
 	}
-	if _, err := newAPI(s.GatewayURL, false).call(ctx, "GET", "/health", nil, &health); err != nil {
+	if _, err := stack.NewClient(s.GatewayURL).Call(ctx, "GET", "/health", nil, &health); err != nil {
 		fmt.Printf("gateway at %s: %v\n", s.GatewayURL, err)
 		return nil
 	}

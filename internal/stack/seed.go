@@ -1,28 +1,30 @@
-package main
+package stack
 
 import (
 	"context"
 	"fmt"
 )
 
-// The demo shopper, created by seed.
+// The demo shopper, created by Seed.
 const (
-	demoEmail    = "demo@kitshop.local"
-	demoPassword = "demo-password"
+	DemoEmail    = "demo@kitshop.local"
+	DemoPassword = "demo-password"
 	demoName     = "Demo Shopper"
 )
 
-type seedProduct struct {
+// Product is a catalogue entry as the admin creates it.
+type Product struct {
 	SKU         string `json:"sku"`
 	Name        string `json:"name"`
 	Description string `json:"description"`
-	Price       money  `json:"price"`
+	Price       Money  `json:"price"`
 	Stock       int    `json:"stock"`
 }
 
-func catalogue() []seedProduct {
-	eur := func(cents int64) money { return money{Amount: cents, Currency: "EUR"} }
-	return []seedProduct{
+// Catalogue is what Seed puts on sale.
+func Catalogue() []Product {
+	eur := func(cents int64) Money { return Money{Amount: cents, Currency: "EUR"} }
+	return []Product{
 		{"KIT-MUG-01", "Gopher mug", "Stoneware mug with the Go gopher, 330 ml.", eur(1299), 120},
 		{"KIT-TEE-02", "Microservices T-shirt", "Organic cotton tee: 'It works on my cluster'.", eur(2499), 80},
 		{"KIT-HOOD-03", "Circuit breaker hoodie", "Warm hoodie that opens after five failed attempts at cold.", eur(5999), 40},
@@ -38,29 +40,37 @@ func catalogue() []seedProduct {
 	}
 }
 
-// seed creates the catalogue (as the admin) and the demo shopper; both are idempotent,
+// Admin returns a client logged in as the stack's admin.
+func (s *Stack) Admin(ctx context.Context) (*Client, error) {
+	admin := NewClient(s.GatewayURL)
+	if err := admin.Login(ctx, s.AdminEmail, s.AdminPassword); err != nil {
+		return nil, fmt.Errorf("admin login: %w", err)
+	}
+	return admin, nil
+}
+
+// Seed creates the catalogue (as the admin) and the demo shopper; both are idempotent,
 // so a restarted stack on PostgreSQL keeps what it had.
-func seed(ctx context.Context, s *Stack) error {
-	admin := newAPI(s.GatewayURL, false)
-	if err := admin.login(ctx, s.AdminEmail, s.AdminPassword); err != nil {
-		return fmt.Errorf("admin login: %w", err)
+func Seed(ctx context.Context, s *Stack) error {
+	admin, err := s.Admin(ctx)
+	if err != nil {
+		return err
 	}
 	created := 0
-	for _, p := range catalogue() {
-		_, err := admin.call(ctx, "POST", "/v1/products", p, nil)
+	for _, p := range Catalogue() {
+		_, err := admin.Call(ctx, "POST", "/v1/products", p, nil)
 		switch {
 		case err == nil:
 			created++
-		case isCode(err, "sku_taken"):
+		case IsCode(err, "sku_taken"):
 		default:
 			return fmt.Errorf("product %s: %w", p.SKU, err)
 		}
 	}
-	anon := newAPI(s.GatewayURL, false)
-	_, err := anon.call(ctx, "POST", "/v1/users", map[string]string{"email": demoEmail, "password": demoPassword, "name": demoName}, nil)
-	if err != nil && !isCode(err, "email_taken") {
+	_, err = NewClient(s.GatewayURL).Call(ctx, "POST", "/v1/users", map[string]string{"email": DemoEmail, "password": DemoPassword, "name": demoName}, nil)
+	if err != nil && !IsCode(err, "email_taken") {
 		return fmt.Errorf("demo user: %w", err)
 	}
-	s.logf("catalogue: %d products (%d new); demo user %s", len(catalogue()), created, demoEmail)
+	s.logf("catalogue: %d products (%d new); demo user %s", len(Catalogue()), created, DemoEmail)
 	return nil
 }
