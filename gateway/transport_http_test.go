@@ -1,0 +1,354 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kitshop/kitshop/pkg/auth"
+	"github.com/kitshop/kitshop/pkg/observe"
+)
+
+// echoed is what the echo upstream saw.
+type echoed struct {
+	Method string      `json:"method"`
+	Path   string      `json:"path"`
+	Query  string      `json:"query"`
+	Header http.Header `json:"header"`
+	Body   string      `json:"body"`
+}
+
+// echo answers with what it received; X-Echo-Status picks the status and
+// X-Echo-Sleep delays the answer.
+func echo(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	if d, err := time.ParseDuration(r.Header.Get("X-Echo-Sleep")); err == nil {
+		select {
+		case <-time.After(d):
+		case <-r.Context().Done():
+			return
+		}
+	}
+	status := http.StatusOK
+	if s, err := strconv.Atoi(r.Header.Get("X-Echo-Status")); err == nil {
+		status = s
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Upstream", "echo")
+	w.Header().Set("Proxy-Authenticate", "Basic")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(echoed{r.Method, r.URL.Path, r.URL.RawQuery, r.Header, string(body)})
+}
+
+func decodeEcho(t *testing.T, body string) echoed {
+	t.Helper()
+	var e echoed
+	if err := json.Unmarshal([]byte(body), &e); err != nil {
+		t.Fatalf("echo answer %q: %v", body, err)
+	}
+	return e
+}
+
+func errorCode(t *testing.T, body string) string {
+	t.Helper()
+	var b struct {
+		Error struct{ Code string } `json:"error"`
+	}
+	if err := json.Unmarshal([]byte(body), &b); err != nil {
+		t.Fatalf("error body %q: %v", body, err)
+	}
+	return b.Error.Code
+}
+
+// deadAddr is an address nothing listens on.
+func deadAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+func TestRoutingAndErrors(t *testing.T) {
+	keys := newTestKeys(t)
+	inv := startInventory(t, keys.verifier)
+	order := startInstance(t, http.HandlerFunc(echo))
+	gw := startGateway(t, withUpstreams(testOptions(keys.verifier), map[string][]string{
+		InventoryService: {inv.addr()},
+		OrderService:     {order.addr()},
+	}))
+	customer := "Bearer " + keys.token(t, auth.Caller{UserID: "u1", Email: "u1@example.com", Role: auth.RoleCustomer})
+
+	tests := []struct {
+		name, method, path string
+		header             map[string]string
+		status             int
+		code               string
+	}{
+		{"product", "GET", "/v1/products/" + testSKU, nil, 200, ""},
+		{"catalogue", "GET", "/v1/products?limit=5", nil, 200, ""},
+		{"upstream 404 relayed", "GET", "/v1/products/nope", nil, 404, "product_not_found"},
+		{"unknown route", "GET", "/v2/anything", nil, 404, "not_found"},
+		{"internal never routed", "POST", "/internal/v1/reservations", nil, 404, "not_found"},
+		{"internal GET never routed", "GET", "/internal/v1/reservations/o1", nil, 404, "not_found"},
+		{"wrong method", "DELETE", "/v1/products", nil, 405, "method_not_allowed"},
+		{"wrong method on a 🔒 route", "PATCH", "/v1/cart", nil, 405, "method_not_allowed"},
+		{"no token", "GET", "/v1/cart", nil, 401, "missing_token"},
+		{"bad token", "GET", "/v1/cart", map[string]string{"Authorization": "Bearer nonsense"}, 401, "invalid_token"},
+		{"customer on admin route", "POST", "/v1/products", map[string]string{"Authorization": customer}, 403, "forbidden"},
+		{"customer on 🔒 route", "GET", "/v1/cart", map[string]string{"Authorization": customer}, 200, ""},
+		{"no notification instance", "GET", "/v1/notifications", map[string]string{"Authorization": customer}, 503, "service_unavailable"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, body := call(t, tt.method, gw.URL+tt.path, nil, tt.header)
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tt.status, body)
+			}
+			if tt.code != "" {
+				if got := errorCode(t, body); got != tt.code {
+					t.Errorf("code %q, want %q", got, tt.code)
+				}
+				if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+					t.Errorf("Content-Type %q", ct)
+				}
+			}
+			if tt.status == 401 && !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Bearer") {
+				t.Errorf("401 without a Bearer challenge: %v", resp.Header)
+			}
+			if tt.status == 503 && resp.Header.Get("Retry-After") == "" {
+				t.Error("503 without Retry-After")
+			}
+			if resp.Header.Get("X-Request-ID") == "" {
+				t.Error("no X-Request-ID")
+			}
+		})
+	}
+	// Inventory's own answer, through the gateway, is byte for byte what it wrote.
+	_, direct := call(t, "GET", inv.srv.URL+"/v1/products/nope", nil, nil)
+	if _, via := call(t, "GET", gw.URL+"/v1/products/nope", nil, nil); via != direct {
+		t.Errorf("relayed 404 body %q, upstream wrote %q", via, direct)
+	}
+}
+
+func TestForwarding(t *testing.T) {
+	keys := newTestKeys(t)
+	order := startInstance(t, http.HandlerFunc(echo))
+	gw := startGateway(t, withUpstreams(testOptions(keys.verifier), map[string][]string{OrderService: {order.addr()}}))
+	token := keys.token(t, auth.Caller{UserID: "u1", Email: "u1@example.com", Role: auth.RoleCustomer})
+
+	resp, body := call(t, "POST", gw.URL+"/v1/orders?x=1&y=%2F", strings.NewReader(`{"payment":{}}`), map[string]string{
+		"Authorization":       "Bearer " + token,
+		"Content-Type":        "application/json",
+		"Idempotency-Key":     "key-1",
+		"X-Request-ID":        "req-123",
+		"X-Forwarded-For":     "6.6.6.6",
+		"Proxy-Authorization": "Basic c2VjcmV0",
+		"Connection":          "X-Hop",
+		"X-Hop":               "dropped",
+		"X-Echo-Status":       "201",
+		"B3":                  "spoofed-trace",
+	})
+	if resp.StatusCode != 201 {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	got := decodeEcho(t, body)
+	checks := []struct{ what, got, want string }{
+		{"method", got.Method, "POST"},
+		{"path", got.Path, "/v1/orders"},
+		{"query", got.Query, "x=1&y=%2F"},
+		{"body", got.Body, `{"payment":{}}`},
+		{"Authorization", got.Header.Get("Authorization"), "Bearer " + token},
+		{"Content-Type", got.Header.Get("Content-Type"), "application/json"},
+		{"Idempotency-Key", got.Header.Get("Idempotency-Key"), "key-1"},
+		{"X-Request-ID upstream", got.Header.Get("X-Request-ID"), "req-123"},
+		{"X-Request-ID echoed", resp.Header.Get("X-Request-ID"), "req-123"},
+		{"X-Forwarded-For is the client's address", got.Header.Get("X-Forwarded-For"), "127.0.0.1"},
+		{"Proxy-Authorization dropped", got.Header.Get("Proxy-Authorization"), ""},
+		{"Connection-listed header dropped", got.Header.Get("X-Hop"), ""},
+		{"client's B3 dropped", got.Header.Get("B3"), ""},
+		{"upstream header relayed", resp.Header.Get("X-Upstream"), "echo"},
+		{"upstream hop-by-hop header dropped", resp.Header.Get("Proxy-Authenticate"), ""},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s: %q, want %q", c.what, c.got, c.want)
+		}
+	}
+
+	// Without an X-Request-ID (or with an unusable one) the gateway makes one up.
+	for _, given := range []string{"", strings.Repeat("x", 200), "two words"} {
+		resp, body := call(t, "GET", gw.URL+"/v1/cart", nil, map[string]string{"Authorization": "Bearer " + token, "X-Request-ID": given})
+		id := resp.Header.Get("X-Request-ID")
+		if len(id) != 32 || id == given {
+			t.Errorf("given %q: X-Request-ID %q", given, id)
+		}
+		if up := decodeEcho(t, body).Header.Get("X-Request-ID"); up != id {
+			t.Errorf("upstream saw request ID %q, client got %q", up, id)
+		}
+	}
+}
+
+func TestBodyLimit(t *testing.T) {
+	keys := newTestKeys(t)
+	order := startInstance(t, http.HandlerFunc(echo))
+	gw := startGateway(t, withUpstreams(testOptions(keys.verifier), map[string][]string{OrderService: {order.addr()}}))
+	auth := map[string]string{"Authorization": "Bearer " + keys.token(t, auth.Caller{UserID: "u1", Role: auth.RoleCustomer}), "X-Echo-Status": "201"}
+
+	exact := bytes.Repeat([]byte("a"), DefaultMaxBody)
+	if resp, body := call(t, "POST", gw.URL+"/v1/orders", bytes.NewReader(exact), auth); resp.StatusCode != 201 {
+		t.Fatalf("1 MiB body: status %d: %.200s", resp.StatusCode, body)
+	}
+	over := append(exact, 'a')
+	if resp, body := call(t, "POST", gw.URL+"/v1/orders", bytes.NewReader(over), auth); resp.StatusCode != 413 || errorCode(t, body) != "body_too_large" {
+		t.Errorf("1 MiB + 1 with Content-Length: status %d: %s", resp.StatusCode, body)
+	}
+	// Chunked, so the size is only known by reading.
+	if resp, body := call(t, "POST", gw.URL+"/v1/orders", io.MultiReader(bytes.NewReader(over)), auth); resp.StatusCode != 413 {
+		t.Errorf("1 MiB + 1 chunked: status %d: %s", resp.StatusCode, body)
+	}
+	if n := order.hits.Load(); n != 1 {
+		t.Errorf("upstream saw %d requests, want only the one within the limit", n)
+	}
+}
+
+func TestRateLimits(t *testing.T) {
+	keys := newTestKeys(t)
+	inv := startInventory(t, keys.verifier)
+	order := startInstance(t, http.HandlerFunc(echo))
+	o := withUpstreams(testOptions(keys.verifier), map[string][]string{InventoryService: {inv.addr()}, OrderService: {order.addr()}})
+	o.AnonLimit = Limit{Rate: 0.5, Burst: 2}
+	o.UserLimit = Limit{Rate: 0.5, Burst: 3}
+	gw := startGateway(t, o)
+
+	statuses := func(n int, path string, header map[string]string) (got []int, last *http.Response) {
+		for range n {
+			resp, _ := call(t, "GET", gw.URL+path, nil, header)
+			got = append(got, resp.StatusCode)
+			last = resp
+		}
+		return got, last
+	}
+	got, last := statuses(3, "/v1/products/"+testSKU, nil)
+	if got[0] != 200 || got[1] != 200 || got[2] != 429 {
+		t.Fatalf("anonymous: %v, want 200 200 429", got)
+	}
+	if ra, _ := strconv.Atoi(last.Header.Get("Retry-After")); ra < 1 || ra > 2 {
+		t.Errorf("Retry-After %q, want 1 or 2 s at 0.5 requests a second", last.Header.Get("Retry-After"))
+	}
+
+	alice := map[string]string{"Authorization": "Bearer " + keys.token(t, auth.Caller{UserID: "alice", Role: auth.RoleCustomer})}
+	bob := map[string]string{"Authorization": "Bearer " + keys.token(t, auth.Caller{UserID: "bob", Role: auth.RoleCustomer})}
+	if got, _ := statuses(4, "/v1/cart", alice); got[2] != 200 || got[3] != 429 {
+		t.Errorf("alice: %v, want 3 × 200 then 429 (users are not limited by address)", got)
+	}
+	if got, _ := statuses(1, "/v1/cart", bob); got[0] != 200 {
+		t.Errorf("bob after alice was limited: %v", got)
+	}
+}
+
+func TestUpstreamFailures(t *testing.T) {
+	keys := newTestKeys(t)
+	slow := startInstance(t, http.HandlerFunc(echo))
+	gw := startGateway(t, withUpstreams(testOptions(keys.verifier), map[string][]string{OrderService: {slow.addr()}}))
+	customer := map[string]string{
+		"Authorization": "Bearer " + keys.token(t, auth.Caller{UserID: "u1", Role: auth.RoleCustomer}),
+		"X-Echo-Sleep":  "10s",
+	}
+	begin := time.Now()
+	resp, body := call(t, "GET", gw.URL+"/v1/cart", nil, customer)
+	took := time.Since(begin)
+	if resp.StatusCode != 504 || errorCode(t, body) != "upstream_timeout" {
+		t.Errorf("slow upstream: status %d: %s", resp.StatusCode, body)
+	}
+	if took > 3*time.Second {
+		t.Errorf("answered after %v; the route's timeout is 2 s", took)
+	}
+
+	begin = time.Now()
+	resp, body = call(t, "GET", gw.URL+"/v1/products", nil, nil)
+	if resp.StatusCode != 503 || errorCode(t, body) != "service_unavailable" || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("no instance: status %d, Retry-After %q: %s", resp.StatusCode, resp.Header.Get("Retry-After"), body)
+	}
+	if took := time.Since(begin); took > time.Second {
+		t.Errorf("no instance answered after %v", took)
+	}
+}
+
+// A POST is sent once unless it carries an Idempotency-Key; a GET is retried on the
+// next instance when one refuses the connection.
+func TestRetryOnlyWhenSafe(t *testing.T) {
+	keys := newTestKeys(t)
+	token := "Bearer " + keys.token(t, auth.Caller{UserID: "u1", Role: auth.RoleCustomer})
+	for _, tt := range []struct {
+		name     string
+		method   string
+		path     string
+		header   map[string]string
+		failures int
+	}{
+		{"GET retried", "GET", "/v1/cart", nil, 0},
+		{"POST with a key retried", "POST", "/v1/orders", map[string]string{"Idempotency-Key": "k1"}, 0},
+		{"POST without a key sent once", "POST", "/v1/orders", nil, 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			live := startInstance(t, http.HandlerFunc(echo))
+			gw := startGateway(t, withUpstreams(testOptions(keys.verifier), map[string][]string{OrderService: {live.addr(), deadAddr(t)}}))
+			header := map[string]string{"Authorization": token}
+			for k, v := range tt.header {
+				header[k] = v
+			}
+			failures := 0
+			for range 4 {
+				resp, body := call(t, tt.method, gw.URL+tt.path, strings.NewReader("{}"), header)
+				switch resp.StatusCode {
+				case 200:
+				case 503:
+					failures++
+				default:
+					t.Fatalf("status %d: %s", resp.StatusCode, body)
+				}
+			}
+			if failures != tt.failures {
+				t.Errorf("%d failures, want %d", failures, tt.failures)
+			}
+		})
+	}
+}
+
+func TestMetricsAndAccessLog(t *testing.T) {
+	keys := newTestKeys(t)
+	inv := startInventory(t, keys.verifier)
+	var logs bytes.Buffer
+	o := withUpstreams(testOptions(keys.verifier), map[string][]string{InventoryService: {inv.addr()}})
+	o.Metrics = observe.NewMetrics("gateway")
+	o.Logger = newTestLogger(&logs)
+	gw := startGateway(t, o)
+	call(t, "GET", gw.URL+"/v1/products/"+testSKU, nil, map[string]string{"X-Request-ID": "abc"})
+	call(t, "GET", gw.URL+"/nowhere", nil, nil)
+
+	line := firstLine(t, logs.String(), `"request_id":"abc"`)
+	for _, want := range []string{`"route":"GET /v1/products/{sku}"`, `"status":200`, `"upstream":"` + inv.addr() + `"`, `"method":"GET"`, `"duration_ms":`} {
+		if !strings.Contains(line, want) {
+			t.Errorf("access log line lacks %s: %s", want, line)
+		}
+	}
+	metrics := scrape(t, o.Metrics)
+	for _, want := range []string{
+		`kitshop_gateway_requests_total{route="GET /v1/products/{sku}",service="gateway",status="200"} 1`,
+		`kitshop_gateway_requests_total{route="unmatched",service="gateway",status="404"} 1`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}
