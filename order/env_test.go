@@ -118,6 +118,7 @@ func newEnv(t *testing.T, opts envOptions) *env {
 	if e.cfg.Lease == 0 {
 		e.cfg.Lease = 4 * time.Second
 	}
+	e.cfg = e.cfg.withDefaults()
 	e.saga, e.svc = e.newService(e.cfg)
 	return e
 }
