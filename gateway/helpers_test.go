@@ -47,11 +47,13 @@ func (k testKeys) token(t *testing.T, c auth.Caller) string {
 }
 
 // instance is an upstream instance under test: a real handler behind GET /health,
-// counting the requests it serves; fail makes it answer 500 to everything else.
+// counting the requests it serves; fail makes it answer 500 to everything else, sick
+// fails its health check.
 type instance struct {
 	srv  *httptest.Server
 	hits atomic.Int64
 	fail atomic.Bool
+	sick atomic.Bool // fails its health check
 }
 
 func (i *instance) addr() string { return strings.TrimPrefix(i.srv.URL, "http://") }
@@ -60,7 +62,12 @@ func startInstance(t *testing.T, h http.Handler) *instance {
 	t.Helper()
 	in := &instance{}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, `{"status":"ok"}`) })
+	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
+		if in.sick.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		_, _ = io.WriteString(w, `{}`)
+	})
 	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		in.hits.Add(1)
 		if in.fail.Load() {
