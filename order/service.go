@@ -512,15 +512,15 @@ func newToken() string {
 	return hex.EncodeToString(b)
 }
 
-func (s *service) PlaceOrder(ctx context.Context, key string, co Checkout) (Order, error) {
+func (s *service) PlaceOrder(ctx context.Context, rawKey string, co Checkout) (Order, error) {
 	c, err := caller(ctx)
 	if err != nil {
 		return Order{}, err
 	}
 	switch {
-	case key == "":
+	case rawKey == "":
 		return Order{}, ErrMissingIdempotencyKey
-	case len(key) > maxKeyLength || !idempotencyKeyPattern.MatchString(key):
+	case len(rawKey) > maxKeyLength || !idempotencyKeyPattern.MatchString(rawKey):
 		return Order{}, ErrInvalidIdempotencyKey
 	}
 	now := s.now()
@@ -528,6 +528,16 @@ func (s *service) PlaceOrder(ctx context.Context, key string, co Checkout) (Orde
 		return Order{}, err
 	}
 	if err := validateCard(co.Card, now); err != nil {
+		return Order{}, err
+	}
+	key := IdempotencyKey{UserID: c.UserID, Key: rawKey, Hash: fingerprint(co), NotBefore: now.Add(-idempotencyRetention)}
+	// A repeat is answered before the cart is read: it may have been emptied by the
+	// first checkout.
+	switch stored, err := s.store.OrderByKey(ctx, key); {
+	case err == nil:
+		s.saga.checkouts.With("outcome", checkoutOutcomeReplayed).Add(1)
+		return answer(stored)
+	case !errors.Is(err, ErrOrderNotFound):
 		return Order{}, err
 	}
 	lines, fromCart := co.Items, len(co.Items) == 0
@@ -556,9 +566,7 @@ func (s *service) PlaceOrder(ctx context.Context, key string, co Checkout) (Orde
 		Items: items, Total: total, FromCart: fromCart, CreatedAt: now, UpdatedAt: now,
 	}
 	lease := Lease{Token: newToken(), Until: now.Add(s.cfg.Lease)}
-	stored, created, err := s.store.CreateOrder(ctx, o, IdempotencyKey{
-		UserID: c.UserID, Key: key, Hash: fingerprint(co), NotBefore: now.Add(-idempotencyRetention),
-	}, lease)
+	stored, created, err := s.store.CreateOrder(ctx, o, key, lease)
 	if err != nil {
 		return Order{}, err
 	}

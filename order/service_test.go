@@ -112,6 +112,9 @@ func TestCheckoutFromCart(t *testing.T) {
 	if cart, _ := e.svc.GetCart(ctx); len(cart.Items) != 0 {
 		t.Fatalf("cart after checkout: %+v", cart)
 	}
+	if again, err := e.svc.PlaceOrder(ctx, "key-1", Checkout{Card: testCard}); err != nil || again.ID != o.ID {
+		t.Fatalf("replay with the cart emptied = %+v, %v", again, err)
+	}
 	if a, r := e.stock("A"); a != 8 || r != 0 {
 		t.Fatalf("A: %d on hand, %d reserved", a, r)
 	}

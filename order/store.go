@@ -67,6 +67,9 @@ type Store interface {
 	// the key's order with created false, or ErrIdempotencyMismatch when the key was
 	// used with another request. Concurrent calls with one key create one order.
 	CreateOrder(ctx context.Context, o Order, key IdempotencyKey, lease Lease) (stored Order, created bool, err error)
+	// OrderByKey returns the order a live key was used for, ErrIdempotencyMismatch when
+	// it was used with another request, or ErrOrderNotFound when it is unused.
+	OrderByKey(ctx context.Context, key IdempotencyKey) (Order, error)
 	// Order returns an order or ErrOrderNotFound.
 	Order(ctx context.Context, id string) (Order, error)
 	// ListOrders returns the user's newest orders first, at most limit.

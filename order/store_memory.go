@@ -89,6 +89,19 @@ func (m *memoryStore) CreateOrder(_ context.Context, o Order, key IdempotencyKey
 	return copyOrder(o), true, nil
 }
 
+func (m *memoryStore) OrderByKey(_ context.Context, key IdempotencyKey) (Order, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	existing, ok := m.keys[[2]string{key.UserID, key.Key}]
+	switch {
+	case !ok || existing.created.Before(key.NotBefore):
+		return Order{}, ErrOrderNotFound
+	case existing.hash != key.Hash:
+		return Order{}, ErrIdempotencyMismatch
+	}
+	return copyOrder(m.orders[existing.orderID].Order), nil
+}
+
 func (m *memoryStore) Order(_ context.Context, id string) (Order, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

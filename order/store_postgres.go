@@ -215,6 +215,21 @@ func (s *postgresStore) CreateOrder(ctx context.Context, o Order, key Idempotenc
 	return stored, created, nil
 }
 
+func (s *postgresStore) OrderByKey(ctx context.Context, key IdempotencyKey) (Order, error) {
+	var hash, orderID string
+	err := s.db.QueryRowContext(ctx, `SELECT request_hash, order_id FROM idempotency_keys
+		WHERE user_id = $1 AND key = $2 AND created_at >= $3`, key.UserID, key.Key, key.NotBefore).Scan(&hash, &orderID)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return Order{}, ErrOrderNotFound
+	case err != nil:
+		return Order{}, err
+	case hash != key.Hash:
+		return Order{}, ErrIdempotencyMismatch
+	}
+	return s.Order(ctx, orderID)
+}
+
 func (s *postgresStore) Order(ctx context.Context, id string) (Order, error) {
 	return queryOrder(ctx, s.db, `SELECT `+orderColumns+` FROM orders WHERE id = $1`, id)
 }

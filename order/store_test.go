@@ -134,6 +134,21 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 		if _, created, err := s.CreateOrder(ctx, testOrder("o4", "u2", t0, "A"), key("u2", "k1", "h1"), held); err != nil || !created {
 			t.Fatalf("same key, another user: %v, %v", created, err)
 		}
+		lookups := []struct {
+			key  IdempotencyKey
+			want error
+		}{
+			{key("u1", "k1", "h1"), nil},
+			{key("u1", "k1", "other"), ErrIdempotencyMismatch},
+			{key("u1", "unused", "h1"), ErrOrderNotFound},
+			{key("u3", "k1", "h1"), ErrOrderNotFound},
+			{IdempotencyKey{UserID: "u1", Key: "k1", Hash: "h1", NotBefore: t0.Add(time.Second)}, ErrOrderNotFound}, // expired
+		}
+		for _, l := range lookups {
+			if got, err := s.OrderByKey(ctx, l.key); !errors.Is(err, l.want) || (err == nil && (got.ID != "o1" || len(got.Items) != 2)) {
+				t.Fatalf("order by key %+v = %+v, %v; want %v", l.key, got, err, l.want)
+			}
+		}
 		if _, err := s.Order(ctx, "o2"); !errors.Is(err, ErrOrderNotFound) {
 			t.Fatalf("a replay stored an order: %v", err)
 		}
