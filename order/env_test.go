@@ -48,7 +48,7 @@ type envOptions struct {
 // env is the order service with the real inventory and payment services running
 // in-process behind their HTTP transports, reached through their HTTP clients.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	opts   envOptions
 	inv    inventory.Service // direct, to seed and inspect
 	pay    payment.Service   // direct, to inspect
@@ -62,7 +62,7 @@ type env struct {
 	logger log.Logger
 }
 
-func newEnv(t *testing.T, opts envOptions) *env {
+func newEnv(t testing.TB, opts envOptions) *env {
 	t.Helper()
 	var (
 		invStore inventory.Store

@@ -42,7 +42,7 @@ func (s *syncBuffer) String() string {
 
 // newTestServer serves the order service of e over HTTP, logging into logs, and returns
 // tokens for two customers.
-func newTestServer(t *testing.T, e *env, logs io.Writer) (srv *httptest.Server, alice, bob string) {
+func newTestServer(t testing.TB, e *env, logs io.Writer) (srv *httptest.Server, alice, bob string) {
 	t.Helper()
 	kid, key, err := auth.GenerateKey()
 	if err != nil {
