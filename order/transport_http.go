@@ -25,7 +25,9 @@ func MakeHTTPHandler(e Endpoints, tracer *zipkin.Tracer) http.Handler {
 	r.MethodNotAllowedHandler = httpjson.MethodNotAllowed()
 	handle := func(method, path string, e endpoint.Endpoint, dec kithttp.DecodeRequestFunc) {
 		opts := httpjson.ServerOptions(tracer, method+" "+path)
-		r.Methods(method).Path(path).Handler(kithttp.NewServer(e, dec, httpjson.Encode, opts...))
+		// Path before Methods: in gorilla/mux 1.8 the other order answers 404 where 405 is
+		// right when another route has the method.
+		r.Path(path).Methods(method).Handler(kithttp.NewServer(e, dec, httpjson.Encode, opts...))
 	}
 	handle("GET", "/v1/cart", e.GetCartEndpoint, decodeNothing)
 	handle("PUT", "/v1/cart/items/{sku}", e.SetCartItemEndpoint, decodeSetCartItemRequest)

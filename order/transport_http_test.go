@@ -116,6 +116,9 @@ func TestHTTPRoutes(t *testing.T) {
 		{"remove", "DELETE", "/v1/cart/items/A", "", "", alice, 200, `"items":[]`},
 		{"unknown route", "GET", "/v1/nothing", "", "", alice, 404, "not_found"},
 		{"wrong method", "DELETE", "/v1/orders", "", "", alice, 405, "method_not_allowed"},
+		{"wrong method on an order", "DELETE", "/v1/orders/{id}", "", "", alice, 405, "method_not_allowed"},
+		{"wrong method on cancel", "GET", "/v1/orders/{id}/cancel", "", "", alice, 405, "method_not_allowed"},
+		{"wrong method on a cart line", "GET", "/v1/cart/items/A", "", "", alice, 405, "method_not_allowed"},
 	}
 	for _, st := range steps {
 		path := strings.ReplaceAll(st.path, "{id}", orderID)
