@@ -396,3 +396,46 @@ func TestRelayPurgesOldSentEvents(t *testing.T) {
 		return len(ids) == 1 && ids[0] == "recent" && unsent(t, db) == 0
 	})
 }
+
+// TestUnroutableEventsWaitForAQueue: events published before any queue is bound (the
+// consumer not deployed yet) are not lost: they stay unsent until a queue appears.
+func TestUnroutableEventsWaitForAQueue(t *testing.T) {
+	url := testenv.AMQPURL(t)
+	conn, err := amqp.Dial(url)
+	if err != nil {
+		testenv.Missing(t, "RabbitMQ", err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	exchange := testenv.Name("outbox-unroutable")
+	if err := outbox.DeclareExchange(ch, exchange); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ch.ExchangeDelete(exchange, false, false) })
+
+	db := testenv.Postgres(t, outbox.Migrations())
+	ctx := context.Background()
+	events := enqueue(t, ctx, db, []string{"a", "b"}, 0, 5)
+	startRelay(t, db, url, exchange, nil)
+	time.Sleep(500 * time.Millisecond) // many polls: every one finds no queue
+	if n := unsent(t, db); n != len(events) {
+		t.Fatalf("%d of %d events unsent with no queue bound; want all", n, len(events))
+	}
+
+	q, err := ch.QueueDeclare("", false, true, true, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.QueueBind(q.Name, "#", exchange, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	deliveries, err := ch.Consume(q.Name, "", true, true, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	receive(t, deliveries, events)
+	waitFor(t, func() bool { return unsent(t, db) == 0 })
+}

@@ -47,9 +47,11 @@ type Relay struct {
 	cfg       Config
 	connected atomic.Bool
 
-	published metrics.Counter
-	failed    metrics.Counter
-	lag       metrics.Histogram
+	published  metrics.Counter
+	failed     metrics.Counter
+	unroutable metrics.Counter
+	lag        metrics.Histogram
+	warned     atomic.Bool // about unroutable events, once
 }
 
 // NewRelay checks cfg, fills its defaults and registers the relay's metrics:
@@ -89,12 +91,14 @@ func NewRelay(cfg Config) (*Relay, error) {
 		cfg.Logger = log.NewNopLogger()
 	}
 	r := &Relay{
-		cfg:       cfg,
-		published: cfg.Metrics.Counter("outbox", "published_total", "Events published to RabbitMQ and confirmed, by type.", "type"),
-		failed:    cfg.Metrics.Counter("outbox", "publish_failures_total", "Events the broker refused or did not confirm (they are retried)."),
-		lag:       cfg.Metrics.Histogram("outbox", "lag_seconds", "Time from enqueue to broker confirmation."),
+		cfg:        cfg,
+		published:  cfg.Metrics.Counter("outbox", "published_total", "Events published to RabbitMQ and confirmed, by type.", "type"),
+		failed:     cfg.Metrics.Counter("outbox", "publish_failures_total", "Events the broker refused or did not confirm (they are retried)."),
+		unroutable: cfg.Metrics.Counter("outbox", "unroutable_total", "Events no queue was bound for (they stay in the outbox and are retried)."),
+		lag:        cfg.Metrics.Histogram("outbox", "lag_seconds", "Time from enqueue to broker confirmation."),
 	}
 	r.failed.Add(0) // shown as 0 from the start, so alerts see the series
+	r.unroutable.Add(0)
 	return r, nil
 }
 
@@ -145,6 +149,10 @@ func (r *Relay) serve(ctx context.Context, conn *amqp.Connection) error {
 		return err
 	}
 	chClosed := ch.NotifyClose(make(chan *amqp.Error, 1))
+	// Events are published mandatory: one no queue takes (its consumer has not declared
+	// its queue yet) comes back here before its confirm, and stays unsent. Each batch
+	// drains what came back, so the buffer never fills and the library never blocks.
+	returns := ch.NotifyReturn(make(chan amqp.Return, 2*r.cfg.BatchSize))
 	if err := ch.Confirm(false); err != nil {
 		return err
 	}
@@ -161,7 +169,7 @@ func (r *Relay) serve(ctx context.Context, conn *amqp.Connection) error {
 			r.purge(ctx)
 			nextPurge = now.Add(time.Minute)
 		}
-		n, err := r.relayBatch(ctx, ch)
+		n, err := r.relayBatch(ctx, ch, returns)
 		var brokerErr errBroker
 		switch {
 		case errors.As(err, &brokerErr):
@@ -232,7 +240,7 @@ FOR UPDATE OF o SKIP LOCKED`
 
 // relayBatch claims a batch, publishes it, waits for the broker's confirms and marks
 // the confirmed events sent, all in one transaction. It returns how many were sent.
-func (r *Relay) relayBatch(ctx context.Context, ch *amqp.Channel) (int, error) {
+func (r *Relay) relayBatch(ctx context.Context, ch *amqp.Channel, returns <-chan amqp.Return) (int, error) {
 	tx, err := r.cfg.DB.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, err
@@ -255,12 +263,35 @@ func (r *Relay) relayBatch(ctx context.Context, ch *amqp.Channel) (int, error) {
 
 	confirmCtx, cancel := context.WithTimeout(ctx, r.cfg.ConfirmTimeout)
 	defer cancel()
-	sent := make([]int64, 0, len(published))
-	now := time.Now()
-	for _, p := range published {
-		acked, err := p.confirm.WaitContext(confirmCtx)
+	acks := make([]bool, len(published))
+	ackErrs := make([]error, len(published))
+	for i, p := range published {
+		acks[i], ackErrs[i] = p.confirm.WaitContext(confirmCtx)
 		if p.span != nil {
 			p.span.Finish()
+		}
+	}
+	// A return arrives before the confirm of its message, so every return of this
+	// batch is buffered by now.
+	unroutable := map[string]bool{}
+	for drained := false; !drained; {
+		select {
+		case ret := <-returns:
+			unroutable[ret.MessageId] = true
+		default:
+			drained = true
+		}
+	}
+	sent := make([]int64, 0, len(published))
+	now := time.Now()
+	for i, p := range published {
+		acked, err := acks[i], ackErrs[i]
+		if unroutable[p.id] {
+			r.unroutable.Add(1)
+			if !r.warned.Swap(true) {
+				_ = level.Warn(r.cfg.Logger).Log("msg", "an event reached no queue; events stay in the outbox until a consumer's queue is bound", "type", p.typ)
+			}
+			continue
 		}
 		if err != nil || !acked {
 			// Unconfirmed: it stays unsent and goes out again (the consumer dedups).
@@ -324,7 +355,7 @@ func (r *Relay) publish(ctx context.Context, ch *amqp.Channel, p *pending) (*amq
 			}
 		}
 	}
-	dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, r.cfg.Exchange, p.typ, false, false, amqp.Publishing{
+	dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, r.cfg.Exchange, p.typ, true, false, amqp.Publishing{
 		ContentType:  "application/json",
 		DeliveryMode: amqp.Persistent,
 		MessageId:    p.id,
