@@ -21,6 +21,14 @@ import (
 	"github.com/kitshop/kitshop/pkg/testenv"
 )
 
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if kubecheckBuild.path != "" {
+		os.RemoveAll(filepath.Dir(kubecheckBuild.path))
+	}
+	os.Exit(code)
+}
+
 // services are kitshop's binaries and the port each listens on in a container.
 var services = map[string]int{
 	"user": 8081, "inventory": 8082, "order": 8083, "payment": 8084, "notification": 8085, "gateway": 8080,

@@ -6,8 +6,11 @@
 # discovery plugins are compiled in (build tags remove_all_sd,enable_consul_sd), which
 # keeps the build to a few minutes. The version matches the prom/prometheus image that
 # docker-compose.yml and the Kubernetes demo overlay pin.
-# Prints the folder holding prometheus and promtool on its last line.
+# Prints the folder holding prometheus and promtool on its last line. With --check it
+# only prints it if they are built, and fails otherwise.
 set -euo pipefail
+check_only=false
+[ "${1:-}" = "--check" ] && check_only=true
 
 version=${PROMETHEUS_VERSION:-v3.16.0}
 module_version=v0.3$(printf '%02d' "$(echo "${version#v3.}" | cut -d. -f1)").$(echo "$version" | cut -d. -f3)
@@ -17,6 +20,10 @@ dir="$cache/prometheus-$version"
 if [ -x "$dir/prometheus" ] && [ -x "$dir/promtool" ] && "$dir/promtool" --version >/dev/null 2>&1; then
   echo "$dir"
   exit 0
+fi
+if $check_only; then
+  echo "deploy/prometheus/install.sh: Prometheus $version is not built in $dir; run deploy/prometheus/install.sh" >&2
+  exit 1
 fi
 
 command -v go >/dev/null || { echo "deploy/prometheus/install.sh: go is not on PATH" >&2; exit 1; }
