@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"io"
 	"net"
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	consul "github.com/hashicorp/consul/api"
+	"github.com/lib/pq"
 
 	"github.com/kitshop/kitshop/pkg/testenv"
 )
@@ -130,8 +132,9 @@ type stack struct {
 	ConsulAddr string `json:"-"`
 }
 
-// startStack runs `kitshop up -detach` on a private Consul agent and a free gateway
-// port, so it clashes with nothing else on the machine, and `kitshop down` at the end.
+// startStack runs `kitshop up -detach` on a private Consul agent, a free gateway port
+// and databases of its own, so it clashes with nothing else on the machine; `kitshop
+// down` stops it at the end and its databases are dropped.
 func startStack(t *testing.T) stack {
 	t.Helper()
 	dir := root(t)
@@ -139,17 +142,19 @@ func startStack(t *testing.T) stack {
 	launcher := filepath.Join(t.TempDir(), "kitshop")
 	run(t, dir, nil, nil, "go", "build", "-o", launcher, "./cmd/kitshop")
 	consulAddr := privateConsulAddr(t)
+	prefix := strings.ReplaceAll(testenv.Name("kitshop_deploytest"), "-", "_")
+	t.Cleanup(func() { dropDatabases(t, prefix) })
+	// A failing up stops what it started itself.
+	out, err := runErr(dir, nil, nil, launcher, "up", "-detach", "-state", state, "-db-prefix", prefix,
+		"-consul-addr", consulAddr, "-gateway-addr", "127.0.0.1:0", "-timeout", "120s")
+	if err != nil {
+		t.Fatalf("kitshop up: %v\n%s", err, out)
+	}
 	t.Cleanup(func() {
 		if out, err := runErr(dir, nil, nil, launcher, "down", "-state", state); err != nil {
 			t.Errorf("kitshop down: %v\n%s", err, out)
 		}
 	})
-	// Databases of their own, so the demo's catalogue and orders stay apart.
-	out, err := runErr(dir, nil, nil, launcher, "up", "-detach", "-state", state, "-db-prefix", "kitshop_deploytest",
-		"-consul-addr", consulAddr, "-gateway-addr", "127.0.0.1:0", "-timeout", "120s")
-	if err != nil {
-		t.Fatalf("kitshop up: %v\n%s", err, out)
-	}
 	b, err := os.ReadFile(filepath.Join(state, "stack.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -160,6 +165,32 @@ func startStack(t *testing.T) stack {
 	}
 	t.Logf("stack up: gateway %s, Consul %s, %d processes", s.GatewayURL, s.ConsulAddr, len(s.Procs))
 	return s
+}
+
+// dropDatabases drops the databases the launcher made for the services under prefix,
+// on the server it used (KITSHOP_POSTGRES, as for the launcher). Without a reachable
+// server the stack ran on memory stores and there is nothing to drop.
+func dropDatabases(t *testing.T, prefix string) {
+	server := "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable&connect_timeout=5"
+	if v := os.Getenv("KITSHOP_POSTGRES"); v != "" {
+		server = v
+	}
+	db, err := sql.Open("postgres", server)
+	if err != nil {
+		return
+	}
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if db.PingContext(ctx) != nil {
+		return
+	}
+	for svc := range services {
+		name := pq.QuoteIdentifier(prefix + "_" + svc)
+		if _, err := db.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			t.Errorf("drop database %s: %v", name, err)
+		}
+	}
 }
 
 // privateConsulAddr is a loopback address whose port and the three after it are free:
