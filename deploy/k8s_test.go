@@ -331,3 +331,24 @@ func lastLine(b []byte) string {
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
 	return lines[len(lines)-1]
 }
+
+// TestSchemaCheckRefuses makes sure the schema check would catch what kubectl's
+// offline dry run lets through.
+func TestSchemaCheckRefuses(t *testing.T) {
+	kubecheck(t, []byte("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: fine\n")) // builds it
+	tests := []struct{ name, manifest, want string }{
+		{"misspelt field", "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: x\nspec:\n  replica: 3\n", `unknown field "spec.replica"`},
+		{"wrong type", "apiVersion: v1\nkind: Service\nmetadata:\n  name: x\nspec:\n  ports:\n    - port: http\n", "cannot unmarshal string"},
+		{"unknown kind", "apiVersion: v1\nkind: Deploymnet\nmetadata:\n  name: x\n", `no kind "Deploymnet"`},
+		{"bad name", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Not_A_Name\n", "RFC 1123"},
+		{"bad label", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n  labels:\n    app: \"has space\"\n", "label app value"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := runErr("", []byte(tt.manifest), nil, kubecheckBuild.path)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("kubecheck accepted it or said %v; want an error with %q", err, tt.want)
+			}
+		})
+	}
+}
