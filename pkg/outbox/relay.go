@@ -276,7 +276,11 @@ func (r *Relay) relayBatch(ctx context.Context, ch *amqp.Channel, returns <-chan
 	unroutable := map[string]bool{}
 	for drained := false; !drained; {
 		select {
-		case ret := <-returns:
+		case ret, open := <-returns:
+			if !open { // the channel closed with the connection
+				drained = true
+				break
+			}
 			unroutable[ret.MessageId] = true
 		default:
 			drained = true
