@@ -3,21 +3,26 @@ GO      ?= go
 BIN     ?= bin
 export CI
 
-.PHONY: demo up down status test deps build consul fmt vet bench clean
+.PHONY: demo up down status launcher test deps build consul fmt vet bench clean
 
 # The whole shop on this machine, no Docker: Consul, two instances of every service,
 # the gateway on :8080, a seeded catalogue and a walk through one checkout. Ctrl-C stops.
-demo:
-	$(GO) run ./cmd/kitshop demo
+# The launcher runs as a built binary, not under `go run`, so that Ctrl-C reaches it
+# and it can stop every instance in order.
+demo: launcher
+	$(BIN)/kitshop demo $(ARGS)
 
-up:
-	$(GO) run ./cmd/kitshop up -detach
+up: launcher
+	$(BIN)/kitshop up -detach $(ARGS)
 
-down:
-	$(GO) run ./cmd/kitshop down
+down: launcher
+	$(BIN)/kitshop down $(ARGS)
 
-status:
-	$(GO) run ./cmd/kitshop status
+status: launcher
+	$(BIN)/kitshop status $(ARGS)
+
+launcher:
+	$(GO) build -o $(BIN)/kitshop ./cmd/kitshop
 
 # Integration tests need PostgreSQL, RabbitMQ and Consul; deps starts what is down.
 # Under CI=true a missing component fails the run instead of skipping tests.

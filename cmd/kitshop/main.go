@@ -73,7 +73,7 @@ func run(args []string) error {
 			}
 		}
 		if detach {
-			fmt.Println("detached: stop the stack with `go run ./cmd/kitshop down` (or `make down`)")
+			fmt.Printf("detached: stop the stack with `make down` (or `kitshop down -state %s`)\n", s.Options.State)
 			return nil
 		}
 		fmt.Println("the stack is up; press Ctrl-C to stop it")
