@@ -27,7 +27,7 @@ type testKeys struct {
 	verifier auth.Verifier
 }
 
-func newTestKeys(t *testing.T) testKeys {
+func newTestKeys(t testing.TB) testKeys {
 	t.Helper()
 	kid, key, err := auth.GenerateKey()
 	if err != nil {
@@ -37,7 +37,7 @@ func newTestKeys(t *testing.T) testKeys {
 	return testKeys{signer: s, verifier: auth.NewVerifier(auth.StaticKeys{kid: s.PublicKey()}, auth.DefaultIssuer, auth.DefaultAudience)}
 }
 
-func (k testKeys) token(t *testing.T, c auth.Caller) string {
+func (k testKeys) token(t testing.TB, c auth.Caller) string {
 	t.Helper()
 	tok, _, err := k.signer.Sign(c, time.Now())
 	if err != nil {
@@ -58,7 +58,7 @@ type instance struct {
 
 func (i *instance) addr() string { return strings.TrimPrefix(i.srv.URL, "http://") }
 
-func startInstance(t *testing.T, h http.Handler) *instance {
+func startInstance(t testing.TB, h http.Handler) *instance {
 	t.Helper()
 	in := &instance{}
 	mux := http.NewServeMux()
@@ -85,7 +85,7 @@ func startInstance(t *testing.T, h http.Handler) *instance {
 const testSKU = "kit-001"
 
 // startInventory runs the real inventory service (memory store) with one product.
-func startInventory(t *testing.T, v auth.Verifier) *instance {
+func startInventory(t testing.TB, v auth.Verifier) *instance {
 	t.Helper()
 	svc := inventory.NewService(inventory.NewMemoryStore(), "EUR", time.Minute, time.Now)
 	_, err := svc.CreateProduct(context.Background(), inventory.Product{
@@ -127,7 +127,7 @@ func withUpstreams(o Options, addrs map[string][]string) Options {
 	return o
 }
 
-func startGateway(t *testing.T, o Options) *httptest.Server {
+func startGateway(t testing.TB, o Options) *httptest.Server {
 	t.Helper()
 	h, err := New(o)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -45,12 +46,18 @@ func run(ctx context.Context, args []string) error {
 	maxResponse := fs.Int64("max-response", gateway.DefaultMaxResponse, "largest upstream answer relayed")
 	grace := fs.Duration("discovery-grace", 15*time.Second, "after Consul was unreachable or restarted, how long an empty instance list is not believed")
 	jwksRefresh := fs.Duration("jwks-refresh", 10*time.Second, "least time between two fetches of the user service's keys for an unknown key ID")
+	// The gateway's live heap is small (buffered bodies, limiter buckets) and almost all
+	// its allocation is per request garbage: collecting less often buys throughput
+	// (about 10 % measured under wrk) for a few tens of MB.
+	gcPercent := fs.Int("gc-percent", 400, "Go GC target percentage (GOGC) for the gateway process")
 	if err := config.Parse(fs, args, nil); err != nil {
 		return err
 	}
 	if *userRate <= 0 || *anonRate <= 0 || *userBurst < 1 || *anonBurst < 1 {
 		return fmt.Errorf("rate limits must be positive (raise them for load tests; they cannot be switched off)")
 	}
+
+	debug.SetGCPercent(*gcPercent)
 
 	a, err := app.New(cfg, os.Stderr)
 	if err != nil {
