@@ -38,6 +38,27 @@ port_open 5672 && echo "deps: RabbitMQ up"
 
 "$here/../consul/agent.sh" || failed+=("Consul (127.0.0.1:8500)")
 
+# Tools the tests drive: Debian packages installed when missing (kubectl ships with the
+# machine image; Debian's kubernetes-client is too old for kustomize, so it is not used).
+apt_updated=false
+ensure_pkg() { # command package
+  command -v "$1" >/dev/null && return 0
+  echo "deps: installing Debian package $2"
+  if ! $apt_updated; then
+    apt-get update -qq >/dev/null 2>&1 || true
+    apt_updated=true
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$2" >/dev/null 2>&1 || true
+  command -v "$1" >/dev/null
+}
+ensure_pkg docker-compose docker-compose || failed+=("docker-compose (Debian package docker-compose)")
+ensure_pkg chromium chromium || failed+=("chromium (Debian package chromium)")
+command -v kubectl >/dev/null || failed+=("kubectl")
+
+# Prometheus with Consul discovery, built from its Go module (Debian's lacks it);
+# minutes the first time, cached after.
+"$here/../deploy/prometheus/install.sh" >/dev/null || failed+=("Prometheus (deploy/prometheus/install.sh)")
+
 if [ ${#failed[@]} -gt 0 ]; then
   printf 'deps: not available: %s\n' "${failed[@]}" >&2
   $require && exit 1
