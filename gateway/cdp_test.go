@@ -22,6 +22,7 @@ import (
 type browser struct {
 	t    *testing.T
 	cmd  *exec.Cmd
+	dir  string
 	ws   *websocket.Conn
 	next int
 }
@@ -34,7 +35,12 @@ func startBrowser(t *testing.T) *browser {
 	if err != nil {
 		testenv.Missing(t, "chromium (Debian package chromium)", err)
 	}
-	dir := t.TempDir()
+	// Not t.TempDir: Chromium's helper processes may still write to the profile for a
+	// moment after the browser exits, and TempDir's cleanup fails the test on that.
+	dir, err := os.MkdirTemp("", "kitshop-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
 	cmd := exec.Command(path, "--headless", "--no-sandbox", "--disable-gpu",
 		"--disable-background-networking", "--disable-component-update", "--disable-sync",
 		"--no-first-run", "--disable-dev-shm-usage", "--user-data-dir="+dir,
@@ -43,7 +49,7 @@ func startBrowser(t *testing.T) *browser {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start chromium: %v", err)
 	}
-	b := &browser{t: t, cmd: cmd}
+	b := &browser{t: t, cmd: cmd, dir: dir}
 	t.Cleanup(b.close)
 
 	var port int
@@ -79,12 +85,27 @@ func startBrowser(t *testing.T) *browser {
 	return nil
 }
 
+// close asks Chromium to quit, which takes its helper processes down too, and kills
+// it if it has not within a few seconds.
 func (b *browser) close() {
+	exited := make(chan struct{})
+	go func() { _ = b.cmd.Wait(); close(exited) }()
 	if b.ws != nil {
+		_ = websocket.JSON.Send(b.ws, map[string]any{"id": b.next + 1, "method": "Browser.close"})
 		b.ws.Close()
 	}
-	_ = b.cmd.Process.Kill()
-	_ = b.cmd.Wait()
+	select {
+	case <-exited:
+	case <-time.After(5 * time.Second):
+		_ = b.cmd.Process.Kill()
+		<-exited
+	}
+	for range 50 {
+		if os.RemoveAll(b.dir) == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // call sends one DevTools command and returns its result, skipping the events that

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -123,9 +124,20 @@ func withUpstreams(o Options, addrs map[string][]string) Options {
 		o.Services[s] = name
 		byName[name] = addrs[s]
 	}
-	o.Instancer = func(name string) (sd.Instancer, error) { return sd.FixedInstancer(byName[name]), nil }
+	o.Instancer = func(name string) (sd.Instancer, error) { return fixedInstancer(byName[name]), nil }
 	return o
 }
+
+// fixedInstancer is sd.FixedInstancer giving each endpointer its own copy of the list:
+// go-kit's endpoint cache sorts the list it receives in place, so endpointers sharing
+// one sd.FixedInstancer race.
+type fixedInstancer []string
+
+func (f fixedInstancer) Register(ch chan<- sd.Event) { ch <- sd.Event{Instances: slices.Clone(f)} }
+
+func (f fixedInstancer) Deregister(chan<- sd.Event) {}
+
+func (f fixedInstancer) Stop() {}
 
 func startGateway(t testing.TB, o Options) *httptest.Server {
 	t.Helper()

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-kit/kit/sd"
 	kithttp "github.com/go-kit/kit/transport/http"
 	"github.com/go-kit/log"
 
@@ -76,8 +75,8 @@ func startShop(t *testing.T) *shop {
 		Caller: testenv.Name("order"), Timeout: 5 * time.Second, AttemptTimeout: 2 * time.Second, Retries: 2,
 		Before: []kithttp.RequestFunc{auth.ContextToHTTP()},
 	}.Defaults()
-	invC := inventory.NewHTTPClient(sd.FixedInstancer{strings.TrimPrefix(invSrv.URL, "http://")}, copts)
-	payC := payment.NewHTTPClient(sd.FixedInstancer{strings.TrimPrefix(paySrv.URL, "http://")}, copts)
+	invC := inventory.NewHTTPClient(fixedInstancer{strings.TrimPrefix(invSrv.URL, "http://")}, copts)
+	payC := payment.NewHTTPClient(fixedInstancer{strings.TrimPrefix(paySrv.URL, "http://")}, copts)
 	orders := order.NewMemoryStore()
 	oc := order.Config{Currency: "EUR", Now: time.Now, Logger: nop}
 	saga := order.NewSaga(orders, invC, payC, oc)
@@ -94,7 +93,7 @@ func startShop(t *testing.T) *shop {
 		UserService: addr(userSrv), InventoryService: addr(invSrv), OrderService: addr(orderSrv), NotificationService: addr(notifSrv),
 	})
 	// The gateway checks tokens with the keys the user service publishes.
-	o.Verifier = auth.NewUserVerifier(sd.FixedInstancer(addr(userSrv)), VerifierClientOptions(o), 10*time.Second)
+	o.Verifier = auth.NewUserVerifier(fixedInstancer(addr(userSrv)), VerifierClientOptions(o), 10*time.Second)
 	return &shop{gateway: startGateway(t, o), orders: orders, emails: emails}
 }
 
