@@ -858,7 +858,33 @@ func (s *Saga) advance(ctx context.Context, o Order, token string, c Change) (Or
 	if c.Step == StepCommitted || c.Step == StepCompensated || c.Step == StepReleased {
 		until = now
 	}
-	return s.store.Advance(ctx, o.ID, token, c, now, until)
+	var next Order
+	err := s.persist(ctx, func() error {
+		var err error
+		next, err = s.store.Advance(ctx, o.ID, token, c, now, until)
+		return err
+	})
+	return next, err
+}
+
+// persist runs a store write of the saga, trying again with backoff while the store
+// fails for a reason other than the saga's own state (the database restarting, its
+// connections cut). A checkout in flight so survives a database blip, instead of being
+// left to recovery, which no longer has the card. The saga's context bounds it.
+func (s *Saga) persist(ctx context.Context, write func() error) error {
+	for attempt := 0; ; attempt++ {
+		err := write()
+		if err == nil || errs.IsBusiness(err) || ctx.Err() != nil {
+			return err
+		}
+		t := time.NewTimer(s.cfg.Backoff.Delay(attempt))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+	}
 }
 
 // fail starts compensating o for cause.
@@ -889,7 +915,9 @@ func (s *Saga) call(ctx context.Context, o Order, token, step string, giveUp tim
 			if !giveUp.IsZero() && now.After(giveUp) {
 				return errTooLate
 			}
-			if err := s.store.Touch(ctx, o.ID, Lease{Token: token, Until: now.Add(s.cfg.Lease)}); err != nil {
+			if err := s.persist(ctx, func() error {
+				return s.store.Touch(ctx, o.ID, Lease{Token: token, Until: now.Add(s.cfg.Lease)})
+			}); err != nil {
 				return err
 			}
 		}

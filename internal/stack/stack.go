@@ -606,6 +606,9 @@ func (s *Stack) alive() bool {
 	return false
 }
 
+// Alive reports whether the process still runs.
+func (p Proc) Alive() bool { return processAlive(p.PID) }
+
 // processAlive reports whether pid runs (a zombie counts as gone).
 func processAlive(pid int) bool {
 	if pid <= 0 || syscall.Kill(pid, 0) != nil {

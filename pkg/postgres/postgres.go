@@ -5,9 +5,12 @@ package postgres
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"net"
 	"net/url"
 	"sort"
 	"strings"
@@ -126,7 +129,7 @@ func Migrate(ctx context.Context, db *sql.DB, migrations fs.FS) error {
 		if err != nil {
 			return err
 		}
-		if err := runTx(ctx, conn, nil, func(tx *sql.Tx) error {
+		if _, err := runTx(ctx, conn, nil, func(tx *sql.Tx) error {
 			if _, err := tx.ExecContext(ctx, string(body)); err != nil {
 				return err
 			}
@@ -151,13 +154,28 @@ func Retryable(err error) bool {
 	return IsCode(err, "40001") || IsCode(err, "40P01")
 }
 
-// InTx runs f in a transaction with the given options, committing if f succeeds and
-// retrying the whole transaction (up to 5 times) on serialization failures and deadlocks.
+// ConnectionLost reports whether err means the connection to the server broke (the
+// server restarted, or terminated the session): work that did not commit can run again
+// on a new connection.
+func ConnectionLost(err error) bool {
+	var pqErr *pq.Error
+	if errors.As(err, &pqErr) {
+		return pqErr.Code.Class() == "08" || pqErr.Code == "57P01" || pqErr.Code == "57P02" || pqErr.Code == "57P03"
+	}
+	var netErr net.Error
+	return errors.Is(err, driver.ErrBadConn) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, &netErr)
+}
+
+// InTx runs f in a transaction with the given options, committing if f succeeds. It
+// runs the whole transaction again (up to 5 times) after a serialization failure or a
+// deadlock, and after the connection broke before the commit; a failed commit is
+// returned as it is, since it may have committed.
 func InTx(ctx context.Context, db *sql.DB, opts *sql.TxOptions, f func(*sql.Tx) error) error {
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
-		err = runTx(ctx, db, opts, f)
-		if !Retryable(err) {
+		var committing bool
+		committing, err = runTx(ctx, db, opts, f)
+		if !Retryable(err) && (committing || !ConnectionLost(err)) {
 			return err
 		}
 		select {
@@ -173,14 +191,16 @@ type txBeginner interface {
 	BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error)
 }
 
-func runTx(ctx context.Context, db txBeginner, opts *sql.TxOptions, f func(*sql.Tx) error) error {
+// runTx runs f in one transaction; committing says whether the error, if any, came
+// from the commit.
+func runTx(ctx context.Context, db txBeginner, opts *sql.TxOptions, f func(*sql.Tx) error) (committing bool, err error) {
 	tx, err := db.BeginTx(ctx, opts)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if err := f(tx); err != nil {
 		_ = tx.Rollback()
-		return err
+		return false, err
 	}
-	return tx.Commit()
+	return true, tx.Commit()
 }

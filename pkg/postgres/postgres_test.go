@@ -142,3 +142,33 @@ func dropDatabase(t *testing.T, dsn, name string) {
 	defer db.Close()
 	_, _ = db.Exec(`DROP DATABASE IF EXISTS "` + name + `" WITH (FORCE)`)
 }
+
+// TestInTxSurvivesATerminatedConnection: the server ends the session under a
+// transaction (as a restart or an operator does); the transaction runs again on a new
+// connection.
+func TestInTxSurvivesATerminatedConnection(t *testing.T) {
+	db := testenv.Postgres(t, migrations)
+	ctx := context.Background()
+	attempts := 0
+	err := postgres.InTx(ctx, db, nil, func(tx *sql.Tx) error {
+		attempts++
+		if attempts == 1 {
+			var pid int
+			if err := tx.QueryRowContext(ctx, `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
+				return err
+			}
+			if _, err := db.ExecContext(ctx, `SELECT pg_terminate_backend($1)`, pid); err != nil {
+				return err
+			}
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE things SET name = 'after' WHERE id = 1`)
+		return err
+	})
+	if err != nil || attempts != 2 {
+		t.Fatalf("InTx = %v after %d attempts; want success on the second", err, attempts)
+	}
+	var name string
+	if err := db.QueryRow(`SELECT name FROM things WHERE id = 1`).Scan(&name); err != nil || name != "after" {
+		t.Fatalf("name = %q, %v", name, err)
+	}
+}

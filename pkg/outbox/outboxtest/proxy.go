@@ -26,16 +26,29 @@ type Proxy struct {
 // test ends.
 func NewProxy(t testing.TB, target string) *Proxy {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := Listen(target)
 	if err != nil {
 		t.Fatalf("proxy listen: %v", err)
+	}
+	t.Cleanup(p.Close)
+	return p
+}
+
+// Listen starts a proxy to target on a free port of 127.0.0.1, for use outside one
+// test (a TestMain fixture); Close stops it.
+func Listen(target string) (*Proxy, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
 	}
 	p := &Proxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
 	p.wg.Add(1)
 	go p.accept()
-	t.Cleanup(p.close)
-	return p
+	return p, nil
 }
+
+// Addr is where the proxy listens.
+func (p *Proxy) Addr() string { return p.ln.Addr().String() }
 
 // ProxyAMQP puts a proxy in front of the broker of amqpURL and returns it with the URL
 // that goes through it.
@@ -124,7 +137,8 @@ func (p *Proxy) pipe(dst, src net.Conn) {
 	p.mu.Unlock()
 }
 
-func (p *Proxy) close() {
+// Close stops the proxy and closes every connection.
+func (p *Proxy) Close() {
 	_ = p.ln.Close()
 	p.Down()
 	p.wg.Wait()
