@@ -89,10 +89,10 @@ func addrsOf(ins ...*instance) []string {
 
 // consulGateway is a gateway whose inventory, under a name unique to the test, is
 // found in c.
-func consulGateway(t *testing.T, c *consul.Client, keys testKeys) (*httptest.Server, *ConsulInstancer, string) {
+func consulGateway(t *testing.T, c *consul.Client, keys testKeys) (*httptest.Server, *discovery.ConsulInstancer, string) {
 	t.Helper()
 	name := testenv.Name("inventory")
-	ins := NewConsulInstancer(c, name, 15*time.Second, log.NewNopLogger())
+	ins := discovery.NewConsulInstancer(c, name, 15*time.Second, log.NewNopLogger())
 	t.Cleanup(ins.Stop)
 	o := testOptions(keys.verifier)
 	o.Services = map[string]string{InventoryService: name}

@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/go-kit/kit/sd"
-	consulsd "github.com/go-kit/kit/sd/consul"
 	kithttp "github.com/go-kit/kit/transport/http"
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
@@ -28,6 +27,7 @@ import (
 
 	"github.com/kitshop/kitshop/pkg/auth"
 	"github.com/kitshop/kitshop/pkg/client"
+	"github.com/kitshop/kitshop/pkg/discovery"
 	"github.com/kitshop/kitshop/pkg/logging"
 	"github.com/kitshop/kitshop/pkg/observe"
 	"github.com/kitshop/kitshop/pkg/postgres"
@@ -50,6 +50,7 @@ type Config struct {
 	CheckInterval   time.Duration
 	DeregisterAfter time.Duration
 	Resync          time.Duration // how often the registration is checked and renewed
+	DiscoveryGrace  time.Duration // how long an empty answer of a restarted agent is not believed
 
 	// Calls to other services.
 	CallTimeout    time.Duration
@@ -76,6 +77,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, service, defaultAddr string) {
 	fs.DurationVar(&c.CheckInterval, "check-interval", time.Second, "Consul health check interval")
 	fs.DurationVar(&c.DeregisterAfter, "deregister-after", time.Minute, "Consul removes an instance critical this long (minimum 1m)")
 	fs.DurationVar(&c.Resync, "consul-resync", 5*time.Second, "how often the instance checks it is still registered (an agent restart forgets it)")
+	fs.DurationVar(&c.DiscoveryGrace, "discovery-grace", 15*time.Second, "after Consul was unreachable or restarted, how long an empty instance list is not believed")
 	fs.DurationVar(&c.CallTimeout, "call-timeout", 3*time.Second, "budget of one call to another service, retries included (also the breaker timeout)")
 	fs.DurationVar(&c.AttemptTimeout, "attempt-timeout", time.Second, "budget of one try of a call to another service")
 	fs.IntVar(&c.CallRetries, "call-retries", 2, "further tries of an idempotent call to another service")
@@ -96,9 +98,10 @@ type App struct {
 	reporter reporter.Reporter
 	listener net.Listener
 
-	mu      sync.Mutex
-	checks  map[string]func(context.Context) error
-	closers []io.Closer
+	mu         sync.Mutex
+	checks     map[string]func(context.Context) error
+	closers    []io.Closer
+	instancers map[string]*discovery.ConsulInstancer
 }
 
 // New listens on the configured address (so the real port is known before the tracer
@@ -118,6 +121,8 @@ func New(cfg Config, logOutput io.Writer) (*App, error) {
 		Metrics:  observe.NewMetrics(cfg.Service),
 		listener: ln,
 		checks:   map[string]func(context.Context) error{},
+
+		instancers: map[string]*discovery.ConsulInstancer{},
 	}
 	a.Tracer, a.reporter, err = observe.NewTracer(cfg.Service, a.HostPort(), cfg.ZipkinURL)
 	if err != nil {
@@ -174,13 +179,20 @@ func (a *App) OpenDB(ctx context.Context, migrations fs.FS) (*sql.DB, error) {
 	return db, nil
 }
 
-// Instancer watches the passing instances of service in Consul.
+// Instancer watches the passing instances of service in Consul; every caller of the
+// same service shares one watch.
 func (a *App) Instancer(service string) (sd.Instancer, error) {
 	if a.Consul == nil {
 		return nil, errors.New("no Consul address: cannot discover " + service)
 	}
-	ins := consulsd.NewInstancer(consulsd.NewClient(a.Consul), a.Logger, service, nil, true)
-	a.OnClose(closerFunc(func() error { ins.Stop(); return nil }))
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if ins, ok := a.instancers[service]; ok {
+		return ins, nil
+	}
+	ins := discovery.NewConsulInstancer(a.Consul, service, a.Config.DiscoveryGrace, a.Logger)
+	a.instancers[service] = ins
+	a.closers = append(a.closers, ins)
 	return ins, nil
 }
 
@@ -218,10 +230,6 @@ func (a *App) Close() {
 		_ = a.reporter.Close()
 	}
 }
-
-type closerFunc func() error
-
-func (f closerFunc) Close() error { return f() }
 
 // Observer decorates server endpoints with this app's logger, metrics and tracer.
 func (a *App) Observer() observe.Observer {

@@ -106,6 +106,9 @@ type Route struct {
 	Encode     kithttp.EncodeRequestFunc  // sets the request's path, query and body
 	Decode     kithttp.DecodeResponseFunc // reads a 2xx response
 	Idempotent bool                       // safe to send twice: a GET, or a call carrying an idempotency key
+	// PassThrough hands every answer below 500 to Decode, for a proxy that relays 4xx
+	// answers as they are rather than as errors.
+	PassThrough bool
 }
 
 // Service builds client endpoints for one upstream service.
@@ -183,7 +186,7 @@ func (s *Service) factory(r Route) sd.Factory {
 		if s.opts.Tracer != nil {
 			opts = append(opts, kitzipkin.HTTPClientTrace(s.opts.Tracer, kitzipkin.Name(s.name+"."+r.Name)))
 		}
-		e := kithttp.NewClient(r.Method, tgt, r.Encode, decodeWith(r.Decode), opts...).Endpoint()
+		e := kithttp.NewClient(r.Method, tgt, r.Encode, decodeWith(r.Decode, r.PassThrough), opts...).Endpoint()
 		attempt := s.opts.AttemptTimeout
 		ej.add(instance)
 		return func(ctx context.Context, request any) (any, error) {
@@ -310,12 +313,12 @@ func (e *upstreamError) Error() string { return fmt.Sprintf("upstream %d: %v", e
 // businessFailure carries a 4xx answer through retry and breaker as a value.
 type businessFailure struct{ err *errs.Error }
 
-// decodeWith reads 2xx answers with dec; 4xx answers become businessFailure values and
-// 5xx answers upstreamErrors.
-func decodeWith(dec kithttp.DecodeResponseFunc) kithttp.DecodeResponseFunc {
+// decodeWith reads 2xx answers (and 4xx ones for a pass-through route) with dec;
+// other 4xx answers become businessFailure values and 5xx answers upstreamErrors.
+func decodeWith(dec kithttp.DecodeResponseFunc, passThrough bool) kithttp.DecodeResponseFunc {
 	return func(ctx context.Context, resp *http.Response) (any, error) {
 		switch {
-		case resp.StatusCode < 300:
+		case resp.StatusCode < 300, passThrough && resp.StatusCode < 500:
 			return dec(ctx, resp)
 		case resp.StatusCode < 500:
 			return businessFailure{errs.FromResponse(resp)}, nil

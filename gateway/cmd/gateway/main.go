@@ -12,7 +12,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/go-kit/kit/sd"
 
 	"github.com/kitshop/kitshop/gateway"
 	"github.com/kitshop/kitshop/pkg/app"
@@ -44,7 +43,6 @@ func run(ctx context.Context, args []string) error {
 	maxClients := fs.Int("rate-max-clients", gateway.DefaultMaxClients, "rate-limit buckets kept per kind (users, addresses); idle ones are dropped first")
 	maxBody := fs.Int64("max-body", gateway.DefaultMaxBody, "largest request body accepted (413 above)")
 	maxResponse := fs.Int64("max-response", gateway.DefaultMaxResponse, "largest upstream answer relayed")
-	grace := fs.Duration("discovery-grace", 15*time.Second, "after Consul was unreachable or restarted, how long an empty instance list is not believed")
 	jwksRefresh := fs.Duration("jwks-refresh", 10*time.Second, "least time between two fetches of the user service's keys for an unknown key ID")
 	// The gateway's live heap is small (buffered bodies, limiter buckets) and almost all
 	// its allocation is per request garbage: collecting less often buys throughput
@@ -67,19 +65,9 @@ func run(ctx context.Context, args []string) error {
 	if a.Consul == nil {
 		return fmt.Errorf("the gateway needs Consul (-consul-addr) to find the services")
 	}
-	watched := map[string]sd.Instancer{}
-	instancer := func(service string) (sd.Instancer, error) {
-		if ins, ok := watched[service]; ok {
-			return ins, nil
-		}
-		ins := gateway.NewConsulInstancer(a.Consul, service, *grace, a.Logger)
-		a.OnClose(ins)
-		watched[service] = ins
-		return ins, nil
-	}
 	opts := gateway.Options{
 		Services:    map[string]string{},
-		Instancer:   instancer,
+		Instancer:   a.Instancer,
 		Client:      a.ClientOptions(),
 		UserLimit:   gateway.Limit{Rate: *userRate, Burst: *userBurst},
 		AnonLimit:   gateway.Limit{Rate: *anonRate, Burst: *anonBurst},
@@ -93,7 +81,7 @@ func run(ctx context.Context, args []string) error {
 	for s, name := range services {
 		opts.Services[s] = *name
 	}
-	users, err := instancer(opts.ServiceName(gateway.UserService))
+	users, err := a.Instancer(opts.ServiceName(gateway.UserService))
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package gateway
+package discovery
 
 import (
 	"context"
@@ -15,13 +15,13 @@ import (
 
 // ConsulInstancer is an sd.Instancer of the passing instances of one service, fed by
 // Consul blocking queries. It differs from go-kit's sd/consul instancer where a
-// gateway needs it to:
+// caller needs it to:
 //   - after an error, or when Consul's index goes backwards (a restarted agent), it asks
 //     again from index 0, so a restarted agent is heard at once rather than after a
 //     blocking query with a stale index times out;
 //   - it keeps the last good set while Consul is unreachable, and for Grace after that it
 //     does not believe an empty answer: a restarted dev agent has forgotten every
-//     registration until the instances register again (pkg/discovery does so within
+//     registration until the instances register again (Registrar.Maintain does so within
 //     seconds), and routing to the instances that are still there beats refusing all
 //     calls. A non-empty answer is believed at once. An instance that really died is
 //     still skipped by the client chain on its first refused connection.
