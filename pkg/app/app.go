@@ -51,6 +51,7 @@ type Config struct {
 	DeregisterAfter time.Duration
 	Resync          time.Duration // how often the registration is checked and renewed
 	DiscoveryGrace  time.Duration // how long an empty answer of a restarted agent is not believed
+	PprofAddr       string        // where net/http/pprof listens; empty: nowhere
 
 	// Calls to other services.
 	CallTimeout    time.Duration
@@ -77,6 +78,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, service, defaultAddr string) {
 	fs.DurationVar(&c.CheckInterval, "check-interval", time.Second, "Consul health check interval")
 	fs.DurationVar(&c.DeregisterAfter, "deregister-after", time.Minute, "Consul removes an instance critical this long (minimum 1m)")
 	fs.DurationVar(&c.Resync, "consul-resync", 5*time.Second, "how often the instance checks it is still registered (an agent restart forgets it)")
+	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "serve net/http/pprof here (e.g. 127.0.0.1:6060); empty: off")
 	fs.DurationVar(&c.DiscoveryGrace, "discovery-grace", 15*time.Second, "after Consul was unreachable or restarted, how long an empty instance list is not believed")
 	fs.DurationVar(&c.CallTimeout, "call-timeout", 3*time.Second, "budget of one call to another service, retries included (also the breaker timeout)")
 	fs.DurationVar(&c.AttemptTimeout, "attempt-timeout", time.Second, "budget of one try of a call to another service")

@@ -4,7 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net"
 	"net/http"
+	"net/http/pprof"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -38,6 +41,14 @@ func (a *App) Run(ctx context.Context, h http.Handler) error {
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(a.listener) }()
+	if a.Config.PprofAddr != "" {
+		stopPprof, err := a.servePprof()
+		if err != nil {
+			_ = srv.Close()
+			return err
+		}
+		defer stopPprof()
+	}
 
 	var registrar *discovery.Registrar
 	maintainCtx, stopMaintain := context.WithCancel(context.Background())
@@ -142,4 +153,23 @@ func registrationID(r *discovery.Registrar) string {
 		return ""
 	}
 	return r.ID()
+}
+
+// servePprof serves the profiler on its own listener, apart from the service's port,
+// so it is never reachable through the instance's registered address.
+func (a *App) servePprof() (stop func(), err error) {
+	ln, err := net.Listen("tcp", a.Config.PprofAddr)
+	if err != nil {
+		return nil, fmt.Errorf("pprof listen %s: %w", a.Config.PprofAddr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	_ = level.Info(a.Logger).Log("msg", "profiler listening", "addr", ln.Addr().String())
+	return func() { _ = srv.Close() }, nil
 }
