@@ -1,0 +1,201 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"math"
+	"math/rand/v2"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestHistogramQuantiles(t *testing.T) {
+	var h histogram
+	for i := 1; i <= 10000; i++ {
+		h.record(time.Duration(i) * time.Microsecond)
+	}
+	for _, tc := range []struct {
+		q    float64
+		want float64 // µs
+	}{{0.5, 5000}, {0.9, 9000}, {0.99, 9900}, {1, 10000}} {
+		got := float64(h.quantile(tc.q).Microseconds())
+		if math.Abs(got-tc.want)/tc.want > 1.0/subBuckets {
+			t.Errorf("q%.2f = %.0f µs, want %.0f within %.1f%%", tc.q, got, tc.want, 100.0/subBuckets)
+		}
+	}
+	if h.maximum() != 10*time.Millisecond {
+		t.Errorf("max = %s", h.maximum())
+	}
+}
+
+func TestHistogramSmallAndEmpty(t *testing.T) {
+	var h histogram
+	if h.quantile(0.99) != 0 {
+		t.Error("empty histogram has a quantile")
+	}
+	h.record(3 * time.Microsecond)
+	h.record(-time.Second) // a clock step: recorded as 0, not a crash
+	if got := h.quantile(1); got != 3*time.Microsecond {
+		t.Errorf("q1 = %s, want 3µs", got)
+	}
+	if got := h.quantile(0.5); got != 0 {
+		t.Errorf("q0.5 = %s, want 0", got)
+	}
+}
+
+func TestBucketsCoverValues(t *testing.T) {
+	for _, v := range []uint64{0, 1, 63, 64, 65, 127, 128, 1000, 123456, 1 << 40, math.MaxUint64 >> 1} {
+		i := bucketOf(v)
+		if upperBound(i) < v {
+			t.Errorf("value %d in bucket %d whose upper bound is %d", v, i, upperBound(i))
+		}
+		if i > 0 && upperBound(i-1) >= v {
+			t.Errorf("value %d in bucket %d, but bucket %d ends at %d", v, i, i-1, upperBound(i-1))
+		}
+	}
+}
+
+func TestHistogramMerge(t *testing.T) {
+	var a, b histogram
+	for i := 0; i < 100; i++ {
+		a.record(time.Millisecond)
+		b.record(10 * time.Millisecond)
+	}
+	a.merge(&b)
+	if a.n != 200 || a.maximum() != 10*time.Millisecond {
+		t.Fatalf("n=%d max=%s", a.n, a.maximum())
+	}
+	if p := a.quantile(0.25); p > 1100*time.Microsecond {
+		t.Errorf("p25 = %s, want about 1ms", p)
+	}
+	if p := a.quantile(0.75); p < 9*time.Millisecond {
+		t.Errorf("p75 = %s, want about 10ms", p)
+	}
+}
+
+func TestParseMix(t *testing.T) {
+	for _, tc := range []struct {
+		in, err string
+	}{
+		{"browse=1", ""},
+		{"browse=60, cart=30,checkout=10", ""},
+		{"checkout=1,cart=0", ""},
+		{"browse", "not action=weight"},
+		{"fly=3", "unknown action"},
+		{"cart=-1", "whole number"},
+		{"cart=x", "whole number"},
+		{"cart=1,cart=2", "twice"},
+		{"cart=0", "no action"},
+	} {
+		_, err := parseMix(tc.in)
+		if (err == nil) != (tc.err == "") || (err != nil && !strings.Contains(err.Error(), tc.err)) {
+			t.Errorf("parseMix(%q) = %v, want error containing %q", tc.in, err, tc.err)
+		}
+	}
+}
+
+func TestMixPicksByWeight(t *testing.T) {
+	m, err := parseMix("browse=60,cart=0,product=30,checkout=10")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every number maps to the action whose weight range holds it.
+	for n, want := range map[int]string{0: actBrowse, 59: actBrowse, 60: actProduct, 89: actProduct, 90: actCheckout, 99: actCheckout} {
+		if got := m.pickAt(n); got != want {
+			t.Errorf("pickAt(%d) = %s, want %s", n, got, want)
+		}
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	counts := map[string]int{}
+	const n = 100_000
+	for range n {
+		counts[m.pick(r)]++
+	}
+	if counts[actCart] != 0 {
+		t.Errorf("cart has weight 0 but was picked %d times", counts[actCart])
+	}
+	for action, share := range map[string]float64{actBrowse: 0.6, actProduct: 0.3, actCheckout: 0.1} {
+		if got := float64(counts[action]) / n; math.Abs(got-share) > 0.01 {
+			t.Errorf("%s picked %.3f of the time, want %.2f", action, got, share)
+		}
+	}
+}
+
+func TestCheckTarget(t *testing.T) {
+	resolve := func(_ context.Context, host string) ([]net.IPAddr, error) {
+		switch host {
+		case "localhost":
+			return []net.IPAddr{{IP: net.ParseIP("127.0.0.1")}, {IP: net.ParseIP("::1")}}, nil
+		case "mixed.test":
+			return []net.IPAddr{{IP: net.ParseIP("127.0.0.1")}, {IP: net.ParseIP("203.0.113.7")}}, nil
+		}
+		return nil, errors.New("no such host")
+	}
+	for _, tc := range []struct {
+		url    string
+		remote bool
+		ok     bool
+	}{
+		{"http://127.0.0.1:8080", false, true},
+		{"http://127.9.9.9:8080", false, true},
+		{"http://[::1]:8080/", false, true},
+		{"http://localhost:8080", false, true},
+		{"https://localhost", false, true},
+		{"http://10.0.0.1:8080", false, false},
+		{"http://203.0.113.7", false, false},
+		{"http://mixed.test", false, false},
+		{"http://unknown.test", false, false},
+		{"http://203.0.113.7", true, true},
+		{"ftp://127.0.0.1", false, false},
+		{"127.0.0.1:8080", false, false},
+	} {
+		_, err := checkTarget(context.Background(), tc.url, tc.remote, resolve)
+		if (err == nil) != tc.ok {
+			t.Errorf("checkTarget(%q, remote=%v) = %v, want ok=%v", tc.url, tc.remote, err, tc.ok)
+		}
+	}
+}
+
+func TestFlagBounds(t *testing.T) {
+	for _, args := range [][]string{
+		{"-duration", "2h"},
+		{"-duration", "0s"},
+		{"-requests", "0"},
+		{"-requests", "1000000000"},
+		{"-concurrency", "0"},
+		{"-rate", "-1"},
+	} {
+		if _, err := parseFlags(args, &strings.Builder{}); err == nil {
+			t.Errorf("parseFlags(%v) accepted", args)
+		}
+	}
+	c, err := parseFlags([]string{"-concurrency", "32"}, &strings.Builder{})
+	if err != nil || c.users != 32 {
+		t.Errorf("users default to the concurrency: %+v %v", c, err)
+	}
+}
+
+func TestStatsReport(t *testing.T) {
+	s := newStats()
+	s.add("GET /a", 200, time.Millisecond)
+	s.add("GET /a", 503, 2*time.Millisecond)
+	s.add("GET /b", 0, 3*time.Millisecond)
+	s.add("GET /b", 422, 3*time.Millisecond)
+	r := s.report(time.Second)
+	if r.Requests != 4 || r.Errors != 3 || len(r.Routes) != 2 {
+		t.Fatalf("report %+v", r)
+	}
+	if e := r.Routes[1].Errors; e["transport"] != 1 || e["422"] != 1 {
+		t.Errorf("errors of /b: %v", e)
+	}
+	if r.All.Max != 3 {
+		t.Errorf("max %v ms", r.All.Max)
+	}
+	var b strings.Builder
+	r.writeText(&b)
+	if !strings.Contains(b.String(), "503×1") {
+		t.Errorf("text report lacks the error count:\n%s", b.String())
+	}
+}

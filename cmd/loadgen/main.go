@@ -1,0 +1,463 @@
+// Command loadgen drives realistic traffic through the kitshop gateway: virtual users
+// with accounts of their own browse the catalogue, edit their carts and check out, at a
+// fixed concurrency or a fixed rate, for a bounded time and number of requests. It
+// prints a progress line every second and a final report per route (count, errors by
+// status, p50/p90/p99/max) as text and, with -json, as JSON.
+//
+//	loadgen -stack .kitshop/stack.json -concurrency 32 -duration 20s -mix checkout=1
+//
+// Only loopback targets are accepted unless -allow-remote is given.
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	mrand "math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		os.Exit(1)
+	}
+}
+
+// Bounds no flag can lift: a forgotten load generator stops by itself.
+const (
+	maxDuration = time.Hour
+	maxRequests = 100_000_000
+)
+
+type config struct {
+	target, stackFile     string
+	allowRemote           bool
+	adminEmail, adminPass string
+	concurrency, users    int
+	rate                  float64
+	duration              time.Duration
+	requests              uint64
+	mixSpec               string
+	products, stock       int
+	jsonOut               string
+	progress              time.Duration
+	timeout               time.Duration
+}
+
+func parseFlags(args []string, stderr io.Writer) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.target, "target", "", "the gateway's URL (default: gateway_url of -stack, else http://127.0.0.1:8080)")
+	fs.StringVar(&c.stackFile, "stack", "", "stack.json of a kitshop stack: gateway URL and admin credentials")
+	fs.BoolVar(&c.allowRemote, "allow-remote", false, "allow a target that is not a loopback address")
+	fs.StringVar(&c.adminEmail, "admin-email", "", "admin account that creates the products the run buys (default: from -stack)")
+	fs.StringVar(&c.adminPass, "admin-password", "", "its password (default: from -stack; env KITSHOP_ADMIN_PASSWORD)")
+	fs.IntVar(&c.concurrency, "concurrency", 8, "virtual users acting at once (fixed concurrency; with -rate, the most actions in flight)")
+	fs.IntVar(&c.users, "users", 0, "accounts created for the run (default: -concurrency)")
+	fs.Float64Var(&c.rate, "rate", 0, "actions started per second (fixed rate); 0: fixed concurrency")
+	fs.DurationVar(&c.duration, "duration", 10*time.Second, "how long to load (at most 1h)")
+	fs.Uint64Var(&c.requests, "requests", 1_000_000, "stop after this many requests (at most 1e8)")
+	fs.StringVar(&c.mixSpec, "mix", "browse=50,product=20,cart=20,checkout=10", "actions and their weights (browse, product, cart, checkout)")
+	fs.IntVar(&c.products, "products", 16, "products created for the run when admin credentials are known (else the catalogue is used)")
+	fs.IntVar(&c.stock, "stock", 10_000_000, "stock of each product created")
+	fs.StringVar(&c.jsonOut, "json", "", "also write the report as JSON to this file")
+	fs.DurationVar(&c.progress, "progress", time.Second, "interval of the progress line")
+	fs.DurationVar(&c.timeout, "timeout", 30*time.Second, "deadline of one request")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if c.adminPass == "" {
+		c.adminPass = os.Getenv("KITSHOP_ADMIN_PASSWORD")
+	}
+	switch {
+	case c.duration <= 0 || c.duration > maxDuration:
+		return c, fmt.Errorf("-duration must be in (0, %s]", maxDuration)
+	case c.requests == 0 || c.requests > maxRequests:
+		return c, fmt.Errorf("-requests must be in [1, %d]", maxRequests)
+	case c.concurrency < 1 || c.concurrency > 10_000:
+		return c, fmt.Errorf("-concurrency must be in [1, 10000]")
+	case c.rate < 0:
+		return c, fmt.Errorf("-rate must not be negative")
+	case c.progress <= 0:
+		return c, fmt.Errorf("-progress must be positive")
+	}
+	if c.users <= 0 {
+		c.users = c.concurrency
+	}
+	return c, nil
+}
+
+type stackFile struct {
+	GatewayURL    string `json:"gateway_url"`
+	AdminEmail    string `json:"admin_email"`
+	AdminPassword string `json:"admin_password"`
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	c, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	m, err := parseMix(c.mixSpec)
+	if err != nil {
+		return err
+	}
+	if c.stackFile != "" {
+		b, err := os.ReadFile(c.stackFile)
+		if err != nil {
+			return err
+		}
+		var s stackFile
+		if err := json.Unmarshal(b, &s); err != nil {
+			return fmt.Errorf("%s: %w", c.stackFile, err)
+		}
+		c.target = firstOf(c.target, s.GatewayURL)
+		c.adminEmail = firstOf(c.adminEmail, s.AdminEmail)
+		c.adminPass = firstOf(c.adminPass, s.AdminPassword)
+	}
+	c.target = firstOf(c.target, "http://127.0.0.1:8080")
+	u, err := checkTarget(ctx, c.target, c.allowRemote, net.DefaultResolver.LookupIPAddr)
+	if err != nil {
+		return err
+	}
+	base := strings.TrimSuffix(u.String(), "/")
+
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConns = c.concurrency * 2
+	tr.MaxIdleConnsPerHost = c.concurrency * 2
+	hc := &http.Client{Transport: tr, Timeout: c.timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	g := &generator{base: base, http: hc, mix: m, runID: randomHex(4)}
+
+	fmt.Fprintf(stderr, "loadgen: preparing %d users and the products against %s\n", c.users, base)
+	if err := g.prepare(ctx, c); err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "loadgen: %d users, %d products; loading for %s (or %d requests)\n", len(g.users), len(g.skus), c.duration, c.requests)
+
+	g.stats = newStats()
+	g.limit = c.requests
+	start := time.Now()
+	runCtx, cancel := context.WithTimeout(ctx, c.duration)
+	defer cancel()
+	g.cancel = cancel
+	done := make(chan struct{})
+	go g.progressLoop(runCtx, c.progress, stderr, done)
+	if c.rate > 0 {
+		g.runRate(runCtx, c.rate, c.concurrency)
+	} else {
+		g.runConcurrency(runCtx, c.concurrency)
+	}
+	elapsed := time.Since(start)
+	cancel()
+	<-done
+
+	r := g.stats.report(elapsed)
+	r.Target, r.Users, r.Mix = base, len(g.users), c.mixSpec
+	if c.rate > 0 {
+		r.Mode, r.Rate, r.Concurrency = "rate", c.rate, c.concurrency
+	} else {
+		r.Mode, r.Concurrency = "concurrency", c.concurrency
+	}
+	r.Skipped = g.stats.skippedCount()
+	r.writeText(stdout)
+	if c.jsonOut != "" {
+		b, err := json.MarshalIndent(r, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(c.jsonOut, append(b, '\n'), 0o644); err != nil {
+			return err
+		}
+	}
+	return ctx.Err()
+}
+
+func firstOf(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+type generator struct {
+	base   string
+	http   *http.Client
+	mix    mix
+	runID  string
+	users  []*user
+	skus   []string
+	stats  *stats
+	limit  uint64
+	cancel context.CancelFunc
+}
+
+type user struct {
+	email, token string
+	mu           sync.Mutex // one action at a time per user, as one person would
+}
+
+// prepare creates the run's products (with admin credentials) or reads the catalogue,
+// then registers and logs in the users, a few at a time (a login hashes a password).
+func (g *generator) prepare(ctx context.Context, c config) error {
+	if c.adminEmail != "" && c.adminPass != "" {
+		token, err := g.login(ctx, c.adminEmail, c.adminPass)
+		if err != nil {
+			return fmt.Errorf("admin login: %w", err)
+		}
+		for i := range c.products {
+			sku := fmt.Sprintf("lg-%s-%02d", g.runID, i)
+			body := map[string]any{"sku": sku, "name": "Load kit " + sku, "description": "created by loadgen",
+				"price": map[string]any{"amount": 500 + 100*i, "currency": "EUR"}, "stock": c.stock}
+			if status, _, err := g.call(ctx, http.MethodPost, "/v1/products", token, body, nil); err != nil || status != http.StatusCreated {
+				return fmt.Errorf("creating product %s: status %d %v", sku, status, err)
+			}
+			g.skus = append(g.skus, sku)
+		}
+	} else {
+		var list struct {
+			Products []struct {
+				SKU string `json:"sku"`
+			} `json:"products"`
+		}
+		status, b, err := g.call(ctx, http.MethodGet, "/v1/products?limit=100", "", nil, nil)
+		if err != nil || status != http.StatusOK {
+			return fmt.Errorf("listing products: status %d %v", status, err)
+		}
+		if err := json.Unmarshal(b, &list); err != nil {
+			return err
+		}
+		for _, p := range list.Products {
+			g.skus = append(g.skus, p.SKU)
+		}
+		if len(g.skus) == 0 {
+			return errors.New("the catalogue is empty and no admin credentials were given to create products")
+		}
+	}
+
+	g.users = make([]*user, c.users)
+	errc := make(chan error, c.users)
+	sem := make(chan struct{}, 4)
+	var wg sync.WaitGroup
+	for i := range g.users {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			u := &user{email: fmt.Sprintf("lg-%s-%d@loadgen.test", g.runID, i)}
+			password := randomHex(12)
+			body := map[string]any{"email": u.email, "password": password, "name": fmt.Sprintf("Load user %d", i)}
+			if status, _, err := g.call(ctx, http.MethodPost, "/v1/users", "", body, nil); err != nil || status != http.StatusCreated {
+				errc <- fmt.Errorf("registering %s: status %d %v", u.email, status, err)
+				return
+			}
+			token, err := g.login(ctx, u.email, password)
+			if err != nil {
+				errc <- fmt.Errorf("login of %s: %w", u.email, err)
+				return
+			}
+			u.token = token
+			g.users[i] = u
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	return <-errc
+}
+
+func (g *generator) login(ctx context.Context, email, password string) (string, error) {
+	status, b, err := g.call(ctx, http.MethodPost, "/v1/auth/login", "", map[string]string{"email": email, "password": password}, nil)
+	if err != nil {
+		return "", err
+	}
+	if status != http.StatusOK {
+		return "", fmt.Errorf("status %d: %s", status, b)
+	}
+	var t struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.Unmarshal(b, &t); err != nil || t.AccessToken == "" {
+		return "", fmt.Errorf("no access token in %s", b)
+	}
+	return t.AccessToken, nil
+}
+
+// call sends one request and returns its status and body (status 0: no answer).
+func (g *generator) call(ctx context.Context, method, path, token string, body any, header map[string]string) (int, []byte, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return 0, nil, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, g.base+path, rd)
+	if err != nil {
+		return 0, nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := g.http.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	return resp.StatusCode, b, err
+}
+
+// do is one measured request of an action; it stops the run at the request limit.
+func (g *generator) do(ctx context.Context, route, method, path, token string, body any, header map[string]string) {
+	start := time.Now()
+	status, _, err := g.call(ctx, method, path, token, body, header)
+	if err != nil && ctx.Err() != nil {
+		return // the run ended while this request was in flight: not a failure of the target
+	}
+	g.stats.add(route, status, time.Since(start))
+	if g.stats.count() >= g.limit {
+		g.cancel()
+	}
+}
+
+// act runs one action of u.
+func (g *generator) act(ctx context.Context, r *mrand.Rand, u *user, action string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	sku := g.skus[r.IntN(len(g.skus))]
+	switch action {
+	case actBrowse:
+		g.do(ctx, "GET /v1/products", http.MethodGet, "/v1/products?limit=20", u.token, nil, nil)
+		g.do(ctx, "GET /v1/products/{sku}", http.MethodGet, "/v1/products/"+sku, u.token, nil, nil)
+	case actProduct:
+		g.do(ctx, "GET /v1/products/{sku}", http.MethodGet, "/v1/products/"+sku, u.token, nil, nil)
+	case actCart:
+		g.do(ctx, "PUT /v1/cart/items/{sku}", http.MethodPut, "/v1/cart/items/"+sku, u.token, map[string]int{"quantity": 1 + r.IntN(3)}, nil)
+		g.do(ctx, "GET /v1/cart", http.MethodGet, "/v1/cart", u.token, nil, nil)
+		if r.IntN(3) == 0 {
+			g.do(ctx, "DELETE /v1/cart/items/{sku}", http.MethodDelete, "/v1/cart/items/"+sku, u.token, nil, nil)
+		}
+	case actCheckout:
+		body := map[string]any{
+			"items":   []map[string]any{{"sku": sku, "quantity": 1}},
+			"payment": map[string]any{"card_number": "4242424242424242", "exp_month": 12, "exp_year": time.Now().Year() + 3, "cvc": "123"},
+		}
+		g.do(ctx, "POST /v1/orders", http.MethodPost, "/v1/orders", u.token, body, map[string]string{"Idempotency-Key": "lg-" + randomHex(12)})
+	}
+}
+
+// runConcurrency keeps n virtual users busy, each on the next action as soon as the
+// last one is answered.
+func (g *generator) runConcurrency(ctx context.Context, n int) {
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := mrand.New(mrand.NewPCG(uint64(i), uint64(time.Now().UnixNano())))
+			u := g.users[i%len(g.users)]
+			for ctx.Err() == nil {
+				g.act(ctx, r, u, g.mix.pick(r))
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// runRate starts rate actions a second whatever the answers take (an open workload),
+// at most inFlight at once; an action that finds them all busy is skipped and counted.
+func (g *generator) runRate(ctx context.Context, rate float64, inFlight int) {
+	slots := make(chan struct{}, inFlight)
+	interval := time.Duration(float64(time.Second) / rate)
+	var wg sync.WaitGroup
+	r := mrand.New(mrand.NewPCG(1, uint64(time.Now().UnixNano())))
+	next := time.Now()
+	for i := 0; ctx.Err() == nil; i++ {
+		if d := time.Until(next); d > 0 {
+			select {
+			case <-ctx.Done():
+			case <-time.After(d):
+			}
+			if ctx.Err() != nil {
+				break
+			}
+		}
+		next = next.Add(interval)
+		select {
+		case slots <- struct{}{}:
+		default:
+			g.stats.skip()
+			continue
+		}
+		action, u, seed := g.mix.pick(r), g.users[i%len(g.users)], r.Uint64()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-slots }()
+			g.act(ctx, mrand.New(mrand.NewPCG(seed, 0)), u, action)
+		}()
+	}
+	wg.Wait()
+}
+
+func (g *generator) progressLoop(ctx context.Context, every time.Duration, w io.Writer, done chan<- struct{}) {
+	defer close(done)
+	tty := false
+	if f, ok := w.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			tty = true
+		}
+	}
+	start := time.Now()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			if tty {
+				fmt.Fprintln(w)
+			}
+			return
+		case <-t.C:
+			n, errs, p50, p99 := g.stats.progress()
+			line := fmt.Sprintf("%6.1fs  %8.1f req/s  errors %-6d p50 %7.2f ms  p99 %7.2f ms  total %d",
+				time.Since(start).Seconds(), float64(n)/every.Seconds(), errs, ms(p50), ms(p99), g.stats.count())
+			if tty {
+				fmt.Fprintf(w, "\r%s", line)
+			} else {
+				fmt.Fprintln(w, line)
+			}
+		}
+	}
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
