@@ -1,0 +1,143 @@
+package connect
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	consul "github.com/hashicorp/consul/api"
+)
+
+// Authorizer decides whether a peer may call this service: Consul's intentions
+// (through the agent's authorize endpoint, which reads its own cache of them) say
+// which services may call it at all, and path rules narrow some routes further.
+type Authorizer struct {
+	id     *Identity
+	ttl    time.Duration
+	rules  []PathRule
+	logger log.Logger
+
+	mu    sync.Mutex
+	cache map[string]decision // by peer URI and serial
+}
+
+// PathRule restricts the routes under Prefix to the named calling services: intentions
+// work per service, and some routes (reservations, charges) are for one caller only.
+type PathRule struct {
+	Prefix  string
+	Callers []string
+}
+
+type decision struct {
+	allowed bool
+	reason  string
+	expires time.Time
+}
+
+// NewAuthorizer authorises callers of id's service, remembering each answer for ttl
+// (an intention changed in Consul applies within ttl).
+func NewAuthorizer(id *Identity, ttl time.Duration, rules []PathRule, logger log.Logger) *Authorizer {
+	return &Authorizer{id: id, ttl: ttl, rules: rules, logger: logger, cache: map[string]decision{}}
+}
+
+// Middleware refuses, with 403 and a log line naming the peer, a request whose
+// connection carries no verified Connect certificate or whose peer the intentions or
+// path rules do not allow. open paths (the health check, metrics) skip it.
+func (a *Authorizer) Middleware(next http.Handler, open ...string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for _, p := range open {
+			if r.URL.Path == p {
+				next.ServeHTTP(w, r)
+				return
+			}
+		}
+		if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+			a.refuse(w, r, "", "no client certificate")
+			return
+		}
+		// The handshake verified the chain (ServerTLS); this reads its identity.
+		peer, err := PeerFromCert(r.TLS.PeerCertificates[0])
+		if err != nil {
+			a.refuse(w, r, "", err.Error())
+			return
+		}
+		ok, reason := a.allowed(r.Context(), peer)
+		if ok {
+			ok, reason = a.pathAllowed(peer.Service, r.URL.Path)
+		}
+		if !ok {
+			a.refuse(w, r, peer.URI, reason)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(WithPeer(r.Context(), peer)))
+	})
+}
+
+func (a *Authorizer) pathAllowed(caller, path string) (bool, string) {
+	for _, rule := range a.rules {
+		if !strings.HasPrefix(path, rule.Prefix) {
+			continue
+		}
+		for _, c := range rule.Callers {
+			if c == caller {
+				return true, ""
+			}
+		}
+		return false, "routes under " + rule.Prefix + " are for " + strings.Join(rule.Callers, ", ") + " only"
+	}
+	return true, ""
+}
+
+func (a *Authorizer) allowed(ctx context.Context, peer Peer) (bool, string) {
+	key := peer.URI + "|" + peer.Serial
+	now := time.Now()
+	a.mu.Lock()
+	d, ok := a.cache[key]
+	a.mu.Unlock()
+	if ok && now.Before(d.expires) {
+		return d.allowed, d.reason
+	}
+	res, err := a.id.agent.ConnectAuthorize(&consul.AgentAuthorizeParams{
+		Target: a.id.service, ClientCertURI: peer.URI, ClientCertSerial: peer.Serial,
+	})
+	if err != nil {
+		// Without the agent there is no answer: refuse, and do not remember it.
+		return false, "intentions unavailable: " + err.Error()
+	}
+	d = decision{allowed: res.Authorized, reason: res.Reason, expires: now.Add(a.ttl)}
+	a.mu.Lock()
+	if len(a.cache) > 4096 {
+		clear(a.cache)
+	}
+	a.cache[key] = d
+	a.mu.Unlock()
+	return d.allowed, d.reason
+}
+
+func (a *Authorizer) refuse(w http.ResponseWriter, r *http.Request, peer, reason string) {
+	if peer == "" {
+		peer = "none"
+	}
+	_ = level.Warn(a.logger).Log("msg", "connect: call refused", "peer", peer, "remote", r.RemoteAddr,
+		"method", r.Method, "path", r.URL.Path, "reason", reason)
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(http.StatusForbidden)
+	_, _ = w.Write([]byte(`{"error":{"code":"forbidden","message":"this caller may not call this service"}}` + "\n"))
+}
+
+type peerKey struct{}
+
+// WithPeer records the authorised calling service in ctx.
+func WithPeer(ctx context.Context, p Peer) context.Context {
+	return context.WithValue(ctx, peerKey{}, p)
+}
+
+// PeerFrom is the authorised calling service of a request, if it came over mTLS.
+func PeerFrom(ctx context.Context) (Peer, bool) {
+	p, ok := ctx.Value(peerKey{}).(Peer)
+	return p, ok
+}

@@ -1,0 +1,267 @@
+// Package connect gives a kitshop instance its identity and its peers' from Consul
+// Connect's built-in CA: the instance's leaf certificate and the CA roots come from the
+// local agent and are kept fresh with blocking queries (a rotated root or leaf is used
+// by the next handshake, without a restart); servers require a client certificate
+// signed by those roots and authorise each caller's SPIFFE ID against Consul's
+// intentions.
+package connect
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	consul "github.com/hashicorp/consul/api"
+)
+
+// Identity is one service's certificate and trust roots, refreshed in the background.
+type Identity struct {
+	service string
+	agent   *consul.Agent
+	logger  log.Logger
+
+	mu          sync.RWMutex
+	leaf        *tls.Certificate
+	leafSerial  string
+	roots       *x509.CertPool
+	trustDomain string
+
+	stop context.CancelFunc
+	done sync.WaitGroup
+}
+
+// retryAfter is the pause after a failed blocking query (an agent restarting).
+const retryAfter = time.Second
+
+// New fetches service's leaf certificate and the CA roots from the agent, waiting at
+// most until ctx is done, then keeps both fresh until Close.
+func New(ctx context.Context, c *consul.Client, service string, logger log.Logger) (*Identity, error) {
+	id := &Identity{service: service, agent: c.Agent(), logger: logger}
+	rootsIdx, err := id.fetchRoots(ctx, 0)
+	if err != nil {
+		return nil, err
+	}
+	leafIdx, err := id.fetchLeaf(ctx, 0)
+	if err != nil {
+		return nil, err
+	}
+	watchCtx, stop := context.WithCancel(context.Background())
+	id.stop = stop
+	id.done.Add(2)
+	go id.watch(watchCtx, "roots", rootsIdx, id.fetchRoots)
+	go id.watch(watchCtx, "leaf", leafIdx, id.fetchLeaf)
+	return id, nil
+}
+
+// Service is the service this identity belongs to.
+func (id *Identity) Service() string { return id.service }
+
+// Close stops the refreshing.
+func (id *Identity) Close() error {
+	id.stop()
+	id.done.Wait()
+	return nil
+}
+
+// watch repeats a blocking query for as long as ctx lasts: each answer comes when the
+// agent has a newer certificate (a renewal before expiry, or a CA rotation).
+func (id *Identity) watch(ctx context.Context, what string, idx uint64, fetch func(context.Context, uint64) (uint64, error)) {
+	defer id.done.Done()
+	for ctx.Err() == nil {
+		next, err := fetch(ctx, idx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			_ = level.Warn(id.logger).Log("msg", "connect: refreshing the "+what+" failed; the current one stays in use", "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(retryAfter):
+			}
+			// An agent that restarted starts its indexes again from scratch.
+			idx = 0
+			continue
+		}
+		idx = next
+	}
+}
+
+func (id *Identity) fetchRoots(ctx context.Context, idx uint64) (uint64, error) {
+	list, meta, err := id.agent.ConnectCARoots((&consul.QueryOptions{WaitIndex: idx, WaitTime: 5 * time.Minute}).WithContext(ctx))
+	if err != nil {
+		return 0, fmt.Errorf("connect: CA roots: %w", err)
+	}
+	if meta.LastIndex == idx {
+		return idx, nil
+	}
+	pool := x509.NewCertPool()
+	for _, r := range list.Roots {
+		if !pool.AppendCertsFromPEM([]byte(r.RootCertPEM)) {
+			return 0, fmt.Errorf("connect: CA root %s is not PEM", r.ID)
+		}
+	}
+	id.mu.Lock()
+	changed := id.roots != nil
+	id.roots, id.trustDomain = pool, list.TrustDomain
+	id.mu.Unlock()
+	if changed {
+		_ = level.Info(id.logger).Log("msg", "connect: CA roots updated", "active_root", list.ActiveRootID, "roots", len(list.Roots))
+	}
+	return meta.LastIndex, nil
+}
+
+func (id *Identity) fetchLeaf(ctx context.Context, idx uint64) (uint64, error) {
+	leaf, meta, err := id.agent.ConnectCALeaf(id.service, (&consul.QueryOptions{WaitIndex: idx, WaitTime: 5 * time.Minute}).WithContext(ctx))
+	if err != nil {
+		return 0, fmt.Errorf("connect: leaf certificate of %s: %w", id.service, err)
+	}
+	if meta.LastIndex == idx {
+		return idx, nil
+	}
+	cert, err := tls.X509KeyPair([]byte(leaf.CertPEM), []byte(leaf.PrivateKeyPEM))
+	if err != nil {
+		return 0, fmt.Errorf("connect: leaf certificate of %s: %w", id.service, err)
+	}
+	id.mu.Lock()
+	changed := id.leaf != nil && id.leafSerial != leaf.SerialNumber
+	id.leaf, id.leafSerial = &cert, leaf.SerialNumber
+	id.mu.Unlock()
+	if changed {
+		_ = level.Info(id.logger).Log("msg", "connect: leaf certificate rotated", "serial", leaf.SerialNumber, "valid_before", leaf.ValidBefore.Format(time.RFC3339))
+	}
+	return meta.LastIndex, nil
+}
+
+// LeafSerial is the serial number of the leaf certificate in use.
+func (id *Identity) LeafSerial() string {
+	id.mu.RLock()
+	defer id.mu.RUnlock()
+	return id.leafSerial
+}
+
+func (id *Identity) current() (*tls.Certificate, *x509.CertPool, string) {
+	id.mu.RLock()
+	defer id.mu.RUnlock()
+	return id.leaf, id.roots, id.trustDomain
+}
+
+// ServerTLS is the TLS configuration of the instance's listener: it presents the
+// current leaf, and verifies a client certificate when one is sent. A caller without
+// one still completes the handshake so the health check (which Consul makes without
+// a certificate) works; Authorize refuses such a caller everywhere else.
+func (id *Identity) ServerTLS() *tls.Config {
+	return &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		ClientAuth: tls.RequestClientCert,
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			leaf, _, _ := id.current()
+			return leaf, nil
+		},
+		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
+			if len(raw) == 0 {
+				return nil
+			}
+			_, err := id.verify(raw, x509.ExtKeyUsageClientAuth)
+			return err
+		},
+	}
+}
+
+// ClientTLS is the TLS configuration of calls to other services: it presents the
+// current leaf and accepts a server whose certificate the Connect CA signed for a
+// service of the same trust domain. Host names are not checked: instances are reached
+// at addresses, and their names are SPIFFE IDs.
+func (id *Identity) ClientTLS() *tls.Config {
+	return &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		// Verification is VerifyConnection's, against the Connect roots of the moment.
+		InsecureSkipVerify: true,
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			leaf, _, _ := id.current()
+			return leaf, nil
+		},
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			raw := make([][]byte, len(cs.PeerCertificates))
+			for i, c := range cs.PeerCertificates {
+				raw[i] = c.Raw
+			}
+			_, err := id.verify(raw, x509.ExtKeyUsageServerAuth)
+			return err
+		},
+	}
+}
+
+// verify checks a peer's chain against the current roots and returns its service.
+func (id *Identity) verify(raw [][]byte, usage x509.ExtKeyUsage) (string, error) {
+	if len(raw) == 0 {
+		return "", errors.New("connect: the peer sent no certificate")
+	}
+	certs := make([]*x509.Certificate, len(raw))
+	for i, b := range raw {
+		c, err := x509.ParseCertificate(b)
+		if err != nil {
+			return "", fmt.Errorf("connect: peer certificate: %w", err)
+		}
+		certs[i] = c
+	}
+	_, roots, domain := id.current()
+	inter := x509.NewCertPool()
+	for _, c := range certs[1:] {
+		inter.AddCert(c)
+	}
+	if _, err := certs[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{usage}}); err != nil {
+		return "", fmt.Errorf("connect: peer certificate not signed by the Connect CA: %w", err)
+	}
+	peer, err := PeerFromCert(certs[0])
+	if err != nil {
+		return "", err
+	}
+	if !strings.EqualFold(peer.TrustDomain, domain) {
+		return "", fmt.Errorf("connect: peer %s is from trust domain %s, not %s", peer.URI, peer.TrustDomain, domain)
+	}
+	return peer.Service, nil
+}
+
+// Peer is the identity a certificate carries.
+type Peer struct {
+	URI         string // spiffe://<trust domain>/ns/<ns>/dc/<dc>/svc/<service>
+	TrustDomain string
+	Service     string
+	Serial      string // hex, colon separated, as Consul writes it
+}
+
+// PeerFromCert reads the SPIFFE service ID of a Connect leaf.
+func PeerFromCert(c *x509.Certificate) (Peer, error) {
+	for _, u := range c.URIs {
+		if svc, ok := serviceOf(u); ok {
+			return Peer{URI: u.String(), TrustDomain: u.Host, Service: svc, Serial: serialHex(c)}, nil
+		}
+	}
+	return Peer{}, errors.New("connect: the peer certificate carries no SPIFFE service ID")
+}
+
+func serviceOf(u *url.URL) (string, bool) {
+	parts := strings.Split(strings.Trim(u.Path, "/"), "/")
+	// ns/<ns>/dc/<dc>/svc/<service>, optionally preceded by ap/<partition>.
+	if u.Scheme != "spiffe" || len(parts) < 6 || parts[len(parts)-2] != "svc" {
+		return "", false
+	}
+	return parts[len(parts)-1], true
+}
+
+func serialHex(c *x509.Certificate) string {
+	b := c.SerialNumber.Bytes()
+	hex := make([]string, len(b))
+	for i, x := range b {
+		hex[i] = fmt.Sprintf("%02x", x)
+	}
+	return strings.Join(hex, ":")
+}
