@@ -16,11 +16,7 @@ var migrationFiles embed.FS
 
 // Migrations is the inventory schema, for postgres.Migrate.
 func Migrations() fs.FS {
-	sub, err := fs.Sub(migrationFiles, "migrations")
-	if err != nil {
-		panic(err) // the embedded folder always exists
-	}
-	return sub
+	return postgres.Dir(migrationFiles, "migrations")
 }
 
 // postgresStore keeps the catalogue in PostgreSQL. Stock moves are single conditional

@@ -6,7 +6,6 @@ import (
 	"net/url"
 	"strconv"
 
-	"github.com/go-kit/kit/endpoint"
 	"github.com/go-kit/kit/sd"
 	kithttp "github.com/go-kit/kit/transport/http"
 	"github.com/gorilla/mux"
@@ -19,23 +18,15 @@ import (
 // MakeHTTPHandler mounts the endpoints on their routes: the public catalogue under
 // /v1/ and the reservations other services use under /internal/v1/.
 func MakeHTTPHandler(e Endpoints, tracer *zipkin.Tracer) http.Handler {
-	r := mux.NewRouter()
-	r.NotFoundHandler = httpjson.NotFound()
-	r.MethodNotAllowedHandler = httpjson.MethodNotAllowed()
-	handle := func(method, path string, e endpoint.Endpoint, dec kithttp.DecodeRequestFunc) {
-		opts := httpjson.ServerOptions(tracer, method+" "+path)
-		// Path before Methods: in gorilla/mux 1.8 the other order answers 404 where 405 is
-		// right when another route has the method.
-		r.Path(path).Methods(method).Handler(kithttp.NewServer(e, dec, httpjson.Encode, opts...))
-	}
-	handle("GET", "/v1/products", e.ListProductsEndpoint, decodeListProductsRequest)
-	handle("GET", "/v1/products/{sku}", e.GetProductEndpoint, decodeGetProductRequest)
-	handle("POST", "/v1/products", e.CreateProductEndpoint, decodeCreateProductRequest)
-	handle("PUT", "/v1/products/{sku}/stock", e.SetStockEndpoint, decodeSetStockRequest)
-	handle("POST", "/internal/v1/reservations", e.ReserveEndpoint, decodeReserveRequest)
-	handle("GET", "/internal/v1/reservations/{order_id}", e.GetReservationEndpoint, decodeOrderIDRequest)
-	handle("POST", "/internal/v1/reservations/{order_id}/commit", e.CommitEndpoint, decodeOrderIDRequest)
-	handle("POST", "/internal/v1/reservations/{order_id}/release", e.ReleaseEndpoint, decodeOrderIDRequest)
+	r := httpjson.NewRouter(tracer)
+	r.Handle("GET", "/v1/products", e.ListProductsEndpoint, decodeListProductsRequest, httpjson.Encode)
+	r.Handle("GET", "/v1/products/{sku}", e.GetProductEndpoint, decodeGetProductRequest, httpjson.Encode)
+	r.Handle("POST", "/v1/products", e.CreateProductEndpoint, decodeCreateProductRequest, httpjson.Encode)
+	r.Handle("PUT", "/v1/products/{sku}/stock", e.SetStockEndpoint, decodeSetStockRequest, httpjson.Encode)
+	r.Handle("POST", "/internal/v1/reservations", e.ReserveEndpoint, decodeReserveRequest, httpjson.Encode)
+	r.Handle("GET", "/internal/v1/reservations/{order_id}", e.GetReservationEndpoint, decodeOrderIDRequest, httpjson.Encode)
+	r.Handle("POST", "/internal/v1/reservations/{order_id}/commit", e.CommitEndpoint, decodeOrderIDRequest, httpjson.Encode)
+	r.Handle("POST", "/internal/v1/reservations/{order_id}/release", e.ReleaseEndpoint, decodeOrderIDRequest, httpjson.Encode)
 	return r
 }
 

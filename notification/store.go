@@ -5,6 +5,8 @@ import (
 	"embed"
 	"errors"
 	"io/fs"
+
+	"github.com/kitshop/kitshop/pkg/postgres"
 )
 
 // ErrDuplicateEvent is returned by Store.Insert for an event that already has its
@@ -27,9 +29,5 @@ var migrations embed.FS
 
 // Migrations is the service's database schema.
 func Migrations() fs.FS {
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		panic(err) // the embedded directory is fixed at build time
-	}
-	return sub
+	return postgres.Dir(migrations, "migrations")
 }

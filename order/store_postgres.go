@@ -20,11 +20,7 @@ var migrationFiles embed.FS
 
 // Migrations is the order schema plus the outbox table, for postgres.Migrate.
 func Migrations() fs.FS {
-	sub, err := fs.Sub(migrationFiles, "migrations")
-	if err != nil {
-		panic(err) // the embedded folder always exists
-	}
-	return outbox.WithMigrations(sub)
+	return outbox.WithMigrations(postgres.Dir(migrationFiles, "migrations"))
 }
 
 // postgresStore keeps orders in PostgreSQL. A saga moves by conditional UPDATEs on the

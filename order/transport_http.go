@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 
-	"github.com/go-kit/kit/endpoint"
 	"github.com/go-kit/kit/sd"
 	kithttp "github.com/go-kit/kit/transport/http"
 	"github.com/gorilla/mux"
@@ -20,22 +19,14 @@ const IdempotencyKeyHeader = "Idempotency-Key"
 // MakeHTTPHandler mounts the endpoints on their routes, all under /v1/ and all for a
 // signed-in customer.
 func MakeHTTPHandler(e Endpoints, tracer *zipkin.Tracer) http.Handler {
-	r := mux.NewRouter()
-	r.NotFoundHandler = httpjson.NotFound()
-	r.MethodNotAllowedHandler = httpjson.MethodNotAllowed()
-	handle := func(method, path string, e endpoint.Endpoint, dec kithttp.DecodeRequestFunc) {
-		opts := httpjson.ServerOptions(tracer, method+" "+path)
-		// Path before Methods: in gorilla/mux 1.8 the other order answers 404 where 405 is
-		// right when another route has the method.
-		r.Path(path).Methods(method).Handler(kithttp.NewServer(e, dec, httpjson.Encode, opts...))
-	}
-	handle("GET", "/v1/cart", e.GetCartEndpoint, decodeNothing)
-	handle("PUT", "/v1/cart/items/{sku}", e.SetCartItemEndpoint, decodeSetCartItemRequest)
-	handle("DELETE", "/v1/cart/items/{sku}", e.RemoveCartItemEndpoint, decodeSKURequest)
-	handle("POST", "/v1/orders", e.PlaceOrderEndpoint, decodePlaceOrderRequest)
-	handle("GET", "/v1/orders", e.ListOrdersEndpoint, decodeNothing)
-	handle("GET", "/v1/orders/{id}", e.GetOrderEndpoint, decodeOrderIDRequest)
-	handle("POST", "/v1/orders/{id}/cancel", e.CancelOrderEndpoint, decodeOrderIDRequest)
+	r := httpjson.NewRouter(tracer)
+	r.Handle("GET", "/v1/cart", e.GetCartEndpoint, decodeNothing, httpjson.Encode)
+	r.Handle("PUT", "/v1/cart/items/{sku}", e.SetCartItemEndpoint, decodeSetCartItemRequest, httpjson.Encode)
+	r.Handle("DELETE", "/v1/cart/items/{sku}", e.RemoveCartItemEndpoint, decodeSKURequest, httpjson.Encode)
+	r.Handle("POST", "/v1/orders", e.PlaceOrderEndpoint, decodePlaceOrderRequest, httpjson.Encode)
+	r.Handle("GET", "/v1/orders", e.ListOrdersEndpoint, decodeNothing, httpjson.Encode)
+	r.Handle("GET", "/v1/orders/{id}", e.GetOrderEndpoint, decodeOrderIDRequest, httpjson.Encode)
+	r.Handle("POST", "/v1/orders/{id}/cancel", e.CancelOrderEndpoint, decodeOrderIDRequest, httpjson.Encode)
 	return r
 }
 

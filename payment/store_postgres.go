@@ -18,11 +18,7 @@ var migrationFiles embed.FS
 
 // Migrations is the payment schema, for postgres.Migrate.
 func Migrations() fs.FS {
-	sub, err := fs.Sub(migrationFiles, "migrations")
-	if err != nil {
-		panic(err) // the embedded folder always exists
-	}
-	return sub
+	return postgres.Dir(migrationFiles, "migrations")
 }
 
 // postgresStore keeps charges and the ledger in PostgreSQL. A charge and its ledger

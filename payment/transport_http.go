@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/url"
 
-	"github.com/go-kit/kit/endpoint"
 	"github.com/go-kit/kit/sd"
 	kithttp "github.com/go-kit/kit/transport/http"
 	"github.com/gorilla/mux"
@@ -28,19 +27,11 @@ const chargesPath = "/internal/v1/charges"
 //	GET  /internal/v1/charges/{id}         one charge
 //	POST /internal/v1/charges/{id}/refund  full refund
 func MakeHTTPHandler(e Endpoints, tracer *zipkin.Tracer) http.Handler {
-	r := mux.NewRouter()
-	r.NotFoundHandler = httpjson.NotFound()
-	r.MethodNotAllowedHandler = httpjson.MethodNotAllowed()
-	handle := func(method, path string, e endpoint.Endpoint, dec kithttp.DecodeRequestFunc) {
-		opts := httpjson.ServerOptions(tracer, method+" "+path)
-		// Path before Methods: in gorilla/mux 1.8 the other order answers 404 where 405 is
-		// right when another route has the method.
-		r.Path(path).Methods(method).Handler(kithttp.NewServer(e, dec, encodeResponse, opts...))
-	}
-	handle("POST", chargesPath, e.ChargeEndpoint, decodeChargeRequest)
-	handle("GET", chargesPath, e.ListChargesEndpoint, decodeListRequest)
-	handle("GET", chargesPath+"/{id}", e.GetChargeEndpoint, decodeChargeIDRequest)
-	handle("POST", chargesPath+"/{id}/refund", e.RefundEndpoint, decodeChargeIDRequest)
+	r := httpjson.NewRouter(tracer)
+	r.Handle("POST", chargesPath, e.ChargeEndpoint, decodeChargeRequest, encodeResponse)
+	r.Handle("GET", chargesPath, e.ListChargesEndpoint, decodeListRequest, encodeResponse)
+	r.Handle("GET", chargesPath+"/{id}", e.GetChargeEndpoint, decodeChargeIDRequest, encodeResponse)
+	r.Handle("POST", chargesPath+"/{id}/refund", e.RefundEndpoint, decodeChargeIDRequest, encodeResponse)
 	return r
 }
 

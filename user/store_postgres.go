@@ -15,11 +15,7 @@ var migrationFiles embed.FS
 
 // Migrations is the user schema, for postgres.Migrate.
 func Migrations() fs.FS {
-	sub, err := fs.Sub(migrationFiles, "migrations")
-	if err != nil {
-		panic(err) // the embedded folder always exists
-	}
-	return sub
+	return postgres.Dir(migrationFiles, "migrations")
 }
 
 // postgresStore keeps accounts in PostgreSQL; the unique index on email decides

@@ -6,10 +6,8 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/go-kit/kit/endpoint"
 	"github.com/go-kit/kit/sd"
 	kithttp "github.com/go-kit/kit/transport/http"
-	"github.com/gorilla/mux"
 	"github.com/openzipkin/zipkin-go"
 
 	"github.com/kitshop/kitshop/pkg/auth"
@@ -26,19 +24,11 @@ const jwksMaxAge = "public, max-age=60"
 // only behind the gateway, which sets that header itself; otherwise it is the peer's
 // address.
 func MakeHTTPHandler(e Endpoints, tracer *zipkin.Tracer, trustForwarded bool) http.Handler {
-	r := mux.NewRouter()
-	r.NotFoundHandler = httpjson.NotFound()
-	r.MethodNotAllowedHandler = httpjson.MethodNotAllowed()
-	handle := func(method, path string, e endpoint.Endpoint, dec kithttp.DecodeRequestFunc, enc kithttp.EncodeResponseFunc) {
-		opts := append(httpjson.ServerOptions(tracer, method+" "+path), kithttp.ServerBefore(clientAddr(trustForwarded)))
-		// Path before Methods: gorilla/mux v1.8.1 forgets a method mismatch when a
-		// later route's method matcher matches first, answering 404 instead of 405.
-		r.Path(path).Methods(method).Handler(kithttp.NewServer(e, dec, enc, opts...))
-	}
-	handle("POST", "/v1/users", e.RegisterEndpoint, decodeRegisterRequest, httpjson.Encode)
-	handle("POST", "/v1/auth/login", e.LoginEndpoint, decodeLoginRequest, httpjson.Encode)
-	handle("GET", "/v1/users/me", e.MeEndpoint, decodeNoRequest, httpjson.Encode)
-	handle("GET", auth.JWKSPath, e.JWKSEndpoint, decodeNoRequest, encodeJWKSResponse)
+	r := httpjson.NewRouter(tracer, kithttp.ServerBefore(clientAddr(trustForwarded)))
+	r.Handle("POST", "/v1/users", e.RegisterEndpoint, decodeRegisterRequest, httpjson.Encode)
+	r.Handle("POST", "/v1/auth/login", e.LoginEndpoint, decodeLoginRequest, httpjson.Encode)
+	r.Handle("GET", "/v1/users/me", e.MeEndpoint, decodeNoRequest, httpjson.Encode)
+	r.Handle("GET", auth.JWKSPath, e.JWKSEndpoint, decodeNoRequest, encodeJWKSResponse)
 	return r
 }
 

@@ -21,6 +21,8 @@ import (
 
 	"github.com/openzipkin/zipkin-go"
 	"github.com/openzipkin/zipkin-go/propagation/b3"
+
+	"github.com/kitshop/kitshop/pkg/postgres"
 )
 
 // DefaultExchange is the durable topic exchange every kitshop event is published to.
@@ -121,9 +123,5 @@ var migrations embed.FS
 // Migrations is the outbox table's schema, for postgres.Migrate alongside a service's
 // own migrations; its file names start with "outbox_" so they never collide with them.
 func Migrations() fs.FS {
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		panic(err) // the embedded directory is fixed at build time
-	}
-	return sub
+	return postgres.Dir(migrations, "migrations")
 }

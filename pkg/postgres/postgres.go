@@ -204,3 +204,14 @@ func runTx(ctx context.Context, db txBeginner, opts *sql.TxOptions, f func(*sql.
 	}
 	return true, tx.Commit()
 }
+
+// Dir is the folder dir of an embedded file system, for Migrate: services embed
+// "migrations/*.sql" and hand over the folder. The folder is fixed at build time, so a
+// missing one is a programming error.
+func Dir(embedded fs.FS, dir string) fs.FS {
+	sub, err := fs.Sub(embedded, dir)
+	if err != nil {
+		panic(fmt.Sprintf("postgres: embedded folder %q: %v", dir, err))
+	}
+	return sub
+}
