@@ -12,7 +12,6 @@ import (
 	"syscall"
 	"time"
 
-
 	"github.com/kitshop/kitshop/gateway"
 	"github.com/kitshop/kitshop/pkg/app"
 	"github.com/kitshop/kitshop/pkg/auth"
