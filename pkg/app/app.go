@@ -6,6 +6,7 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"database/sql"
 	"errors"
 	"flag"
@@ -27,6 +28,7 @@ import (
 
 	"github.com/kitshop/kitshop/pkg/auth"
 	"github.com/kitshop/kitshop/pkg/client"
+	"github.com/kitshop/kitshop/pkg/connect"
 	"github.com/kitshop/kitshop/pkg/discovery"
 	"github.com/kitshop/kitshop/pkg/logging"
 	"github.com/kitshop/kitshop/pkg/observe"
@@ -52,6 +54,12 @@ type Config struct {
 	Resync          time.Duration // how often the registration is checked and renewed
 	DiscoveryGrace  time.Duration // how long an empty answer of a restarted agent is not believed
 	PprofAddr       string        // where net/http/pprof listens; empty: nowhere
+
+	// Transport security (see tls.go and docs/security.md).
+	TLS             string        // "on": mTLS with Consul Connect's CA; "" or "off": plain HTTP
+	TLSCert, TLSKey string        // the public certificate of the edge (Edge only)
+	Edge            bool          // the listener faces clients, not services (the gateway)
+	IntentionsCache time.Duration // how long an intention decision is reused
 
 	// Calls to other services.
 	CallTimeout    time.Duration
@@ -79,6 +87,10 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, service, defaultAddr string) {
 	fs.DurationVar(&c.DeregisterAfter, "deregister-after", time.Minute, "Consul removes an instance critical this long (minimum 1m)")
 	fs.DurationVar(&c.Resync, "consul-resync", 5*time.Second, "how often the instance checks it is still registered (an agent restart forgets it)")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "serve net/http/pprof here (e.g. 127.0.0.1:6060); empty: off")
+	fs.StringVar(&c.TLS, "tls", TLSOn, "\"on\": calls between services use mTLS with Consul Connect's CA and intentions; \"off\": plain HTTP (for debugging)")
+	fs.StringVar(&c.TLSCert, "tls-cert", "", "the gateway's HTTPS certificate (PEM); empty: plain HTTP at the edge")
+	fs.StringVar(&c.TLSKey, "tls-key", "", "the key of -tls-cert (PEM)")
+	fs.DurationVar(&c.IntentionsCache, "intentions-cache", 5*time.Second, "how long a caller's authorisation by Consul intentions is reused")
 	fs.DurationVar(&c.DiscoveryGrace, "discovery-grace", 15*time.Second, "after Consul was unreachable or restarted, how long an empty instance list is not believed")
 	fs.DurationVar(&c.CallTimeout, "call-timeout", 3*time.Second, "budget of one call to another service, retries included (also the breaker timeout)")
 	fs.DurationVar(&c.AttemptTimeout, "attempt-timeout", time.Second, "budget of one try of a call to another service")
@@ -99,11 +111,13 @@ type App struct {
 
 	reporter reporter.Reporter
 	listener net.Listener
+	identity *connect.Identity // nil when TLS is off
 
 	mu         sync.Mutex
 	checks     map[string]func(context.Context) error
 	closers    []io.Closer
 	instancers map[string]*discovery.ConsulInstancer
+	pathRules  []connect.PathRule
 }
 
 // New listens on the configured address (so the real port is known before the tracer
@@ -111,6 +125,9 @@ type App struct {
 func New(cfg Config, logOutput io.Writer) (*App, error) {
 	logger, err := logging.New(logOutput, cfg.Service, cfg.LogLevel)
 	if err != nil {
+		return nil, err
+	}
+	if err := cfg.validateTLS(); err != nil {
 		return nil, err
 	}
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
@@ -138,6 +155,13 @@ func New(cfg Config, logOutput io.Writer) (*App, error) {
 			a.Close()
 			return nil, fmt.Errorf("consul client: %w", err)
 		}
+	}
+	if cfg.tlsOn() {
+		if a.identity, err = a.newIdentity(); err != nil {
+			a.Close()
+			return nil, err
+		}
+		a.closers = append(a.closers, a.identity)
 	}
 	return a, nil
 }
@@ -215,7 +239,15 @@ func (a *App) ClientOptions() client.Options {
 		Tracer: a.Tracer,
 		Logger: a.Logger,
 		Before: []kithttp.RequestFunc{auth.ContextToHTTP()},
+		TLS:    a.clientTLS(),
 	}.Defaults()
+}
+
+func (a *App) clientTLS() *tls.Config {
+	if a.identity == nil {
+		return nil
+	}
+	return a.identity.ClientTLS()
 }
 
 // Close releases what New and OnClose gathered, flushing spans last.

@@ -70,7 +70,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 // is registered again when the agent forgets it, and deregisters before it stops.
 func TestRunLifecycle(t *testing.T) {
 	c, addr := testenv.Consul(t)
-	a := newApp(t, addr)
+	a := newApp(t, addr, "-tls=off") // plain calls; tls_test.go covers mTLS
 	a.AddCheck("db", func(context.Context) error { return nil })
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -116,7 +116,7 @@ func TestRunLifecycle(t *testing.T) {
 }
 
 func TestHealthFailsWithDependency(t *testing.T) {
-	a := newApp(t, "")
+	a := newApp(t, "", "-tls=off")
 	a.AddCheck("db", func(context.Context) error { return errors.New("connection refused") })
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
@@ -136,7 +136,7 @@ func TestHealthFailsWithDependency(t *testing.T) {
 }
 
 func TestRegistrationFailsWithoutAgent(t *testing.T) {
-	a := newApp(t, "127.0.0.1:1")
+	a := newApp(t, "127.0.0.1:1", "-tls=off")
 	ctx, stop := context.WithTimeout(context.Background(), 15*time.Second)
 	defer stop()
 	if err := a.Run(ctx, http.NotFoundHandler()); err == nil || !strings.Contains(err.Error(), "consul") {

@@ -30,9 +30,13 @@ func (a *App) Run(ctx context.Context, h http.Handler) error {
 	mux.Handle("GET /health", a.healthHandler(&draining))
 	mux.Handle("GET /metrics", a.Metrics.Handler())
 	mux.Handle("/", h)
+	handler, listener, err := a.secure(mux)
+	if err != nil {
+		return err
+	}
 
 	srv := &http.Server{
-		Handler:           mux,
+		Handler:           handler,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,
@@ -40,7 +44,7 @@ func (a *App) Run(ctx context.Context, h http.Handler) error {
 		MaxHeaderBytes:    64 << 10,
 	}
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(a.listener) }()
+	go func() { serveErr <- srv.Serve(listener) }()
 	if a.Config.PprofAddr != "" {
 		stopPprof, err := a.servePprof()
 		if err != nil {
@@ -59,6 +63,7 @@ func (a *App) Run(ctx context.Context, h http.Handler) error {
 			Host:            a.Config.AdvertiseHost,
 			Port:            a.Port(),
 			Tags:            splitTags(a.Config.Tags),
+			Meta:            map[string]string{"transport": a.transport()},
 			CheckInterval:   a.Config.CheckInterval,
 			CheckTimeout:    checkTimeout + checkTimeout/2,
 			DeregisterAfter: a.Config.DeregisterAfter,
@@ -72,7 +77,7 @@ func (a *App) Run(ctx context.Context, h http.Handler) error {
 		}
 		go registrar.Maintain(maintainCtx, a.Config.Resync)
 	}
-	_ = level.Info(a.Logger).Log("msg", "serving", "addr", a.HostPort(), "consul_id", registrationID(registrar))
+	_ = level.Info(a.Logger).Log("msg", "serving", "addr", a.HostPort(), "consul_id", registrationID(registrar), "mtls", a.identity != nil)
 
 	select {
 	case err := <-serveErr:
@@ -136,6 +141,18 @@ func (a *App) healthHandler(draining *atomic.Bool) http.Handler {
 		w.WriteHeader(code)
 		_ = json.NewEncoder(w).Encode(map[string]any{"status": status, "service": a.Config.Service, "checks": results})
 	})
+}
+
+// transport says in Consul how the instance is called, for people and tools reading
+// the catalogue: "mtls" (Connect certificates), "https" (the edge) or "http".
+func (a *App) transport() string {
+	switch {
+	case a.Config.Edge && a.Config.TLSCert != "":
+		return "https"
+	case !a.Config.Edge && a.identity != nil:
+		return "mtls"
+	}
+	return "http"
 }
 
 func splitTags(s string) []string {

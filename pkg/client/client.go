@@ -11,6 +11,7 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -57,6 +58,10 @@ type Options struct {
 
 	Breaker    Breaker
 	HTTPClient *http.Client // shared by all routes to this service; see NewHTTPClient
+	// TLS, when set, makes calls over HTTPS with this configuration (kitshop's mTLS:
+	// connect.Identity.ClientTLS); Defaults gives a missing HTTPClient this config, and
+	// a given HTTPClient must carry it itself.
+	TLS *tls.Config
 	Tracer     *zipkin.Tracer
 	Logger     log.Logger
 	// Before runs on every outgoing request (app sets auth.ContextToHTTP, so a call
@@ -81,6 +86,7 @@ func (o Options) Defaults() Options {
 	}
 	if o.HTTPClient == nil {
 		o.HTTPClient = NewHTTPClient(o.Breaker.MaxConcurrent)
+		o.HTTPClient.Transport.(*http.Transport).TLSClientConfig = o.TLS
 	}
 	if o.Logger == nil {
 		o.Logger = log.NewNopLogger()
@@ -179,6 +185,9 @@ func (s *Service) factory(r Route) sd.Factory {
 	ej := &ejections{until: map[string]time.Time{}}
 	return func(instance string) (endpoint.Endpoint, io.Closer, error) {
 		tgt := &url.URL{Scheme: "http", Host: instance}
+		if s.opts.TLS != nil {
+			tgt.Scheme = "https"
+		}
 		opts := []kithttp.ClientOption{kithttp.SetClient(s.opts.HTTPClient)}
 		if len(s.opts.Before) > 0 {
 			opts = append(opts, kithttp.ClientBefore(s.opts.Before...))

@@ -1,0 +1,201 @@
+package app
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/go-kit/log/level"
+
+	"github.com/kitshop/kitshop/pkg/connect"
+)
+
+// TLS modes of Config.TLS.
+const (
+	TLSOn  = "on"
+	TLSOff = "off"
+)
+
+// tlsOn reports whether the instance uses mTLS (the zero Config does not: TLS is
+// opt-in for the library, and on by default in the binaries through the flag).
+func (c Config) tlsOn() bool { return c.TLS == TLSOn }
+
+func (c Config) validateTLS() error {
+	switch c.TLS {
+	case "", TLSOn, TLSOff:
+	default:
+		return fmt.Errorf("-tls must be %q or %q, not %q", TLSOn, TLSOff, c.TLS)
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return errors.New("-tls-cert and -tls-key go together")
+	}
+	if c.TLSCert != "" && !c.Edge {
+		return errors.New("-tls-cert is for the public edge (the gateway); services use their Connect certificate")
+	}
+	if c.tlsOn() && c.ConsulAddr == "" {
+		return errors.New("mTLS needs Consul's CA (-consul-addr); run with -tls=off without Consul")
+	}
+	return nil
+}
+
+// identityTimeout bounds the first fetch of the leaf certificate at start-up (a dev
+// agent that just started may need a moment to set up its CA).
+const identityTimeout = 30 * time.Second
+
+// newIdentity fetches the instance's Connect identity, retrying while the agent's CA is
+// not ready yet.
+func (a *App) newIdentity() (*connect.Identity, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), identityTimeout)
+	defer cancel()
+	for {
+		id, err := connect.New(ctx, a.Consul, a.Config.Service, a.Logger)
+		if err == nil {
+			return id, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w (start Consul with Connect on, or run with -tls=off)", err)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// Identity is the instance's Connect identity; nil when TLS is off.
+func (a *App) Identity() *connect.Identity { return a.identity }
+
+// RestrictPaths lets only the named services call the routes under prefix (on top of
+// the intentions, which allow or deny a calling service as a whole). Call it before Run.
+func (a *App) RestrictPaths(prefix string, callers ...string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.pathRules = append(a.pathRules, connect.PathRule{Prefix: prefix, Callers: callers})
+}
+
+// secure wraps the handler and listener for the configured mode:
+//   - TLS off: plain HTTP, as before;
+//   - an internal service: TLS with the Connect leaf, each caller authorised by its
+//     certificate against the intentions; /health and /metrics stay open (Consul's
+//     check presents no certificate), also in plain HTTP on the same port;
+//   - the edge (gateway) with a certificate: HTTPS with it, plus plain HTTP on the same
+//     port for local tools; HSTS on HTTPS answers.
+func (a *App) secure(h http.Handler) (http.Handler, net.Listener, error) {
+	c := a.Config
+	switch {
+	case c.Edge && c.TLSCert != "":
+		cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
+		if err != nil {
+			return nil, nil, fmt.Errorf("edge certificate: %w", err)
+		}
+		cfg := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+		_ = level.Info(a.Logger).Log("msg", "serving HTTPS and plain HTTP on one port", "cert", c.TLSCert)
+		return hsts(h), newSniffListener(a.listener, cfg), nil
+	case c.Edge:
+		if c.tlsOn() {
+			_ = level.Warn(a.Logger).Log("msg", "no -tls-cert: the public listener serves plain HTTP only")
+		}
+		return h, a.listener, nil
+	case a.identity != nil:
+		a.mu.Lock()
+		rules := append([]connect.PathRule(nil), a.pathRules...)
+		a.mu.Unlock()
+		authz := connect.NewAuthorizer(a.identity, c.IntentionsCache, rules, a.Logger)
+		return authz.Middleware(h, "/health", "/metrics"), newSniffListener(a.listener, a.identity.ServerTLS()), nil
+	default:
+		return h, a.listener, nil
+	}
+}
+
+func hsts(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.TLS != nil {
+			w.Header().Set("Strict-Transport-Security", "max-age=31536000")
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// sniffListener serves TLS and plain HTTP on one port: a connection whose first byte
+// opens a TLS handshake (0x16) is served as TLS, any other as plain HTTP. One port keeps
+// Consul's registration (one address, one HTTP check) unchanged whatever the mode.
+type sniffListener struct {
+	net.Listener
+	cfg   *tls.Config
+	conns chan net.Conn
+	errs  chan error
+	done  chan struct{}
+	once  sync.Once
+}
+
+// sniffTimeout bounds how long a new connection may wait before its first byte.
+const sniffTimeout = 10 * time.Second
+
+func newSniffListener(ln net.Listener, cfg *tls.Config) *sniffListener {
+	l := &sniffListener{Listener: ln, cfg: cfg, conns: make(chan net.Conn), errs: make(chan error, 1), done: make(chan struct{})}
+	go l.acceptLoop()
+	return l
+}
+
+func (l *sniffListener) acceptLoop() {
+	for {
+		conn, err := l.Listener.Accept()
+		if err != nil {
+			select {
+			case l.errs <- err:
+			case <-l.done:
+			}
+			return
+		}
+		// Sniffed apart from the loop, so a client that sends nothing holds up no one.
+		go l.sniff(conn)
+	}
+}
+
+func (l *sniffListener) sniff(conn net.Conn) {
+	_ = conn.SetReadDeadline(time.Now().Add(sniffTimeout))
+	br := bufio.NewReaderSize(conn, 1)
+	first, err := br.Peek(1)
+	_ = conn.SetReadDeadline(time.Time{})
+	if err != nil {
+		_ = conn.Close()
+		return
+	}
+	var c net.Conn = &peekedConn{Conn: conn, r: br}
+	if first[0] == 0x16 {
+		c = tls.Server(c, l.cfg)
+	}
+	select {
+	case l.conns <- c:
+	case <-l.done:
+		_ = conn.Close()
+	}
+}
+
+func (l *sniffListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case err := <-l.errs:
+		return nil, err
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *sniffListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return l.Listener.Close()
+}
+
+// peekedConn replays the sniffed byte before the rest of the connection.
+type peekedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *peekedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
