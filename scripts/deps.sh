@@ -29,6 +29,19 @@ if ! port_open 5432; then
 fi
 port_open 5432 && echo "deps: PostgreSQL up"
 
+# The test run starts a whole stack (ten instances with their own pools) beside test
+# packages that each open databases of their own: the server's default of 100
+# connections is too few. Raised once; the server restarts to take it.
+if port_open 5432 && command -v psql >/dev/null; then
+  max=$(psql -h 127.0.0.1 -U postgres -Atc 'SHOW max_connections' 2>/dev/null || echo 0)
+  if [ "${max:-0}" -lt 300 ] 2>/dev/null; then
+    echo "deps: raising PostgreSQL max_connections from $max to 500 (restarts the server)"
+    psql -h 127.0.0.1 -U postgres -qc 'ALTER SYSTEM SET max_connections = 500' &&
+      pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -n 1)" main restart &&
+      wait_port postgres 5432 30 || failed+=("PostgreSQL with max_connections >= 300")
+  fi
+fi
+
 if ! port_open 5672; then
   echo "deps: starting RabbitMQ"
   command -v rabbitmq-server >/dev/null && rabbitmq-server -detached || true
