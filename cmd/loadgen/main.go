@@ -76,7 +76,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.Uint64Var(&c.requests, "requests", 1_000_000, "stop after this many requests (at most 1e8)")
 	fs.StringVar(&c.mixSpec, "mix", "browse=50,product=20,cart=20,checkout=10", "actions and their weights (browse, product, cart, checkout)")
 	fs.IntVar(&c.products, "products", 16, "products created for the run when admin credentials are known (else the catalogue is used)")
-	fs.IntVar(&c.stock, "stock", 10_000_000, "stock of each product created")
+	fs.IntVar(&c.stock, "stock", 1_000_000, "stock of each product created (inventory takes at most 1000000)")
 	fs.StringVar(&c.jsonOut, "json", "", "also write the report as JSON to this file")
 	fs.DurationVar(&c.progress, "progress", time.Second, "interval of the progress line")
 	fs.DurationVar(&c.timeout, "timeout", 30*time.Second, "deadline of one request")
@@ -226,8 +226,8 @@ func (g *generator) prepare(ctx context.Context, c config) error {
 			sku := fmt.Sprintf("lg-%s-%02d", g.runID, i)
 			body := map[string]any{"sku": sku, "name": "Load kit " + sku, "description": "created by loadgen",
 				"price": map[string]any{"amount": 500 + 100*i, "currency": "EUR"}, "stock": c.stock}
-			if status, _, err := g.call(ctx, http.MethodPost, "/v1/products", token, body, nil); err != nil || status != http.StatusCreated {
-				return fmt.Errorf("creating product %s: status %d %v", sku, status, err)
+			if status, b, err := g.call(ctx, http.MethodPost, "/v1/products", token, body, nil); err != nil || status != http.StatusCreated {
+				return fmt.Errorf("creating product %s: status %d %s %v", sku, status, b, err)
 			}
 			g.skus = append(g.skus, sku)
 		}
@@ -265,8 +265,8 @@ func (g *generator) prepare(ctx context.Context, c config) error {
 			u := &user{email: fmt.Sprintf("lg-%s-%d@loadgen.test", g.runID, i)}
 			password := randomHex(12)
 			body := map[string]any{"email": u.email, "password": password, "name": fmt.Sprintf("Load user %d", i)}
-			if status, _, err := g.call(ctx, http.MethodPost, "/v1/users", "", body, nil); err != nil || status != http.StatusCreated {
-				errc <- fmt.Errorf("registering %s: status %d %v", u.email, status, err)
+			if status, b, err := g.call(ctx, http.MethodPost, "/v1/users", "", body, nil); err != nil || status != http.StatusCreated {
+				errc <- fmt.Errorf("registering %s: status %d %s %v", u.email, status, b, err)
 				return
 			}
 			token, err := g.login(ctx, u.email, password)

@@ -7,9 +7,13 @@
 #   3. through nginx as a plain reverse proxy with keepalive to the same instance,
 #   4. through Go's bare httputil.ReverseProxy (gateway/bench/goproxy), the floor of
 #      any net/http proxy on this machine.
+# CPU µs/req is the CPU time of the process doing a path's work (inventory for direct,
+# the proxy for the others) per request: what a proxy costs, whatever else runs.
 # Everything runs on 127.0.0.1 with a private Consul dev agent, memory stores and logs
 # written to files. Needs wrk and nginx (Debian packages) and the Consul binary
 # (consul/install.sh). Usage: gateway/bench/proxy.sh [duration] [connections]
+# PROFILE=<dir> also saves the gateway's CPU profile of its wrk run as <dir>/gateway.cpu
+# (and the binary as <dir>/gateway, for go tool pprof).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 duration=${1:-10s}
@@ -42,18 +46,20 @@ pids+=($!)
 export KITSHOP_CONSUL_ADDR=127.0.0.1:$c_http
 for _ in $(seq 1 100); do curl -fsS "http://$KITSHOP_CONSUL_ADDR/v1/status/leader" 2>/dev/null | grep -q : && break; sleep 0.2; done
 
-user_port=$(free_port); inv_port=$(free_port); gw_port=$(free_port); nginx_port=$(free_port); go_port=$(free_port)
+user_port=$(free_port); inv_port=$(free_port); gw_port=$(free_port); nginx_port=$(free_port); go_port=$(free_port); pprof_port=$(free_port)
 "$work/user" -http-addr "127.0.0.1:$user_port" -key-file "$work/keys.json" \
   -admin-email admin@bench.test -admin-password bench-admin-password 2>"$work/user.log" &
 pids+=($!)
 "$work/inventory" -http-addr "127.0.0.1:$inv_port" 2>"$work/inventory.log" &
 pids+=($!)
+inv_pid=$!
 # Limits raised for the load (they cannot be switched off). Breakers and idle
 # connections: at most $conns calls are in flight, so the defaults (500) leave 10×
 # headroom; hystrix's own default of 10 would reject most of this load.
 "$work/gateway" -http-addr "127.0.0.1:$gw_port" -rate-anon 1e9 -rate-anon-burst 1000000000 \
-  -breaker-max-concurrent 500 ${GATEWAY_FLAGS:-} 2>"$work/gateway.log" &
+  -breaker-max-concurrent 500 ${PROFILE:+-pprof-addr 127.0.0.1:$pprof_port} ${GATEWAY_FLAGS:-} 2>"$work/gateway.log" &
 pids+=($!)
+gw_pid=$!
 wait_http "http://127.0.0.1:$user_port/health"
 wait_http "http://127.0.0.1:$inv_port/health"
 wait_http "http://127.0.0.1:$gw_port/health"
@@ -100,11 +106,29 @@ nginx -c "$work/nginx.conf" -p "$work"
 wait_http "http://127.0.0.1:$nginx_port$path"
 "$work/goproxy" "127.0.0.1:$go_port" "127.0.0.1:$inv_port" 2>"$work/goproxy.log" &
 pids+=($!)
+go_pid=$!
+nginx_pids="$(cat "$work/nginx.pid") $(cat /proc/"$(cat "$work/nginx.pid")"/task/*/children)"
+
+# CPU time (user + system, clock ticks) the processes that do a path's work used: the
+# proxy's cost per request, which the other processes on a shared machine do not skew.
+cpu_ticks() { for p in "$@"; do cut -d' ' -f14,15 "/proc/$p/stat"; done | awk '{t += $1 + $2} END {print t}'; }
+declare -A cpu_of=([direct]="$inv_pid" [gateway]="$gw_pid" [nginx]="$nginx_pids" [goproxy]="$go_pid")
 wait_http "http://127.0.0.1:$go_port$path"
 
 run() { # name url
   curl -fsS -o /dev/null "$2"
+  if [ -n "${PROFILE:-}" ] && [ "$1" = gateway ]; then
+    mkdir -p "$PROFILE" && cp "$work/gateway" "$PROFILE/gateway"
+    secs=$(( ${duration%s} > 2 ? ${duration%s} - 2 : 1 ))
+    curl -fsS -o "$PROFILE/gateway.cpu" "http://127.0.0.1:$pprof_port/debug/pprof/profile?seconds=$secs" &
+    prof=$!
+  fi
+  # shellcheck disable=SC2086
+  before=$(cpu_ticks ${cpu_of[$1]})
   wrk -t2 -c"$conns" -d"$duration" --latency "$2" >"$work/$1.wrk"
+  # shellcheck disable=SC2086
+  echo "cpu_ticks $(( $(cpu_ticks ${cpu_of[$1]}) - before )) $(getconf CLK_TCK)" >>"$work/$1.wrk"
+  [ -n "${prof:-}" ] && { wait "$prof"; prof=; }
   python3 - "$1" "$work/$1.wrk" <<'PY'
 import re, sys
 name, text = sys.argv[1], open(sys.argv[2]).read()
@@ -118,7 +142,10 @@ p50 = ms(re.search(r"^\s+50%\s+(\S+)", text, re.M).group(1))
 p99 = ms(re.search(r"^\s+99%\s+(\S+)", text, re.M).group(1))
 bad = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
 errors = re.search(r"Socket errors: (.*)", text)
-print(f"{name} {rps:.0f} {p50:.3f} {p99:.3f} {bad.group(1) if bad else 0} {errors.group(1).replace(' ', '') if errors else '-'}")
+n = int(re.search(r"(\d+) requests in", text).group(1))
+ticks, hz = map(int, re.search(r"cpu_ticks (\d+) (\d+)", text).groups())
+cpu_us = ticks / hz * 1e6 / max(n, 1)
+print(f"{name} {rps:.0f} {p50:.3f} {p99:.3f} {bad.group(1) if bad else 0} {errors.group(1).replace(' ', '') if errors else '-'} {cpu_us:.1f}")
 PY
 }
 echo "bench: wrk -t2 -c$conns -d$duration, GET $path"
@@ -132,13 +159,13 @@ python3 - "$work/results" <<'PY'
 import sys
 r = {}
 for line in open(sys.argv[1]):
-    name, rps, p50, p99, bad, errs = line.split()
-    r[name] = dict(rps=float(rps), p50=float(p50), p99=float(p99), bad=int(bad), errs=errs)
+    name, rps, p50, p99, bad, errs, cpu = line.split()
+    r[name] = dict(rps=float(rps), p50=float(p50), p99=float(p99), bad=int(bad), errs=errs, cpu=float(cpu))
 print()
-print(f"{'path':8} {'rps':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}  socket errors")
+print(f"{'path':8} {'rps':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'CPU µs/req':>11}  socket errors")
 for n in ("direct", "gateway", "nginx", "goproxy"):
     x = r[n]
-    print(f"{n:8} {x['rps']:9.0f} {x['p50']:8.3f} {x['p99']:8.3f} {x['bad']:8d}  {x['errs']}")
+    print(f"{n:8} {x['rps']:9.0f} {x['p50']:8.3f} {x['p99']:8.3f} {x['bad']:8d} {x['cpu']:11.1f}  {x['errs']}")
 g, ng, d = r["gateway"], r["nginx"], r["direct"]
 print()
 print(f"gateway/nginx rps: {g['rps']/ng['rps']:.2f} (target >= 0.90)")

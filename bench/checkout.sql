@@ -1,0 +1,55 @@
+-- One checkout as the services write it, straight on PostgreSQL: the ceiling the
+-- checkout through the gateway is compared with (bench/run.sh runs it with pgbench).
+-- Order, inventory and payment keep separate databases in the stack; here their
+-- tables share one, and every statement is the one the stores send, step by step
+-- of the saga: order created → stock reserved → charged → reservation committed →
+-- order confirmed with its event in the outbox → event marked sent by the relay.
+\set p random(0, 15)
+\set n random(1, 2000000000)
+BEGIN;
+DELETE FROM idempotency_keys WHERE user_id = ('u' || :client_id) AND key = ('o' || :client_id || '-' || :n) AND created_at < now() - interval '24 hours';
+INSERT INTO idempotency_keys (user_id, key, request_hash, order_id, created_at)
+  VALUES (('u' || :client_id), ('o' || :client_id || '-' || :n), 'hash', ('o' || :client_id || '-' || :n), now()) ON CONFLICT (user_id, key) DO NOTHING;
+INSERT INTO orders (id, user_id, email, status, step, total_amount, currency, charge_id, from_cart,
+    failure_code, failure_message, created_at, updated_at, lease_token, lease_until)
+  VALUES (('o' || :client_id || '-' || :n), ('u' || :client_id), 'bench@kitshop.test', 'pending', 'created', 500, 'EUR', '', false, '', '', now(), now(), 'lease', now() + interval '30 seconds');
+INSERT INTO order_items (order_id, sku, name, quantity, price_amount, currency)
+  VALUES (('o' || :client_id || '-' || :n), 'pg-' || :p, 'Bench kit', 1, 500, 'EUR');
+COMMIT;
+BEGIN;
+INSERT INTO reservations (order_id, status, expires_at, created_at, updated_at)
+  VALUES (('o' || :client_id || '-' || :n), 'reserved', now() + interval '15 minutes', now(), now()) ON CONFLICT (order_id) DO NOTHING;
+UPDATE products SET reserved = reserved + 1, updated_at = now()
+  WHERE sku = 'pg-' || :p AND stock - reserved >= 1 RETURNING name, price_amount, currency;
+INSERT INTO reservation_lines (order_id, sku, name, quantity, price_amount, currency)
+  VALUES (('o' || :client_id || '-' || :n), 'pg-' || :p, 'Bench kit', 1, 500, 'EUR');
+COMMIT;
+BEGIN;
+UPDATE orders SET status = 'pending', step = 'reserved', charge_id = charge_id, failure_code = '', failure_message = '',
+    updated_at = now(), lease_until = now() + interval '30 seconds'
+  WHERE id = ('o' || :client_id || '-' || :n) AND lease_token = 'lease' AND step = 'created' RETURNING id, status, step;
+COMMIT;
+WITH c AS (
+    INSERT INTO charges (id, order_id, user_id, status, decline_code, amount, currency, card_brand, card_last4, created_at, refunded_at)
+    VALUES ('ch-' || ('o' || :client_id || '-' || :n), ('o' || :client_id || '-' || :n), ('u' || :client_id), 'succeeded', '', 500, 'EUR', 'visa', '4242', now(), NULL)
+    RETURNING id, order_id, status, amount, currency, created_at)
+  INSERT INTO ledger_entries (charge_id, order_id, kind, amount, currency, created_at)
+  SELECT id, order_id, 'charge', amount, currency, created_at FROM c WHERE status = 'succeeded';
+BEGIN;
+UPDATE orders SET status = 'pending', step = 'charged', charge_id = 'ch-' || ('o' || :client_id || '-' || :n), updated_at = now(), lease_until = now() + interval '30 seconds'
+  WHERE id = ('o' || :client_id || '-' || :n) AND lease_token = 'lease' AND step = 'reserved' RETURNING id, status, step;
+COMMIT;
+BEGIN;
+SELECT order_id, status, expires_at, created_at, updated_at FROM reservations WHERE order_id = ('o' || :client_id || '-' || :n) FOR UPDATE;
+SELECT sku, name, quantity, price_amount, currency FROM reservation_lines WHERE order_id = ('o' || :client_id || '-' || :n) ORDER BY sku;
+UPDATE products SET stock = stock - 1, reserved = reserved - 1, updated_at = now() WHERE sku = 'pg-' || :p;
+UPDATE reservations SET status = 'committed', updated_at = now() WHERE order_id = ('o' || :client_id || '-' || :n);
+COMMIT;
+BEGIN;
+UPDATE orders SET status = 'confirmed', step = 'committed', updated_at = now(), lease_until = now() + interval '30 seconds'
+  WHERE id = ('o' || :client_id || '-' || :n) AND lease_token = 'lease' AND step = 'charged' RETURNING id, status, step;
+INSERT INTO outbox (id, type, aggregate_id, occurred_at, body, trace)
+  VALUES ('ev-' || ('o' || :client_id || '-' || :n), 'order_confirmed', ('o' || :client_id || '-' || :n), now(), convert_to('{"order_id":"' || ('o' || :client_id || '-' || :n) || '"}', 'UTF8'), '{}');
+DELETE FROM cart_items WHERE user_id = ('u' || :client_id) AND sku = ANY(ARRAY['pg-' || :p]);
+COMMIT;
+UPDATE outbox SET sent_at = now() WHERE id = 'ev-' || ('o' || :client_id || '-' || :n);

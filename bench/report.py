@@ -1,0 +1,159 @@
+"""Turns the raw outputs of one bench/run.sh run into bench/results/<date>.json and .md."""
+import glob
+import json
+import os
+import re
+import subprocess
+import sys
+
+work, date, duration, conns, checkout_duration, instances, out_json, out_md = sys.argv[1:9]
+
+
+def ms(v):
+    n, unit = re.match(r"([\d.]+)(us|ms|s)", v).groups()
+    return float(n) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
+
+
+def wrk(name):
+    text = open(os.path.join(work, f"wrk-{name}.txt")).read()
+    if "Latency Distribution" not in text:
+        sys.exit(f"bench: unexpected wrk output for {name}:\n{text}")
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    sock = re.search(r"Socket errors: (.*)", text)
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1)),
+        "p50_ms": ms(re.search(r"^\s+50%\s+(\S+)", text, re.M).group(1)),
+        "p99_ms": ms(re.search(r"^\s+99%\s+(\S+)", text, re.M).group(1)),
+        "non_2xx": int(bad.group(1)) if bad else 0,
+        "socket_errors": sock.group(1).strip() if sock else "",
+    }
+
+
+def pct(values, q):
+    if not values:
+        return 0.0
+    values = sorted(values)
+    return values[min(len(values) - 1, max(0, int(q * len(values) + 0.5) - 1))]
+
+
+def pgbench(c):
+    text = open(os.path.join(work, f"pgbench-{c}.txt")).read()
+    tps = float(re.search(r"tps = ([\d.]+)", text).group(1))
+    failed = re.search(r"number of failed transactions: (\d+)", text)
+    lat = []
+    for f in glob.glob(os.path.join(work, f"pgbench-{c}", "pgbench_log.*")):
+        for line in open(f):
+            parts = line.split()
+            if len(parts) >= 3 and parts[2].isdigit():
+                lat.append(int(parts[2]) / 1000)
+    return {"clients": c, "tps": tps, "p50_ms": pct(lat, 0.5), "p99_ms": pct(lat, 0.99),
+            "failed": int(failed.group(1)) if failed else 0}
+
+
+def checkout(c):
+    r = json.load(open(os.path.join(work, f"checkout-{c}.json")))
+    route = next((x for x in r["routes"] if x["route"] == "POST /v1/orders"), r["all"])
+    ok = route["count"] - sum(route["errors"].values())
+    return {"users": c, "checkouts_per_s": ok / r["duration_s"], "requests": route["count"],
+            "errors": route["errors"], "p50_ms": route["p50_ms"], "p99_ms": route["p99_ms"], "max_ms": route["max_ms"]}
+
+
+def rss():
+    idle = {}
+    for line in open(os.path.join(work, "rss-idle")):
+        name, kb = line.split()
+        idle[name] = int(kb)
+    loaded = {}
+    for line in open(os.path.join(work, "rss-samples")):
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            loaded[parts[0]] = max(loaded.get(parts[0], 0), int(parts[1]))
+    return {n: {"idle_mib": idle[n] / 1024, "loaded_mib": loaded.get(n, 0) / 1024} for n in idle}
+
+
+def startup():
+    out = {}
+    for line in open(os.path.join(work, "startup")):
+        svc, took = line.split()
+        out[svc] = None if took == "timeout" else float(took)
+    return out
+
+
+def sh(*cmd):
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip()
+    except Exception:
+        return ""
+
+
+proxy = {n: wrk(n) for n in ("direct", "gateway", "nginx")}
+g, ng, d = proxy["gateway"], proxy["nginx"], proxy["direct"]
+checkouts = {c: checkout(c) for c in (1, 32)}
+ceilings = {c: pgbench(c) for c in (1, 32)}
+result = {
+    "date": date,
+    "commit": sh("git", "rev-parse", "--short", "HEAD"),
+    "dirty": bool(sh("git", "status", "--porcelain")),
+    "machine": {"cpus": os.cpu_count(), "kernel": sh("uname", "-r"), "go": sh("go", "env", "GOVERSION"),
+                "nginx": sh("nginx", "-v") or sh("sh", "-c", "nginx -v 2>&1"), "wrk": sh("sh", "-c", "wrk -v 2>&1 | head -1"),
+                "pgbench": sh("pgbench", "--version")},
+    "settings": {"wrk": f"-t2 -c{conns} -d{duration}", "checkout_duration": checkout_duration, "instances": int(instances)},
+    "proxy": proxy,
+    "proxy_ratios": {
+        "gateway_nginx_rps": g["rps"] / ng["rps"],
+        "gateway_direct_rps": g["rps"] / d["rps"],
+        "nginx_direct_rps": ng["rps"] / d["rps"],
+        "gateway_added_p99_ms": g["p99_ms"] - d["p99_ms"],
+        "nginx_added_p99_ms": ng["p99_ms"] - d["p99_ms"],
+    },
+    "checkout": {str(c): checkouts[c] for c in checkouts},
+    "pgbench": {str(c): ceilings[c] for c in ceilings},
+    "checkout_ratios": {str(c): checkouts[c]["checkouts_per_s"] / ceilings[c]["tps"] for c in checkouts},
+    "rss": rss(),
+    "start_to_passing_s": startup(),
+    "targets": {},
+}
+r = result["proxy_ratios"]
+result["targets"] = {
+    "gateway >= 0.9x nginx rps": r["gateway_nginx_rps"] >= 0.9,
+    "gateway added p99 <= 1 ms": r["gateway_added_p99_ms"] <= 1.0,
+    "checkout at 32 users >= 30% of pgbench": result["checkout_ratios"]["32"] >= 0.3,
+}
+json.dump(result, open(out_json, "w"), indent=2)
+open(out_json, "a").write("\n")
+
+L = []
+L.append(f"# kitshop bench, {date} (commit {result['commit']}{', dirty tree' if result['dirty'] else ''})\n")
+L.append(f"{result['machine']['cpus']} CPUs, {result['machine']['go']}, one instance per service, PostgreSQL stores, access logs on.\n")
+L.append(f"## GET /v1/products/{{sku}} — wrk {result['settings']['wrk']}\n")
+L.append("| path | req/s | p50 ms | p99 ms | non-2xx |")
+L.append("|---|---:|---:|---:|---:|")
+for n in ("direct", "gateway", "nginx"):
+    x = proxy[n]
+    L.append(f"| {n} | {x['rps']:.0f} | {x['p50_ms']:.2f} | {x['p99_ms']:.2f} | {x['non_2xx']} |")
+L.append("")
+L.append(f"gateway/nginx rps **{r['gateway_nginx_rps']:.2f}** (target ≥ 0.90); gateway/direct {r['gateway_direct_rps']:.2f}; "
+         f"nginx/direct {r['nginx_direct_rps']:.2f}. Added p99 over direct: gateway **{r['gateway_added_p99_ms']:+.2f} ms** "
+         f"(target ≤ 1 ms), nginx {r['nginx_added_p99_ms']:+.2f} ms.\n")
+L.append(f"## Checkout — loadgen through the gateway vs pgbench on the same statements ({checkout_duration})\n")
+L.append("| users | checkouts/s | p50 ms | p99 ms | errors | pgbench tps | pgbench p50 ms | pgbench p99 ms | ratio |")
+L.append("|---:|---:|---:|---:|---|---:|---:|---:|---:|")
+for c in (1, 32):
+    x, y = checkouts[c], ceilings[c]
+    errs = " ".join(f"{k}×{v}" for k, v in sorted(x["errors"].items())) or "-"
+    L.append(f"| {c} | {x['checkouts_per_s']:.1f} | {x['p50_ms']:.1f} | {x['p99_ms']:.1f} | {errs} | {y['tps']:.1f} | "
+             f"{y['p50_ms']:.1f} | {y['p99_ms']:.1f} | **{result['checkout_ratios'][str(c)]:.2f}** |")
+L.append("\n(target at 32 users: ratio ≥ 0.30)\n")
+L.append("## Processes — RSS and start-to-passing\n")
+L.append("| process | idle RSS MiB | loaded RSS MiB | start → passing in Consul s |")
+L.append("|---|---:|---:|---:|")
+st = result["start_to_passing_s"]
+for n, v in result["rss"].items():
+    svc = "gateway" if n == "gateway" else n.rsplit("-", 1)[0]
+    t = st.get(svc) if n in ("gateway",) or n.endswith("-1") else None
+    L.append(f"| {n} | {v['idle_mib']:.1f} | {v['loaded_mib']:.1f} | {'' if t is None else f'{t:.2f}'} |")
+L.append("")
+L.append("## Targets\n")
+for k, v in result["targets"].items():
+    L.append(f"- {k}: {'met' if v else '**not met**'}")
+open(out_md, "w").write("\n".join(L) + "\n")

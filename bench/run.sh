@@ -1,0 +1,190 @@
+#!/usr/bin/env bash
+# make bench: one run that measures kitshop against the physical limit and the tools
+# people would otherwise use, and writes bench/results/<date>.json and .md.
+#   1. GET /v1/products/{sku} under wrk (same connections and duration each):
+#      one inventory instance directly, through the gateway, through nginx (plain
+#      reverse proxy with keepalive to the same instance).
+#   2. Checkout through the gateway (cmd/loadgen, POST /v1/orders with items) at 1 and
+#      32 concurrent users, next to pgbench running the same statements straight on
+#      PostgreSQL (bench/checkout.sql), the ceiling.
+#   3. RSS of every process idle and at its highest under load; start-to-passing time
+#      of one more instance of every service.
+# The stack is `kitshop up -detach` with one instance per service (so the gateway and
+# nginx reach the same inventory instance), a private Consul agent, databases of its
+# own (dropped at the end) and the gateway's rate limits raised through the environment.
+# Needs: wrk, nginx, pgbench (Debian: apt-get install -y wrk nginx postgresql-client),
+# psql, python3, curl, go, PostgreSQL on 127.0.0.1:5432 and RabbitMQ (make deps).
+# Knobs: DURATION (10s), CONNS (50), CHECKOUT_DURATION (15s), INSTANCES (1).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+duration=${DURATION:-10s}
+conns=${CONNS:-50}
+checkout_duration=${CHECKOUT_DURATION:-15s}
+instances=${INSTANCES:-1}
+pg=${PGURL:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}
+for cmd in wrk nginx pgbench psql python3 curl go; do
+  command -v "$cmd" >/dev/null || { echo "bench: $cmd is missing (apt-get install -y wrk nginx postgresql-client)" >&2; exit 1; }
+done
+
+work=$(mktemp -d /tmp/kitshop-bench.XXXXXX)
+prefix=bench_$(date +%s)_$$
+state=$work/state
+log() { echo "[$(date +%H:%M:%S)] bench: $*" >&2; }
+cleanup() {
+  [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
+  [ -n "${extra_pid:-}" ] && kill "$extra_pid" 2>/dev/null || true
+  [ -n "${sampler_pid:-}" ] && kill "$sampler_pid" 2>/dev/null || true
+  [ -f "$state/stack.json" ] && "$work/bin/kitshop" down -state "$state" >/dev/null 2>&1 || true
+  for db in $(psql "$pg" -Atc "SELECT datname FROM pg_database WHERE datname LIKE '${prefix}\_%'" 2>/dev/null); do
+    psql "$pg" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true
+  done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_consul_ports() { # four free consecutive ports in 20000–32000
+  python3 - <<'PY'
+import random, socket
+for _ in range(200):
+    base = random.randrange(20000, 31996)
+    socks = []
+    try:
+        for p in range(base, base + 4):
+            s = socket.socket(); s.bind(("127.0.0.1", p)); socks.append(s)
+        print(base); break
+    except OSError:
+        pass
+    finally:
+        for s in socks: s.close()
+PY
+}
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+log "building into $work/bin"
+mkdir -p "$work/bin"
+go build -o "$work/bin/" ./cmd/kitshop ./cmd/loadgen
+
+consul_port=$(free_consul_ports)
+# Raised, not switched off (DESIGN.md): the gateway reads these as its flags' fallbacks.
+export KITSHOP_RATE_ANON=1e9 KITSHOP_RATE_ANON_BURST=1000000000 KITSHOP_RATE_USER=1e9 KITSHOP_RATE_USER_BURST=1000000000
+log "starting the stack (Consul on 127.0.0.1:$consul_port, databases ${prefix}_*)"
+"$work/bin/kitshop" up -detach -state "$state" -consul-addr "127.0.0.1:$consul_port" \
+  -gateway-addr 127.0.0.1:0 -db-prefix "$prefix" -instances "$instances" -postgres "$pg" >"$work/up.log" 2>&1 \
+  || { cat "$work/up.log" >&2; exit 1; }
+stack=$state/stack.json
+gateway=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["gateway_url"])' "$stack")
+consul=http://127.0.0.1:$consul_port
+inventory=$(curl -fsS "$consul/v1/health/service/inventory?passing=1" | python3 -c 'import json,sys; e=json.load(sys.stdin)[0]["Service"]; print("http://%s:%d" % (e["Address"], e["Port"]))')
+sku=$(curl -fsS "$gateway/v1/products?limit=1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["products"][0]["sku"])')
+path=/v1/products/$sku
+log "gateway $gateway, inventory $inventory, GET $path"
+
+# RSS of every process of the stack: idle now, then the highest seen while loading.
+pids_json() { python3 -c 'import json,sys; print(" ".join("%s=%d" % (p["name"], p["pid"]) for p in json.load(open(sys.argv[1]))["procs"] if p["service"] != "consul"))' "$stack"; }
+rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+sleep 2
+for np in $(pids_json); do echo "${np%=*} $(rss "${np#*=}")"; done >"$work/rss-idle"
+(
+  while :; do
+    for np in $(pids_json); do echo "${np%=*} $(rss "${np#*=}")"; done
+    sleep 0.5
+  done
+) >"$work/rss-samples" &
+sampler_pid=$!
+
+nginx_port=$(free_port)
+inv_hostport=${inventory#http://}
+cat >"$work/nginx.conf" <<CONF
+worker_processes auto;
+pid $work/nginx.pid;
+error_log $work/nginx-error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log $work/nginx-access.log;
+  client_body_temp_path $work/nginx-body;
+  proxy_temp_path $work/nginx-proxy;
+  fastcgi_temp_path $work/nginx-fastcgi;
+  uwsgi_temp_path $work/nginx-uwsgi;
+  scgi_temp_path $work/nginx-scgi;
+  upstream inventory {
+    server $inv_hostport;
+    keepalive 64;
+  }
+  server {
+    listen 127.0.0.1:$nginx_port;
+    location / {
+      proxy_pass http://inventory;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header X-Forwarded-For \$remote_addr;
+    }
+  }
+}
+CONF
+nginx -c "$work/nginx.conf" -p "$work"
+for _ in $(seq 1 50); do curl -fsS -o /dev/null "http://127.0.0.1:$nginx_port$path" 2>/dev/null && break; sleep 0.1; done
+
+wrk_run() { # name url
+  curl -fsS -o /dev/null "$2"
+  log "wrk -t2 -c$conns -d$duration $1"
+  wrk -t2 -c"$conns" -d"$duration" --latency "$2" >"$work/wrk-$1.txt"
+}
+wrk_run direct "$inventory$path"
+wrk_run gateway "$gateway$path"
+wrk_run nginx "http://127.0.0.1:$nginx_port$path"
+
+for c in 1 32; do
+  log "checkout through the gateway, $c users, $checkout_duration"
+  "$work/bin/loadgen" -stack "$stack" -concurrency "$c" -duration "$checkout_duration" -mix checkout=1 \
+    -json "$work/checkout-$c.json" >"$work/checkout-$c.txt" 2>"$work/checkout-$c.log" \
+    || { cat "$work/checkout-$c.log" >&2; exit 1; }
+done
+kill "$sampler_pid"; wait "$sampler_pid" 2>/dev/null || true; sampler_pid=
+
+log "pgbench ceiling: bench/checkout.sql on ${prefix}_ceiling"
+ceiling=${pg/\/postgres\?//${prefix}_ceiling?}
+psql "$pg" -qc "CREATE DATABASE ${prefix}_ceiling" >/dev/null
+for f in inventory/migrations/*.sql order/migrations/*.sql payment/migrations/*.sql pkg/outbox/migrations/*.sql; do
+  psql "$ceiling" -q -v ON_ERROR_STOP=1 -f "$f" >/dev/null
+done
+psql "$ceiling" -qc "INSERT INTO products SELECT 'pg-' || i, 'Bench kit', '', 500, 'EUR', 100000000, 0, now(), now() FROM generate_series(0, 15) i" >/dev/null
+for c in 1 32; do
+  mkdir -p "$work/pgbench-$c"
+  (cd "$work/pgbench-$c" && pgbench -n -c "$c" -j "$(( c < 2 ? 1 : 2 ))" -T "${checkout_duration%s}" -l \
+    -f "$root/bench/checkout.sql" "$ceiling" >"$work/pgbench-$c.txt" 2>&1) || { cat "$work/pgbench-$c.txt" >&2; exit 1; }
+done
+
+log "start-to-passing time of one more instance of every service"
+# The new instance runs with the environment of the stack's own instance of the same
+# service (read from /proc), on a free port, and counts once Consul reports it passing.
+: >"$work/startup"
+for np in $(pids_json); do
+  name=${np%=*}; pid=${np#*=}
+  case $name in *-1|gateway) ;; *) continue ;; esac
+  svc=${name%-1}
+  bin=$state/bin/$svc
+  before=$(curl -fsS "$consul/v1/health/service/$svc?passing=1" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
+  mapfile -d "" envv <"/proc/$pid/environ"
+  envv=("${envv[@]/#KITSHOP_HTTP_ADDR=*/KITSHOP_HTTP_ADDR=127.0.0.1:0}")
+  start=$(date +%s.%N)
+  env -i "${envv[@]}" "$bin" >"$work/extra-$svc.log" 2>&1 &
+  extra_pid=$!
+  took=
+  for _ in $(seq 1 600); do
+    now=$(curl -fsS "$consul/v1/health/service/$svc?passing=1" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
+    if [ "$now" -gt "$before" ]; then took=$(python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.3f}')" "$start" "$(date +%s.%N)"); break; fi
+    sleep 0.05
+  done
+  kill -TERM "$extra_pid" 2>/dev/null || true
+  wait "$extra_pid" 2>/dev/null || true
+  extra_pid=
+  echo "$svc ${took:-timeout}" >>"$work/startup"
+  # Until its deregistration is seen, the next service's count is unaffected anyway.
+done
+
+date_tag=$(date -u +%Y-%m-%d)
+mkdir -p bench/results
+python3 bench/report.py "$work" "$date_tag" "$duration" "$conns" "$checkout_duration" "$instances" \
+  "bench/results/$date_tag.json" "bench/results/$date_tag.md"
+cat "bench/results/$date_tag.md"
