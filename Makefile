@@ -39,9 +39,12 @@ build:
 consul:
 	consul/install.sh
 
-# Benchmarks of each service's hot path against the real PostgreSQL.
+# One measured run (bench/run.sh): the gateway against direct and nginx under wrk,
+# checkout against pgbench, RSS and start-up per service, the hot paths' go test
+# -bench; results in bench/results/<date>.json, .md and .gobench.txt. Needs wrk, nginx
+# and pgbench (Debian: apt-get install -y wrk nginx postgresql-client).
 bench: deps
-	$(GO) test -run '^$$' -bench . -benchtime 3s ./inventory/ ./payment/
+	bench/run.sh
 
 fmt:
 	gofmt -l -w $$(git ls-files '*.go')

@@ -156,4 +156,5 @@ L.append("")
 L.append("## Targets\n")
 for k, v in result["targets"].items():
     L.append(f"- {k}: {'met' if v else '**not met**'}")
+L.append(f"\nHot paths: `go test -bench` output in {date}.gobench.txt (compare runs with benchstat).")
 open(out_md, "w").write("\n".join(L) + "\n")

@@ -9,9 +9,14 @@
 #      PostgreSQL (bench/checkout.sql), the ceiling.
 #   3. RSS of every process idle and at its highest under load; start-to-passing time
 #      of one more instance of every service.
+#   4. The go test -bench of every service's hot path (reserve, charge, checkout, token
+#      verify, login, gateway proxy, outbox to email), saved for benchstat as
+#      bench/results/<date>.gobench.txt.
 # The stack is `kitshop up -detach` with one instance per service (so the gateway and
 # nginx reach the same inventory instance), a private Consul agent, databases of its
 # own (dropped at the end) and the gateway's rate limits raised through the environment.
+# Plain HTTP between the services (KITSHOP_TLS=off): nginx and wrk reach the inventory
+# instance without a Connect certificate, so all three paths are compared like for like.
 # Needs: wrk, nginx, pgbench (Debian: apt-get install -y wrk nginx postgresql-client),
 # psql, python3, curl, go, PostgreSQL on 127.0.0.1:5432 and RabbitMQ (make deps).
 # Knobs: DURATION (10s), CONNS (50), CHECKOUT_DURATION (15s), INSTANCES (1).
@@ -67,7 +72,7 @@ go build -o "$work/bin/" ./cmd/kitshop ./cmd/loadgen
 
 consul_port=$(free_consul_ports)
 # Raised, not switched off (DESIGN.md): the gateway reads these as its flags' fallbacks.
-export KITSHOP_RATE_ANON=1e9 KITSHOP_RATE_ANON_BURST=1000000000 KITSHOP_RATE_USER=1e9 KITSHOP_RATE_USER_BURST=1000000000
+export KITSHOP_TLS=off KITSHOP_RATE_ANON=1e9 KITSHOP_RATE_ANON_BURST=1000000000 KITSHOP_RATE_USER=1e9 KITSHOP_RATE_USER_BURST=1000000000
 log "starting the stack (Consul on 127.0.0.1:$consul_port, databases ${prefix}_*)"
 "$work/bin/kitshop" up -detach -state "$state" -consul-addr "127.0.0.1:$consul_port" \
   -gateway-addr 127.0.0.1:0 -db-prefix "$prefix" -instances "$instances" -postgres "$pg" >"$work/up.log" 2>&1 \
@@ -183,8 +188,12 @@ for np in $(pids_json); do
   # Until its deregistration is seen, the next service's count is unaffected anyway.
 done
 
+"$work/bin/kitshop" down -state "$state" >/dev/null 2>&1 || true
 date_tag=$(date -u +%Y-%m-%d)
 mkdir -p bench/results
+log "go test -bench of the hot paths (bench/results/$date_tag.gobench.txt)"
+go test -run '^$' -bench . -benchmem -benchtime "${GOBENCHTIME:-2s}" -count "${GOBENCHCOUNT:-1}" \
+  ./inventory/ ./payment/ ./order/ ./user/ ./pkg/auth/ ./gateway/ ./notification/ >"bench/results/$date_tag.gobench.txt"
 python3 bench/report.py "$work" "$date_tag" "$duration" "$conns" "$checkout_duration" "$instances" \
   "bench/results/$date_tag.json" "bench/results/$date_tag.md"
 cat "bench/results/$date_tag.md"

@@ -44,6 +44,8 @@ c_http=$(free_port); c_server=$(free_port); c_lan=$(free_port); c_wan=$(free_por
   -dns-port -1 -grpc-port -1 -hcl 'ports { grpc_tls = -1 }' >"$work/consul.log" 2>&1 &
 pids+=($!)
 export KITSHOP_CONSUL_ADDR=127.0.0.1:$c_http
+# Plain HTTP everywhere, so that wrk and nginx reach the inventory instance as the gateway does.
+export KITSHOP_TLS=off
 for _ in $(seq 1 100); do curl -fsS "http://$KITSHOP_CONSUL_ADDR/v1/status/leader" 2>/dev/null | grep -q : && break; sleep 0.2; done
 
 user_port=$(free_port); inv_port=$(free_port); gw_port=$(free_port); nginx_port=$(free_port); go_port=$(free_port); pprof_port=$(free_port)
