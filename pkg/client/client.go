@@ -61,9 +61,9 @@ type Options struct {
 	// TLS, when set, makes calls over HTTPS with this configuration (kitshop's mTLS:
 	// connect.Identity.ClientTLS); Defaults gives a missing HTTPClient this config, and
 	// a given HTTPClient must carry it itself.
-	TLS *tls.Config
-	Tracer     *zipkin.Tracer
-	Logger     log.Logger
+	TLS    *tls.Config
+	Tracer *zipkin.Tracer
+	Logger log.Logger
 	// Before runs on every outgoing request (app sets auth.ContextToHTTP, so a call
 	// made for a user carries that user's token).
 	Before []kithttp.RequestFunc
