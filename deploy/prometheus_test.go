@@ -197,26 +197,11 @@ func dropDatabases(t *testing.T, prefix string) {
 // the launcher's private dev agent takes them for its server and gossip ports.
 func privateConsulAddr(t *testing.T) string {
 	t.Helper()
-	for range 50 {
-		port := freePort(t)
-		if port > 65530 {
-			continue
-		}
-		free := true
-		for p := port; p <= port+3 && free; p++ {
-			ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
-			if err != nil {
-				free = false
-				continue
-			}
-			ln.Close()
-		}
-		if free {
-			return "127.0.0.1:" + strconv.Itoa(port)
-		}
+	port, err := testenv.FreePorts(4)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("found no four free consecutive ports")
-	return ""
+	return "127.0.0.1:" + strconv.Itoa(port)
 }
 
 // instances are the host:port of every kitshop instance Consul lists as passing.

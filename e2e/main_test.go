@@ -7,8 +7,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"math/rand/v2"
-	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -18,6 +16,7 @@ import (
 
 	"github.com/kitshop/kitshop/internal/stack"
 	"github.com/kitshop/kitshop/pkg/outbox/outboxtest"
+	"github.com/kitshop/kitshop/pkg/testenv"
 )
 
 // suite is the stack every test of the package shares: starting one takes seconds, and
@@ -72,10 +71,11 @@ func start() (*suite, error) {
 		return nil, err
 	}
 	u.Host = broker.Addr()
-	consulAddr, err := freeConsulAddr()
+	consulPort, err := testenv.FreePorts(4)
 	if err != nil {
 		return nil, err
 	}
+	consulAddr := "127.0.0.1:" + strconv.Itoa(consulPort)
 	root, err := filepath.Abs("..")
 	if err != nil {
 		return nil, err
@@ -149,26 +149,4 @@ func (s *suite) stop() error {
 	}
 	_ = os.RemoveAll(s.stack.Options.State)
 	return err
-}
-
-// freeConsulAddr finds four consecutive free ports for a private Consul agent (HTTP,
-// server, LAN and WAN gossip), below the kernel's ephemeral range so that no outgoing
-// connection takes one between the check and the agent's start.
-func freeConsulAddr() (string, error) {
-	for try := 0; try < 100; try++ {
-		base := 20000 + rand.IntN(12000)
-		free := true
-		for p := base; p <= base+3 && free; p++ {
-			l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
-			if err != nil {
-				free = false
-				break
-			}
-			l.Close()
-		}
-		if free {
-			return "127.0.0.1:" + strconv.Itoa(base), nil
-		}
-	}
-	return "", fmt.Errorf("no four consecutive free ports")
 }

@@ -8,10 +8,13 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"fmt"
 	"io/fs"
+	mathrand "math/rand/v2"
 	"net"
 	"net/url"
 	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -145,4 +148,27 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// FreePorts returns the first of n consecutive free TCP ports on 127.0.0.1, for a
+// private Consul agent (its HTTP, server and gossip ports). They are chosen below the
+// kernel's ephemeral range (32768 and up), so no outgoing connection takes one between
+// this check and the agent's start.
+func FreePorts(n int) (int, error) {
+	for try := 0; try < 100; try++ {
+		base := 20000 + mathrand.IntN(12000-n)
+		free := true
+		for p := base; p < base+n && free; p++ {
+			ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+			if err != nil {
+				free = false
+				break
+			}
+			ln.Close()
+		}
+		if free {
+			return base, nil
+		}
+	}
+	return 0, fmt.Errorf("no %d consecutive free ports", n)
 }
