@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net/http"
@@ -34,15 +35,16 @@ type proxyResponse struct {
 }
 
 // routeEndpoint is the go-kit client endpoint of rt through svc's chain. Every answer
-// below 500 comes back as a *proxyResponse value, so a 404 or a 422 is relayed as the
-// upstream wrote it and neither retried nor counted against the breaker.
+// below 500 comes back as a *proxyResponse value (Route.PassThrough), so a 404 or a 422
+// is relayed as the upstream wrote it and neither retried nor counted against the breaker.
 func routeEndpoint(svc *client.Service, rt Route, retry bool, maxResponse int64) endpoint.Endpoint {
 	return svc.Endpoint(client.Route{
-		Name:       rt.Name(),
-		Method:     rt.Method,
-		Encode:     encodeProxyRequest,
-		Decode:     decodeProxyResponse(maxResponse),
-		Idempotent: retry,
+		Name:        rt.Name(),
+		Method:      rt.Method,
+		Encode:      encodeProxyRequest,
+		Decode:      decodeProxyResponse(maxResponse),
+		Idempotent:  retry,
+		PassThrough: true,
 	})
 }
 
@@ -69,10 +71,6 @@ var errResponseTooLarge = errors.New("gateway: upstream response larger than the
 
 func decodeProxyResponse(maxResponse int64) func(context.Context, *http.Response) (any, error) {
 	return func(_ context.Context, resp *http.Response) (any, error) {
-		status := resp.StatusCode
-		if held, ok := resp.Body.(*heldStatus); ok {
-			status = held.status
-		}
 		body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse+1))
 		if err != nil {
 			return nil, err
@@ -83,38 +81,16 @@ func decodeProxyResponse(maxResponse int64) func(context.Context, *http.Response
 		header := resp.Header.Clone()
 		removeHopByHop(header)
 		header.Del("Content-Length")
-		return &proxyResponse{status: status, header: header, body: body}, nil
+		return &proxyResponse{status: resp.StatusCode, header: header, body: body}, nil
 	}
-}
-
-// passThrough lets the client chain of pkg/client relay 3xx and 4xx answers unchanged.
-// That chain hands only 2xx answers to a route's decoder and turns 4xx into errors
-// (what a service client wants, not what a proxy wants). passThrough presents such an
-// answer as a 200 whose body remembers the real status, which decodeProxyResponse
-// restores. 5xx answers are left alone: they are failures, retried and counted by the
-// breaker.
-type passThrough struct{ next http.RoundTripper }
-
-func (p passThrough) RoundTrip(r *http.Request) (*http.Response, error) {
-	resp, err := p.next.RoundTrip(r)
-	if err != nil || resp.StatusCode < 300 || resp.StatusCode >= 500 {
-		return resp, err
-	}
-	resp.Body = &heldStatus{ReadCloser: resp.Body, status: resp.StatusCode}
-	resp.StatusCode = http.StatusOK
-	return resp, nil
-}
-
-type heldStatus struct {
-	io.ReadCloser
-	status int
 }
 
 // newUpstreamHTTPClient is one upstream service's HTTP client: idle connections for
-// maxConns calls in flight, answers relayed by passThrough, redirects never followed.
-func newUpstreamHTTPClient(maxConns int) *http.Client {
+// maxConns calls in flight, the caller's mTLS configuration when calls go over HTTPS,
+// redirects relayed rather than followed.
+func newUpstreamHTTPClient(maxConns int, tlsConf *tls.Config) *http.Client {
 	c := client.NewHTTPClient(maxConns)
-	c.Transport = passThrough{next: c.Transport}
+	c.Transport.(*http.Transport).TLSClientConfig = tlsConf
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	return c
 }

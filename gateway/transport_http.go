@@ -178,7 +178,7 @@ func (g *gateway) makeEndpoints(routes []Route) (map[string]routeEndpoints, erro
 		opts.AttemptTimeout = attempt
 		opts.Before = nil // the client's own Authorization header is forwarded as it came
 		if httpClients[name] == nil {
-			httpClients[name] = newUpstreamHTTPClient(max(opts.Breaker.MaxConcurrent, client.DefaultBreaker.MaxConcurrent))
+			httpClients[name] = newUpstreamHTTPClient(max(opts.Breaker.MaxConcurrent, client.DefaultBreaker.MaxConcurrent), opts.TLS)
 		}
 		opts.HTTPClient = httpClients[name]
 		c := client.New(name, ins, opts)
