@@ -103,6 +103,8 @@ func start() (*suite, error) {
 			// A crashed saga is taken over after 3 s; reservations live 20 s.
 			"order": {"KITSHOP_RESERVATION_TTL": ttl.String(), "KITSHOP_RECOVERY_GRACE": "3s", "KITSHOP_RECOVERY_INTERVAL": "1s"},
 		},
+		// KITSHOP_TLS=off runs the suite in plain HTTP; by default it runs with mTLS.
+		TLS:      os.Getenv("KITSHOP_TLS"),
 		Progress: os.Stderr,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)

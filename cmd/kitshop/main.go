@@ -107,6 +107,9 @@ func register(fs *flag.FlagSet, o *stack.Options) {
 	fs.StringVar(&o.LogLevel, "log-level", "info", "log level of every service")
 	fs.IntVar(&o.Instances, "instances", 2, "instances of every service")
 	fs.DurationVar(&o.Timeout, "timeout", 90*time.Second, "how long to wait for the stack to become healthy")
+	fs.StringVar(&o.TLS, "tls", envOr("KITSHOP_TLS", "on"), "\"on\": mTLS between services (Consul Connect CA, intentions) and HTTPS at the gateway; \"off\": plain HTTP everywhere, e.g. for tcpdump")
+	fs.StringVar(&o.TLSCert, "tls-cert", envOr("KITSHOP_TLS_CERT", ""), "the gateway's HTTPS certificate (default: one for localhost from a CA made in <state>/tls)")
+	fs.StringVar(&o.TLSKey, "tls-key", envOr("KITSHOP_TLS_KEY", ""), "the key of -tls-cert")
 }
 
 // resolve finds the repository and the state folder.
@@ -131,6 +134,12 @@ func resolve(o *stack.Options) error {
 	if o.Instances < 1 {
 		return fmt.Errorf("-instances must be at least 1")
 	}
+	if o.TLS != "on" && o.TLS != "off" {
+		return fmt.Errorf("-tls must be on or off")
+	}
+	if (o.TLSCert == "") != (o.TLSKey == "") {
+		return fmt.Errorf("-tls-cert and -tls-key go together")
+	}
 	return nil
 }
 
@@ -144,6 +153,18 @@ func envOr(key, def string) string {
 func exists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil
+}
+
+func transport(s *stack.Stack) string {
+	if s.GatewayHTTPS == "" {
+		return "plain HTTP everywhere (-tls off)"
+	}
+	t := "mTLS between services (Consul Connect CA, intentions: docs/security.md)\n" +
+		"    HTTPS       " + s.GatewayHTTPS + "/   (same port; plain HTTP stays for local curl)"
+	if s.CACert != "" {
+		t += "\n    trust       " + s.CACert + "   (curl --cacert " + s.CACert + " " + s.GatewayHTTPS + "/v1/products)"
+	}
+	return t
 }
 
 func printURLs(s *stack.Stack) {
@@ -165,6 +186,7 @@ func printURLs(s *stack.Stack) {
     admin       %[5]s / %[6]s
     demo user   %[7]s / %[8]s
     logs        %[9]s
+    transport   %[10]s
 
-`, s.GatewayURL, s.Options.ConsulAddr, storage, events, s.AdminEmail, s.AdminPassword, stack.DemoEmail, stack.DemoPassword, s.Logs())
+`, s.GatewayURL, s.Options.ConsulAddr, storage, events, s.AdminEmail, s.AdminPassword, stack.DemoEmail, stack.DemoPassword, s.Logs(), transport(s))
 }

@@ -44,6 +44,13 @@ type Options struct {
 	// Env adds or overrides environment variables of every instance of a service:
 	// {"payment": {"KITSHOP_PROCESSOR_FAILURE_RATE": "0.3"}}.
 	Env map[string]map[string]string `json:"env,omitempty"`
+	// TLS "off" runs every hop in plain HTTP (for tcpdump); otherwise services talk
+	// mTLS with Consul Connect's CA under Intentions, and the gateway serves HTTPS too.
+	TLS string `json:"tls,omitempty"`
+	// TLSCert and TLSKey are the gateway's certificate; empty: a demo certificate for
+	// localhost, signed by a CA made in <state>/tls.
+	TLSCert string `json:"tls_cert,omitempty"`
+	TLSKey  string `json:"tls_key,omitempty"`
 	// Progress receives one line per step; nil prints nothing.
 	Progress io.Writer `json:"-"`
 }
@@ -89,11 +96,15 @@ type Proc struct {
 type Stack struct {
 	Options       Options `json:"options"`
 	GatewayURL    string  `json:"gateway_url"`
-	Postgres      string  `json:"postgres,omitempty"` // empty: memory stores
-	AMQP          string  `json:"amqp,omitempty"`     // empty: no events
+	GatewayHTTPS  string  `json:"gateway_https,omitempty"` // the same port over HTTPS, when TLS is on
+	CACert        string  `json:"ca_cert,omitempty"`       // the demo CA that signed the gateway's certificate
+	Postgres      string  `json:"postgres,omitempty"`      // empty: memory stores
+	AMQP          string  `json:"amqp,omitempty"`          // empty: no events
 	AdminEmail    string  `json:"admin_email"`
 	AdminPassword string  `json:"admin_password"`
 	Procs         []Proc  `json:"procs"`
+
+	edgeCert, edgeKey string
 }
 
 func stackFile(state string) string { return filepath.Join(state, "stack.json") }
@@ -138,6 +149,7 @@ func Up(ctx context.Context, o Options) (*Stack, error) {
 		o.DBPrefix = "kitshop"
 	}
 	s := &Stack{Options: o, GatewayURL: "http://" + o.GatewayAddr}
+	s.setHTTPS()
 	for _, dir := range []string{s.bin(), s.Logs()} {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, err
@@ -146,6 +158,12 @@ func Up(ctx context.Context, o Options) (*Stack, error) {
 	if err := s.credentials(); err != nil {
 		return nil, err
 	}
+	if o.tlsOn() {
+		var err error
+		if s.edgeCert, s.edgeKey, err = s.edgeCertificate(); err != nil {
+			return nil, fmt.Errorf("the gateway's certificate: %w", err)
+		}
+	}
 	started := time.Now()
 
 	s.logf("building the services")
@@ -153,6 +171,9 @@ func Up(ctx context.Context, o Options) (*Stack, error) {
 		return nil, err
 	}
 	if err := s.startConsul(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.applyIntentions(); err != nil {
 		return nil, err
 	}
 	s.detectBackends(ctx)
@@ -282,7 +303,10 @@ func (s *Stack) RestartConsul(ctx context.Context) error {
 		}
 		stop(p, syscall.SIGKILL)
 		s.Procs = append(s.Procs[:i], s.Procs[i+1:]...)
-		return s.startConsul(ctx)
+		if err := s.startConsul(ctx); err != nil {
+			return err
+		}
+		return s.applyIntentions()
 	}
 	return fmt.Errorf("this stack uses a Consul agent it did not start")
 }
@@ -396,10 +420,19 @@ func (s *Stack) env(svc service) map[string]string {
 		"KITSHOP_CONSUL_ADDR": o.ConsulAddr,
 		"KITSHOP_ZIPKIN_URL":  o.Zipkin,
 		"KITSHOP_LOG_LEVEL":   o.LogLevel,
+		"KITSHOP_TLS":         "on",
+		// Only the gateway has a public certificate; a value in the launcher's own
+		// environment must not reach the services.
+		"KITSHOP_TLS_CERT": "",
+		"KITSHOP_TLS_KEY":  "",
+	}
+	if !o.tlsOn() {
+		env["KITSHOP_TLS"] = "off"
 	}
 	switch svc.name {
 	case "gateway":
 		env["KITSHOP_HTTP_ADDR"] = o.GatewayAddr
+		env["KITSHOP_TLS_CERT"], env["KITSHOP_TLS_KEY"] = s.edgeCert, s.edgeKey
 	case "user":
 		env["KITSHOP_KEY_FILE"] = filepath.Join(o.State, "user-keys.json")
 		env["KITSHOP_ADMIN_EMAIL"] = s.AdminEmail
@@ -519,6 +552,7 @@ func (s *Stack) findGateway() error {
 	}
 	e := entries[0].Service
 	s.GatewayURL = "http://" + net.JoinHostPort(e.Address, strconv.Itoa(e.Port))
+	s.setHTTPS()
 	return s.save()
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	stdlog "log"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -13,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	kitlog "github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 
 	"github.com/kitshop/kitshop/pkg/discovery"
@@ -42,6 +44,9 @@ func (a *App) Run(ctx context.Context, h http.Handler) error {
 		WriteTimeout:      60 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
+		// Failed TLS handshakes (a certificate of another CA, none at all where one is
+		// required) are logged here, as JSON lines like every other.
+		ErrorLog: stdlog.New(kitlog.NewStdlibAdapter(level.Warn(a.Logger)), "", 0),
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(listener) }()

@@ -28,15 +28,22 @@ type Identity struct {
 	agent   *consul.Agent
 	logger  log.Logger
 
-	mu          sync.RWMutex
-	leaf        *tls.Certificate
-	leafSerial  string
-	roots       *x509.CertPool
-	trustDomain string
+	mu         sync.RWMutex
+	leaf       *tls.Certificate
+	leafSerial string
+	roots      *x509.CertPool
+	// previous roots stay trusted until previousUntil: the leaves of peers (and this
+	// instance's own) are reissued a moment after the roots change, and a dev agent
+	// that restarted has a new CA altogether.
+	previous      *x509.CertPool
+	previousUntil time.Time
 
 	stop context.CancelFunc
 	done sync.WaitGroup
 }
+
+// rootsGrace is how long replaced roots are still trusted.
+const rootsGrace = 30 * time.Second
 
 // retryAfter is the pause after a failed blocking query (an agent restarting).
 const retryAfter = time.Second
@@ -110,7 +117,10 @@ func (id *Identity) fetchRoots(ctx context.Context, idx uint64) (uint64, error) 
 	}
 	id.mu.Lock()
 	changed := id.roots != nil
-	id.roots, id.trustDomain = pool, list.TrustDomain
+	if changed {
+		id.previous, id.previousUntil = id.roots, time.Now().Add(rootsGrace)
+	}
+	id.roots = pool
 	id.mu.Unlock()
 	if changed {
 		_ = level.Info(id.logger).Log("msg", "connect: CA roots updated", "active_root", list.ActiveRootID, "roots", len(list.Roots))
@@ -147,10 +157,21 @@ func (id *Identity) LeafSerial() string {
 	return id.leafSerial
 }
 
-func (id *Identity) current() (*tls.Certificate, *x509.CertPool, string) {
+func (id *Identity) currentLeaf() *tls.Certificate {
 	id.mu.RLock()
 	defer id.mu.RUnlock()
-	return id.leaf, id.roots, id.trustDomain
+	return id.leaf
+}
+
+// pools are the roots to verify a peer against: the current ones, then the replaced
+// ones while their grace lasts.
+func (id *Identity) pools() []*x509.CertPool {
+	id.mu.RLock()
+	defer id.mu.RUnlock()
+	if id.previous != nil && time.Now().Before(id.previousUntil) {
+		return []*x509.CertPool{id.roots, id.previous}
+	}
+	return []*x509.CertPool{id.roots}
 }
 
 // ServerTLS is the TLS configuration of the instance's listener: it presents the
@@ -162,8 +183,7 @@ func (id *Identity) ServerTLS() *tls.Config {
 		MinVersion: tls.VersionTLS12,
 		ClientAuth: tls.RequestClientCert,
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-			leaf, _, _ := id.current()
-			return leaf, nil
+			return id.currentLeaf(), nil
 		},
 		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
 			if len(raw) == 0 {
@@ -177,16 +197,16 @@ func (id *Identity) ServerTLS() *tls.Config {
 
 // ClientTLS is the TLS configuration of calls to other services: it presents the
 // current leaf and accepts a server whose certificate the Connect CA signed for a
-// service of the same trust domain. Host names are not checked: instances are reached
-// at addresses, and their names are SPIFFE IDs.
+// service (its roots are this cluster's alone, so they stand for the trust domain).
+// Host names are not checked: instances are reached at addresses, and their names are
+// SPIFFE IDs.
 func (id *Identity) ClientTLS() *tls.Config {
 	return &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		// Verification is VerifyConnection's, against the Connect roots of the moment.
 		InsecureSkipVerify: true,
 		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-			leaf, _, _ := id.current()
-			return leaf, nil
+			return id.currentLeaf(), nil
 		},
 		VerifyConnection: func(cs tls.ConnectionState) error {
 			raw := make([][]byte, len(cs.PeerCertificates))
@@ -212,20 +232,22 @@ func (id *Identity) verify(raw [][]byte, usage x509.ExtKeyUsage) (string, error)
 		}
 		certs[i] = c
 	}
-	_, roots, domain := id.current()
 	inter := x509.NewCertPool()
 	for _, c := range certs[1:] {
 		inter.AddCert(c)
 	}
-	if _, err := certs[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{usage}}); err != nil {
+	var err error
+	for _, roots := range id.pools() {
+		if _, err = certs[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{usage}}); err == nil {
+			break
+		}
+	}
+	if err != nil {
 		return "", fmt.Errorf("connect: peer certificate not signed by the Connect CA: %w", err)
 	}
 	peer, err := PeerFromCert(certs[0])
 	if err != nil {
 		return "", err
-	}
-	if !strings.EqualFold(peer.TrustDomain, domain) {
-		return "", fmt.Errorf("connect: peer %s is from trust domain %s, not %s", peer.URI, peer.TrustDomain, domain)
 	}
 	return peer.Service, nil
 }

@@ -43,7 +43,7 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func identity(t *testing.T, c *consul.Client, service string) *connect.Identity {
+func identity(t testing.TB, c *consul.Client, service string) *connect.Identity {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -178,4 +178,38 @@ func TestClientRefusesServerOfAnotherCA(t *testing.T) {
 		resp.Body.Close()
 		t.Fatal("a server with a certificate of another CA was accepted")
 	}
+}
+
+// BenchmarkCall measures one small GET over plain HTTP, over mTLS on a kept-alive
+// connection, and over mTLS with a new connection (and so a handshake) per call.
+func BenchmarkCall(b *testing.B) {
+	c, _ := testenv.Consul(b)
+	server := identity(b, c, testenv.Name("bench-srv"))
+	client := identity(b, c, testenv.Name("bench-cli"))
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") })
+	plain := httptest.NewServer(h)
+	defer plain.Close()
+	secure := httptest.NewUnstartedServer(h)
+	secure.Listener = tls.NewListener(secure.Listener, server.ServerTLS())
+	secure.Start()
+	defer secure.Close()
+	secureURL := strings.Replace(secure.URL, "http://", "https://", 1)
+
+	run := func(b *testing.B, url string, tr *http.Transport) {
+		hc := &http.Client{Transport: tr}
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			resp, err := hc.Get(url)
+			if err != nil {
+				b.Fatal(err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	}
+	b.Run("plain", func(b *testing.B) { run(b, plain.URL, &http.Transport{}) })
+	b.Run("mtls-keepalive", func(b *testing.B) { run(b, secureURL, &http.Transport{TLSClientConfig: client.ClientTLS()}) })
+	b.Run("mtls-new-connection", func(b *testing.B) {
+		run(b, secureURL, &http.Transport{TLSClientConfig: client.ClientTLS(), DisableKeepAlives: true})
+	})
 }

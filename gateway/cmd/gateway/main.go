@@ -6,6 +6,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net/http"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -31,6 +32,7 @@ func run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("gateway", flag.ExitOnError)
 	var cfg app.Config
 	cfg.RegisterFlags(fs, "gateway", ":8080")
+	cfg.Edge = true
 	services := map[string]*string{}
 	for _, s := range []string{gateway.UserService, gateway.InventoryService, gateway.OrderService, gateway.NotificationService} {
 		services[s] = fs.String(s+"-service", s, "Consul name of the "+s+" service")
@@ -63,6 +65,12 @@ func run(ctx context.Context, args []string) error {
 	defer a.Close()
 	if a.Consul == nil {
 		return fmt.Errorf("the gateway needs Consul (-consul-addr) to find the services")
+	}
+	if tlsConf := a.ClientOptions().TLS; tlsConf != nil {
+		// The gateway builds its upstream clients from clones of the default transport
+		// (gateway.newUpstreamHTTPClient), not from Options.Client.HTTPClient, so this
+		// process's default transport carries the gateway's Connect certificate.
+		http.DefaultTransport.(*http.Transport).TLSClientConfig = tlsConf
 	}
 	opts := gateway.Options{
 		Services:    map[string]string{},

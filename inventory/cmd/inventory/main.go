@@ -41,6 +41,9 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer a.Close()
+	// Intentions let the gateway call this service; its /internal/ routes are the
+	// order saga's alone.
+	a.RestrictPaths("/internal/", "order")
 	db, err := a.OpenDB(ctx, inventory.Migrations())
 	if err != nil {
 		return err

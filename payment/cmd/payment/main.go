@@ -52,6 +52,9 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer a.Close()
+	// The intentions already allow only order; the rule keeps the charges its alone
+	// should an intention be widened.
+	a.RestrictPaths("/internal/", "order")
 
 	db, err := a.OpenDB(ctx, payment.Migrations())
 	if err != nil {

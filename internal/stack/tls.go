@@ -1,0 +1,145 @@
+package stack
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/kitshop/kitshop/pkg/connect"
+)
+
+// Intentions are who may call whom: the gateway the public services, order the
+// reservations and charges, and every service that verifies tokens the user service's
+// keys. Anything else is denied. kitshop up writes them to Consul.
+var Intentions = connect.Intentions{
+	"user":         {"gateway", "inventory", "order", "notification"},
+	"inventory":    {"gateway", "order"},
+	"payment":      {"order"},
+	"order":        {"gateway"},
+	"notification": {"gateway"},
+}
+
+// tlsOn reports whether the stack runs with mTLS between services and HTTPS at the edge.
+func (o Options) tlsOn() bool { return o.TLS != "off" }
+
+// applyIntentions writes Intentions to the stack's agent (a restarted dev agent has
+// forgotten them).
+func (s *Stack) applyIntentions() error {
+	if !s.Options.tlsOn() {
+		return nil
+	}
+	c, err := s.Consul()
+	if err != nil {
+		return err
+	}
+	if err := Intentions.Apply(c); err != nil {
+		return err
+	}
+	s.logf("Consul: intentions written (only the listed callers may reach each service)")
+	return nil
+}
+
+// edgeCertificate returns the gateway's certificate and key files: the ones given, or
+// a certificate for localhost signed by a CA of the state folder, made once, so a user
+// can trust that CA (<state>/tls/ca.pem) in a browser or pass it to curl --cacert.
+func (s *Stack) edgeCertificate() (cert, key string, err error) {
+	if s.Options.TLSCert != "" {
+		return s.Options.TLSCert, s.Options.TLSKey, nil
+	}
+	dir := filepath.Join(s.Options.State, "tls")
+	cert, key = filepath.Join(dir, "localhost.pem"), filepath.Join(dir, "localhost-key.pem")
+	s.CACert = filepath.Join(dir, "ca.pem")
+	if usable(cert, key) {
+		return cert, key, nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", "", err
+	}
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return "", "", err
+	}
+	now := time.Now()
+	caSerial, err := serial()
+	if err != nil {
+		return "", "", err
+	}
+	leafSerial, err := serial()
+	if err != nil {
+		return "", "", err
+	}
+	caTmpl := &x509.Certificate{
+		SerialNumber: caSerial, Subject: pkix.Name{CommonName: "kitshop local demo CA", Organization: []string{"kitshop"}},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(5, 0, 0),
+		IsCA: true, BasicConstraintsValid: true, MaxPathLenZero: true,
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		return "", "", err
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	leafKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return "", "", err
+	}
+	leafTmpl := &x509.Certificate{
+		SerialNumber: leafSerial, Subject: pkix.Name{CommonName: "localhost"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(1, 0, 0),
+		DNSNames:    []string{"localhost"},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+		KeyUsage:    x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	leafDER, err := x509.CreateCertificate(rand.Reader, leafTmpl, ca, &leafKey.PublicKey, caKey)
+	if err != nil {
+		return "", "", err
+	}
+	// The CA key is not kept: the CA signs this one certificate and nothing else.
+	keyDER, err := x509.MarshalECPrivateKey(leafKey)
+	if err != nil {
+		return "", "", err
+	}
+	for path, block := range map[string]*pem.Block{
+		s.CACert: {Type: "CERTIFICATE", Bytes: caDER},
+		cert:     {Type: "CERTIFICATE", Bytes: leafDER},
+		key:      {Type: "EC PRIVATE KEY", Bytes: keyDER},
+	} {
+		if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
+			return "", "", err
+		}
+	}
+	s.logf("HTTPS: made a local CA for the demo; trust %s to browse https://%s without a warning", s.CACert, s.Options.GatewayAddr)
+	return cert, key, nil
+}
+
+// usable reports whether a certificate made earlier still has a month to live.
+func usable(certFile, keyFile string) bool {
+	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return false
+	}
+	c, err := x509.ParseCertificate(pair.Certificate[0])
+	return err == nil && time.Until(c.NotAfter) > 30*24*time.Hour
+}
+
+func serial() (*big.Int, error) {
+	return rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
+}
+
+// setHTTPS derives the HTTPS address of the gateway, which serves both on one port.
+func (s *Stack) setHTTPS() {
+	s.GatewayHTTPS = ""
+	if s.Options.tlsOn() {
+		s.GatewayHTTPS = "https://" + strings.TrimPrefix(s.GatewayURL, "http://")
+	}
+}
