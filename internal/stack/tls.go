@@ -118,7 +118,7 @@ func (s *Stack) edgeCertificate() (cert, key string, err error) {
 			return "", "", err
 		}
 	}
-	s.logf("HTTPS: made a local CA for the demo; trust %s to browse https://%s without a warning", s.CACert, s.Options.GatewayAddr)
+	s.logf("HTTPS: made a local CA for the demo; trust %s to browse the gateway over HTTPS without a warning", s.CACert)
 	return cert, key, nil
 }
 
