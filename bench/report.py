@@ -14,13 +14,33 @@ def ms(v):
     return float(n) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
 
 
+def cpu(phase):
+    """CPU µs each process used in a phase, from the snapshots before and after it."""
+    def load(f):
+        out = {}
+        for line in open(os.path.join(work, f)):
+            k, v = line.split()
+            out[k] = int(v)
+        return out
+    a, b = load(f"cpu-{phase}.before"), load(f"cpu-{phase}.after")
+    hz = a.pop("hz")
+    b.pop("hz")
+    return {k: (b[k] - a[k]) / hz * 1e6 for k in a if k in b}
+
+
 def wrk(name):
     text = open(os.path.join(work, f"wrk-{name}.txt")).read()
     if "Latency Distribution" not in text:
         sys.exit(f"bench: unexpected wrk output for {name}:\n{text}")
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
     sock = re.search(r"Socket errors: (.*)", text)
+    n = int(re.search(r"(\d+) requests in", text).group(1))
+    used = cpu(f"wrk-{name}")
+    worker = {"direct": "inventory-1", "gateway": "gateway", "nginx": "nginx"}[name]
     return {
+        "requests": n,
+        "cpu_us_per_req": used.get(worker, 0) / max(n, 1),
+        "cpu_us_per_req_inventory": used.get("inventory-1", 0) / max(n, 1),
         "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1)),
         "p50_ms": ms(re.search(r"^\s+50%\s+(\S+)", text, re.M).group(1)),
         "p99_ms": ms(re.search(r"^\s+99%\s+(\S+)", text, re.M).group(1)),
@@ -54,7 +74,10 @@ def checkout(c):
     r = json.load(open(os.path.join(work, f"checkout-{c}.json")))
     route = next((x for x in r["routes"] if x["route"] == "POST /v1/orders"), r["all"])
     ok = route["count"] - sum(route["errors"].values())
+    used = cpu(f"checkout-{c}")
+    per = {k: v / max(ok, 1) / 1000 for k, v in used.items() if k != "nginx"}
     return {"users": c, "checkouts_per_s": ok / r["duration_s"], "requests": route["count"],
+            "cpu_ms_per_checkout": per, "cpu_ms_per_checkout_total": sum(per.values()),
             "errors": route["errors"], "p50_ms": route["p50_ms"], "p99_ms": route["p99_ms"], "max_ms": route["max_ms"]}
 
 
@@ -93,7 +116,7 @@ ceilings = {c: pgbench(c) for c in (1, 32)}
 result = {
     "date": date,
     "commit": sh("git", "rev-parse", "--short", "HEAD"),
-    "dirty": bool(sh("git", "status", "--porcelain")),
+    "dirty": bool(sh("git", "status", "--porcelain", "--", ".", ":!bench/results")),
     "machine": {"cpus": os.cpu_count(), "kernel": sh("uname", "-r"), "go": sh("go", "env", "GOVERSION"),
                 "nginx": sh("nginx", "-v") or sh("sh", "-c", "nginx -v 2>&1"), "wrk": sh("sh", "-c", "wrk -v 2>&1 | head -1"),
                 "pgbench": sh("pgbench", "--version")},
@@ -105,6 +128,7 @@ result = {
         "nginx_direct_rps": ng["rps"] / d["rps"],
         "gateway_added_p99_ms": g["p99_ms"] - d["p99_ms"],
         "nginx_added_p99_ms": ng["p99_ms"] - d["p99_ms"],
+        "gateway_nginx_cpu_per_req": g["cpu_us_per_req"] / max(ng["cpu_us_per_req"], 1e-9),
     },
     "checkout": {str(c): checkouts[c] for c in checkouts},
     "pgbench": {str(c): ceilings[c] for c in ceilings},
@@ -126,12 +150,14 @@ L = []
 L.append(f"# kitshop bench, {date} (commit {result['commit']}{', dirty tree' if result['dirty'] else ''})\n")
 L.append(f"{result['machine']['cpus']} CPUs, {result['machine']['go']}, one instance per service, PostgreSQL stores, access logs on.\n")
 L.append(f"## GET /v1/products/{{sku}} — wrk {result['settings']['wrk']}\n")
-L.append("| path | req/s | p50 ms | p99 ms | non-2xx |")
-L.append("|---|---:|---:|---:|---:|")
-for n in ("direct", "gateway", "nginx"):
+L.append("| path | req/s | p50 ms | p99 ms | non-2xx | CPU µs/req of the serving process |")
+L.append("|---|---:|---:|---:|---:|---:|")
+for n, who in (("direct", "inventory"), ("gateway", "gateway"), ("nginx", "nginx, all workers")):
     x = proxy[n]
-    L.append(f"| {n} | {x['rps']:.0f} | {x['p50_ms']:.2f} | {x['p99_ms']:.2f} | {x['non_2xx']} |")
+    L.append(f"| {n} | {x['rps']:.0f} | {x['p50_ms']:.2f} | {x['p99_ms']:.2f} | {x['non_2xx']} | {x['cpu_us_per_req']:.1f} ({who}) |")
 L.append("")
+L.append(f"CPU per request, gateway/nginx: **{r['gateway_nginx_cpu_per_req']:.1f}×** (req/s on a shared machine moves with "
+         "whatever else runs; CPU time per request much less so).\n")
 L.append(f"gateway/nginx rps **{r['gateway_nginx_rps']:.2f}** (target ≥ 0.90); gateway/direct {r['gateway_direct_rps']:.2f}; "
          f"nginx/direct {r['nginx_direct_rps']:.2f}. Added p99 over direct: gateway **{r['gateway_added_p99_ms']:+.2f} ms** "
          f"(target ≤ 1 ms), nginx {r['nginx_added_p99_ms']:+.2f} ms.\n")
@@ -144,6 +170,14 @@ for c in (1, 32):
     L.append(f"| {c} | {x['checkouts_per_s']:.1f} | {x['p50_ms']:.1f} | {x['p99_ms']:.1f} | {errs} | {y['tps']:.1f} | "
              f"{y['p50_ms']:.1f} | {y['p99_ms']:.1f} | **{result['checkout_ratios'][str(c)]:.2f}** |")
 L.append("\n(target at 32 users: ratio ≥ 0.30)\n")
+L.append("CPU ms per successful checkout, by process (counted once the users are registered):\n")
+names = list(checkouts[32]["cpu_ms_per_checkout"])
+L.append("| users | " + " | ".join(names) + " | total |")
+L.append("|---:|" + "---:|" * (len(names) + 1))
+for c in (1, 32):
+    per = checkouts[c]["cpu_ms_per_checkout"]
+    L.append(f"| {c} | " + " | ".join(f"{per.get(k, 0):.2f}" for k in names) + f" | {checkouts[c]['cpu_ms_per_checkout_total']:.2f} |")
+L.append("")
 L.append("## Processes — RSS and start-to-passing\n")
 L.append("| process | idle RSS MiB | loaded RSS MiB | start → passing in Consul s |")
 L.append("|---|---:|---:|---:|")

@@ -19,7 +19,8 @@
 # instance without a Connect certificate, so all three paths are compared like for like.
 # Needs: wrk, nginx, pgbench (Debian: apt-get install -y wrk nginx postgresql-client),
 # psql, python3, curl, go, PostgreSQL on 127.0.0.1:5432 and RabbitMQ (make deps).
-# Knobs: DURATION (10s), CONNS (50), CHECKOUT_DURATION (15s), INSTANCES (1).
+# Knobs: DURATION (10s), CONNS (50), CHECKOUT_DURATION (15s), INSTANCES (1), GOBENCH=0
+# (skip the go test -bench part), GOBENCHTIME (2s), GOBENCHCOUNT (1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -88,15 +89,40 @@ log "gateway $gateway, inventory $inventory, GET $path"
 # RSS of every process of the stack: idle now, then the highest seen while loading.
 pids_json() { python3 -c 'import json,sys; print(" ".join("%s=%d" % (p["name"], p["pid"]) for p in json.load(open(sys.argv[1]))["procs"] if p["service"] != "consul"))' "$stack"; }
 rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+procs=$(pids_json)
 sleep 2
-for np in $(pids_json); do echo "${np%=*} $(rss "${np#*=}")"; done >"$work/rss-idle"
+for np in $procs; do echo "${np%=*} $(rss "${np#*=}")"; done >"$work/rss-idle"
 (
   while :; do
-    for np in $(pids_json); do echo "${np%=*} $(rss "${np#*=}")"; done
+    for np in $procs; do echo "${np%=*} $(rss "${np#*=}")"; done
     sleep 0.5
   done
 ) >"$work/rss-samples" &
 sampler_pid=$!
+
+# CPU time (user + system, clock ticks) each process has used, PostgreSQL's included
+# (the postmaster's own and its children's, ended or running): the difference around
+# a phase divided by its requests is what a request costs each process, a figure the
+# other load on a shared machine does not skew as it skews req/s.
+ticks() { { cut -d' ' -f14,15 "/proc/$1/stat" 2>/dev/null || true; } | awk '{t = $1 + $2} END {print t + 0}'; } # 0 once gone
+postmaster=$(pgrep -o -x postgres || true)
+cpu_snapshot() { # file
+  local np t child
+  {
+    for np in $procs; do echo "${np%=*} $(ticks "${np#*=}")"; done
+    if [ -n "$postmaster" ]; then
+      t=$(cut -d' ' -f14-17 "/proc/$postmaster/stat" | awk '{print $1 + $2 + $3 + $4}')
+      for child in $(cat /proc/"$postmaster"/task/*/children 2>/dev/null); do t=$(( t + $(ticks "$child") )); done
+      echo "postgres $t"
+    fi
+    if [ -f "$work/nginx.pid" ]; then
+      t=0
+      for child in $(cat "$work/nginx.pid") $(cat /proc/"$(cat "$work/nginx.pid")"/task/*/children 2>/dev/null); do t=$(( t + $(ticks "$child") )); done
+      echo "nginx $t"
+    fi
+    echo "hz $(getconf CLK_TCK)"
+  } >"$1"
+}
 
 nginx_port=$(free_port)
 inv_hostport=${inventory#http://}
@@ -133,7 +159,9 @@ for _ in $(seq 1 50); do curl -fsS -o /dev/null "http://127.0.0.1:$nginx_port$pa
 wrk_run() { # name url
   curl -fsS -o /dev/null "$2"
   log "wrk -t2 -c$conns -d$duration $1"
+  cpu_snapshot "$work/cpu-wrk-$1.before"
   wrk -t2 -c"$conns" -d"$duration" --latency "$2" >"$work/wrk-$1.txt"
+  cpu_snapshot "$work/cpu-wrk-$1.after"
 }
 wrk_run direct "$inventory$path"
 wrk_run gateway "$gateway$path"
@@ -142,8 +170,13 @@ wrk_run nginx "http://127.0.0.1:$nginx_port$path"
 for c in 1 32; do
   log "checkout through the gateway, $c users, $checkout_duration"
   "$work/bin/loadgen" -stack "$stack" -concurrency "$c" -duration "$checkout_duration" -mix checkout=1 \
-    -json "$work/checkout-$c.json" >"$work/checkout-$c.txt" 2>"$work/checkout-$c.log" \
-    || { cat "$work/checkout-$c.log" >&2; exit 1; }
+    -json "$work/checkout-$c.json" >"$work/checkout-$c.txt" 2>"$work/checkout-$c.log" &
+  lg=$!
+  # CPU from the moment the users exist (their registration hashes passwords).
+  until grep -q "loading for" "$work/checkout-$c.log" 2>/dev/null || ! kill -0 "$lg" 2>/dev/null; do sleep 0.05; done
+  cpu_snapshot "$work/cpu-checkout-$c.before"
+  wait "$lg" || { cat "$work/checkout-$c.log" >&2; exit 1; }
+  cpu_snapshot "$work/cpu-checkout-$c.after"
 done
 kill "$sampler_pid"; wait "$sampler_pid" 2>/dev/null || true; sampler_pid=
 
@@ -191,9 +224,11 @@ done
 "$work/bin/kitshop" down -state "$state" >/dev/null 2>&1 || true
 date_tag=$(date -u +%Y-%m-%d)
 mkdir -p bench/results
+if [ "${GOBENCH:-1}" != 0 ]; then
 log "go test -bench of the hot paths (bench/results/$date_tag.gobench.txt)"
 go test -run '^$' -bench . -benchmem -benchtime "${GOBENCHTIME:-2s}" -count "${GOBENCHCOUNT:-1}" \
   ./inventory/ ./payment/ ./order/ ./user/ ./pkg/auth/ ./gateway/ ./notification/ >"bench/results/$date_tag.gobench.txt"
+fi
 python3 bench/report.py "$work" "$date_tag" "$duration" "$conns" "$checkout_duration" "$instances" \
   "bench/results/$date_tag.json" "bench/results/$date_tag.md"
 cat "bench/results/$date_tag.md"
