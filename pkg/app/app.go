@@ -243,11 +243,13 @@ func (a *App) ClientOptions() client.Options {
 	}.Defaults()
 }
 
+// clientTLS accepts any kitshop service as the server: the options are shared by the
+// clients of every upstream.
 func (a *App) clientTLS() *tls.Config {
 	if a.identity == nil {
 		return nil
 	}
-	return a.identity.ClientTLS()
+	return a.identity.ClientTLS("")
 }
 
 // Close releases what New and OnClose gathered, flushing spans last.

@@ -101,9 +101,7 @@ func (a *Authorizer) allowed(ctx context.Context, peer Peer) (bool, string) {
 	if ok && now.Before(d.expires) {
 		return d.allowed, d.reason
 	}
-	res, err := a.id.agent.ConnectAuthorize(&consul.AgentAuthorizeParams{
-		Target: a.id.service, ClientCertURI: peer.URI, ClientCertSerial: peer.Serial,
-	})
+	res, err := a.authorize(ctx, peer)
 	if err != nil {
 		// Without the agent there is no answer: refuse, and do not remember it.
 		return false, "intentions unavailable: " + err.Error()
@@ -116,6 +114,33 @@ func (a *Authorizer) allowed(ctx context.Context, peer Peer) (bool, string) {
 	a.cache[key] = d
 	a.mu.Unlock()
 	return d.allowed, d.reason
+}
+
+// authorizeTimeout bounds one question to the local agent.
+const authorizeTimeout = 2 * time.Second
+
+// authorize asks the agent, giving up after authorizeTimeout or when the request ends:
+// consul/api's ConnectAuthorize takes no context, so a hung agent would hold the request.
+func (a *Authorizer) authorize(ctx context.Context, peer Peer) (*consul.AgentAuthorize, error) {
+	type answer struct {
+		res *consul.AgentAuthorize
+		err error
+	}
+	ch := make(chan answer, 1)
+	go func() {
+		res, err := a.id.agent.ConnectAuthorize(&consul.AgentAuthorizeParams{
+			Target: a.id.service, ClientCertURI: peer.URI, ClientCertSerial: peer.Serial,
+		})
+		ch <- answer{res, err}
+	}()
+	ctx, cancel := context.WithTimeout(ctx, authorizeTimeout)
+	defer cancel()
+	select {
+	case ans := <-ch:
+		return ans.res, ans.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 func (a *Authorizer) refuse(w http.ResponseWriter, r *http.Request, peer, reason string) {

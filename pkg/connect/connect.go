@@ -195,12 +195,12 @@ func (id *Identity) ServerTLS() *tls.Config {
 	}
 }
 
-// ClientTLS is the TLS configuration of calls to other services: it presents the
-// current leaf and accepts a server whose certificate the Connect CA signed for a
-// service (its roots are this cluster's alone, so they stand for the trust domain).
-// Host names are not checked: instances are reached at addresses, and their names are
-// SPIFFE IDs.
-func (id *Identity) ClientTLS() *tls.Config {
+// ClientTLS is the TLS configuration of calls to service: it presents the current
+// leaf and accepts a server whose certificate the Connect CA signed for that service
+// (for any service when service is empty). The CA's roots are this cluster's alone,
+// so they stand for the trust domain. Host names are not checked: instances are
+// reached at addresses, and their names are SPIFFE IDs.
+func (id *Identity) ClientTLS(service string) *tls.Config {
 	return &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		// Verification is VerifyConnection's, against the Connect roots of the moment.
@@ -213,7 +213,10 @@ func (id *Identity) ClientTLS() *tls.Config {
 			for i, c := range cs.PeerCertificates {
 				raw[i] = c.Raw
 			}
-			_, err := id.verify(raw, x509.ExtKeyUsageServerAuth)
+			peer, err := id.verify(raw, x509.ExtKeyUsageServerAuth)
+			if err == nil && service != "" && peer != service {
+				err = fmt.Errorf("connect: the server is %s, not %s", peer, service)
+			}
 			return err
 		},
 	}

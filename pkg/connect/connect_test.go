@@ -113,11 +113,11 @@ func TestMutualTLSAndIntentions(t *testing.T) {
 		logged   string
 		wantBody string
 	}{
-		{"allowed caller", clientWith(callerID.ClientTLS()), "/internal/v1/x", 200, "", caller},
+		{"allowed caller", clientWith(callerID.ClientTLS(target)), "/internal/v1/x", 200, "", caller},
 		{"no certificate", clientWith(&tls.Config{InsecureSkipVerify: true}), "/v1/x", 403, "peer=none", ""},
 		{"no certificate, health", clientWith(&tls.Config{InsecureSkipVerify: true}), "/health", 200, "", ""},
 		{"certificate of another CA", clientWith(foreignTLS(t, "spiffe://x.consul/ns/default/dc/dc1/svc/"+caller)), "/v1/x", 0, "", ""},
-		{"valid leaf, no intention", clientWith(strangerID.ClientTLS()), "/v1/x", 403, "svc/" + stranger, ""},
+		{"valid leaf, no intention", clientWith(strangerID.ClientTLS(target)), "/v1/x", 403, "svc/" + stranger, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -151,7 +151,7 @@ func TestMutualTLSAndIntentions(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(1100 * time.Millisecond) // the authorizer's cache
-	resp, err := clientWith(strangerID.ClientTLS()).Get(base + "/internal/v1/x")
+	resp, err := clientWith(strangerID.ClientTLS(target)).Get(base + "/internal/v1/x")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +159,7 @@ func TestMutualTLSAndIntentions(t *testing.T) {
 	if resp.StatusCode != 403 || !strings.Contains(logs.String(), "are for "+caller+" only") {
 		t.Fatalf("internal route: status %d, logs:\n%s", resp.StatusCode, logs.String())
 	}
-	resp, err = clientWith(strangerID.ClientTLS()).Get(base + "/v1/x")
+	resp, err = clientWith(strangerID.ClientTLS(target)).Get(base + "/v1/x")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,12 +169,34 @@ func TestMutualTLSAndIntentions(t *testing.T) {
 	}
 }
 
+func TestClientChecksTheServer(t *testing.T) {
+	c, _ := testenv.Consul(t)
+	server := identity(t, c, testenv.Name("srv"))
+	me := identity(t, c, testenv.Name("caller"))
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	srv.Listener = tls.NewListener(srv.Listener, server.ServerTLS())
+	srv.Start()
+	defer srv.Close()
+	url := strings.Replace(srv.URL, "http://", "https://", 1)
+	if resp, err := clientWith(me.ClientTLS(server.Service())).Get(url); err != nil {
+		t.Fatalf("the expected server: %v", err)
+	} else {
+		resp.Body.Close()
+	}
+	if resp, err := clientWith(me.ClientTLS("payment")).Get(url); err == nil || !strings.Contains(err.Error(), "not payment") {
+		if err == nil {
+			resp.Body.Close()
+		}
+		t.Fatalf("a server of another service: %v, want refused", err)
+	}
+}
+
 func TestClientRefusesServerOfAnotherCA(t *testing.T) {
 	c, _ := testenv.Consul(t)
 	me := identity(t, c, testenv.Name("caller"))
 	srv := httptest.NewTLSServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	defer srv.Close()
-	if resp, err := clientWith(me.ClientTLS()).Get(srv.URL); err == nil {
+	if resp, err := clientWith(me.ClientTLS("")).Get(srv.URL); err == nil {
 		resp.Body.Close()
 		t.Fatal("a server with a certificate of another CA was accepted")
 	}
@@ -208,8 +230,8 @@ func BenchmarkCall(b *testing.B) {
 		}
 	}
 	b.Run("plain", func(b *testing.B) { run(b, plain.URL, &http.Transport{}) })
-	b.Run("mtls-keepalive", func(b *testing.B) { run(b, secureURL, &http.Transport{TLSClientConfig: client.ClientTLS()}) })
+	b.Run("mtls-keepalive", func(b *testing.B) { run(b, secureURL, &http.Transport{TLSClientConfig: client.ClientTLS("")}) })
 	b.Run("mtls-new-connection", func(b *testing.B) {
-		run(b, secureURL, &http.Transport{TLSClientConfig: client.ClientTLS(), DisableKeepAlives: true})
+		run(b, secureURL, &http.Transport{TLSClientConfig: client.ClientTLS(""), DisableKeepAlives: true})
 	})
 }

@@ -6,7 +6,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"net/http"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -65,12 +64,6 @@ func run(ctx context.Context, args []string) error {
 	defer a.Close()
 	if a.Consul == nil {
 		return fmt.Errorf("the gateway needs Consul (-consul-addr) to find the services")
-	}
-	if tlsConf := a.ClientOptions().TLS; tlsConf != nil {
-		// The gateway builds its upstream clients from clones of the default transport
-		// (gateway.newUpstreamHTTPClient), not from Options.Client.HTTPClient, so this
-		// process's default transport carries the gateway's Connect certificate.
-		http.DefaultTransport.(*http.Transport).TLSClientConfig = tlsConf
 	}
 	opts := gateway.Options{
 		Services:    map[string]string{},
