@@ -17,7 +17,7 @@
 # own (dropped at the end) and the gateway's rate limits raised through the environment.
 # Plain HTTP between the services (KITSHOP_TLS=off): nginx and wrk reach the inventory
 # instance without a Connect certificate, so all three paths are compared like for like.
-# Needs: wrk, nginx, pgbench (Debian: apt-get install -y wrk nginx postgresql-client),
+# Needs: wrk, nginx, pgbench (Debian: apt-get install -y wrk nginx postgresql; pgbench ships with the server package, postgresql-15 on Debian 12),
 # psql, python3, curl, go, PostgreSQL on 127.0.0.1:5432 and RabbitMQ (make deps).
 # Knobs: DURATION (10s), CONNS (50), CHECKOUT_DURATION (15s), INSTANCES (1), GOBENCH=0
 # (skip the go test -bench part), GOBENCHTIME (2s), GOBENCHCOUNT (1).
@@ -30,7 +30,7 @@ checkout_duration=${CHECKOUT_DURATION:-15s}
 instances=${INSTANCES:-1}
 pg=${PGURL:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}
 for cmd in wrk nginx pgbench psql python3 curl go; do
-  command -v "$cmd" >/dev/null || { echo "bench: $cmd is missing (apt-get install -y wrk nginx postgresql-client)" >&2; exit 1; }
+  command -v "$cmd" >/dev/null || { echo "bench: $cmd is missing (apt-get install -y wrk nginx postgresql; pgbench ships with the server package, postgresql-15 on Debian 12)" >&2; exit 1; }
 done
 
 work=$(mktemp -d /tmp/kitshop-bench.XXXXXX)
