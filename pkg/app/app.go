@@ -6,7 +6,6 @@ package app
 
 import (
 	"context"
-	"crypto/tls"
 	"database/sql"
 	"errors"
 	"flag"
@@ -222,10 +221,16 @@ func (a *App) Instancer(service string) (sd.Instancer, error) {
 	return ins, nil
 }
 
-// ClientOptions are the options for calls from this service to others.
-func (a *App) ClientOptions() client.Options {
+// ClientOptions are the options for calls from this service to others. With TLS on,
+// the server must be a kitshop service; ClientOptionsFor says which.
+func (a *App) ClientOptions() client.Options { return a.ClientOptionsFor("") }
+
+// ClientOptionsFor are the options for calls to service only: with TLS on, its
+// instances must present a Connect certificate for that service (an instance of
+// another service registered under its name is refused at the handshake).
+func (a *App) ClientOptionsFor(service string) client.Options {
 	c := a.Config
-	return client.Options{
+	o := client.Options{
 		Caller:         c.Service,
 		Timeout:        c.CallTimeout,
 		AttemptTimeout: c.AttemptTimeout,
@@ -239,17 +244,11 @@ func (a *App) ClientOptions() client.Options {
 		Tracer: a.Tracer,
 		Logger: a.Logger,
 		Before: []kithttp.RequestFunc{auth.ContextToHTTP()},
-		TLS:    a.clientTLS(),
-	}.Defaults()
-}
-
-// clientTLS accepts any kitshop service as the server: the options are shared by the
-// clients of every upstream.
-func (a *App) clientTLS() *tls.Config {
-	if a.identity == nil {
-		return nil
 	}
-	return a.identity.ClientTLS("")
+	if a.identity != nil {
+		o.TLS = a.identity.ClientTLS(service)
+	}
+	return o.Defaults()
 }
 
 // Close releases what New and OnClose gathered, flushing spans last.

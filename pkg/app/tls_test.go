@@ -56,7 +56,7 @@ func TestMutualTLS(t *testing.T) {
 	if err := (connect.Intentions{a.Config.Service: {caller.Config.Service}}).Apply(c); err != nil {
 		t.Fatal(err)
 	}
-	hc := caller.ClientOptions().HTTPClient
+	hc := caller.ClientOptionsFor(a.Config.Service).HTTPClient
 	resp, err := hc.Get("https://127.0.0.1:" + strconv.Itoa(a.Port()) + "/v1/anything")
 	if err != nil {
 		t.Fatal(err)
@@ -65,6 +65,11 @@ func TestMutualTLS(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 || string(body) != caller.Config.Service {
 		t.Fatalf("mTLS call: %d %q, want 200 and the caller's name", resp.StatusCode, body)
+	}
+	// A client for another service refuses this instance at the handshake.
+	if resp, err := caller.ClientOptionsFor("payment").HTTPClient.Get("https://127.0.0.1:" + strconv.Itoa(a.Port()) + "/v1/anything"); err == nil {
+		resp.Body.Close()
+		t.Fatal("an instance of another service was accepted as payment")
 	}
 }
 

@@ -56,7 +56,7 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	verifier := auth.NewUserVerifier(users, a.ClientOptions(), 10*time.Second)
+	verifier := auth.NewUserVerifier(users, a.ClientOptionsFor("user"), 10*time.Second)
 
 	svc := inventory.NewService(store, *currency, *ttl, time.Now)
 	go inventory.ExpireReservations(ctx, store, *sweep, time.Now, a.Logger)

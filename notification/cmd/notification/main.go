@@ -66,7 +66,7 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	verifier := auth.NewUserVerifier(users, a.ClientOptions(), 10*time.Second)
+	verifier := auth.NewUserVerifier(users, a.ClientOptionsFor("user"), 10*time.Second)
 
 	svc := notification.NewService(store, mailer, time.Now)
 	endpoints := notification.MakeServerEndpoints(svc, a.Observer(), verifier)

@@ -88,9 +88,9 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	verifier := auth.NewUserVerifier(users, a.ClientOptions(), 10*time.Second)
-	inv := inventory.NewHTTPClient(inventories, a.ClientOptions())
-	pay := payment.NewHTTPClient(payments, a.ClientOptions())
+	verifier := auth.NewUserVerifier(users, a.ClientOptionsFor("user"), 10*time.Second)
+	inv := inventory.NewHTTPClient(inventories, a.ClientOptionsFor("inventory"))
+	pay := payment.NewHTTPClient(payments, a.ClientOptionsFor("payment"))
 
 	oc.Now, oc.Logger, oc.Metrics, oc.Tracer = time.Now, a.Logger, a.Metrics, a.Tracer
 	saga := order.NewSaga(store, inv, pay, oc)
