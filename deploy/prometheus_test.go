@@ -144,9 +144,16 @@ func startStack(t *testing.T) stack {
 	consulAddr := privateConsulAddr(t)
 	prefix := strings.ReplaceAll(testenv.Name("kitshop_deploytest"), "-", "_")
 	t.Cleanup(func() { dropDatabases(t, prefix) })
+	// A RabbitMQ virtual host of its own, so another stack on the broker (the
+	// end-to-end suite's) never consumes this one's events, nor this one theirs.
+	amqpURL, dropVhost, err := testenv.AMQPVhost(testenv.AMQPURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(dropVhost)
 	// A failing up stops what it started itself.
 	out, err := runErr(dir, nil, nil, launcher, "up", "-detach", "-state", state, "-db-prefix", prefix,
-		"-consul-addr", consulAddr, "-gateway-addr", "127.0.0.1:0", "-timeout", "120s")
+		"-consul-addr", consulAddr, "-gateway-addr", "127.0.0.1:0", "-timeout", "120s", "-amqp", amqpURL)
 	if err != nil {
 		t.Fatalf("kitshop up: %v\n%s", err, out)
 	}

@@ -24,7 +24,11 @@ import (
 type suite struct {
 	stack  *stack.Stack
 	broker *outboxtest.Proxy // between the stack and RabbitMQ, to cut it
-	dbs    map[string]*sql.DB
+	// dropVhost deletes the stack's RabbitMQ virtual host.
+	dropVhost func()
+	dbs       map[string]*sql.DB
+
+	keepLogs bool // a test failed: leave the logs for the developer
 }
 
 var env *suite
@@ -43,6 +47,7 @@ func run(m *testing.M) int {
 	}
 	env = s
 	code := m.Run()
+	s.keepLogs = code != 0
 	if err := s.stop(); err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: stopping the stack: %v\n", err)
 		if code == 0 {
@@ -59,9 +64,19 @@ func getenv(key, def string) string {
 	return def
 }
 
-func start() (*suite, error) {
+func start() (_ *suite, err error) {
 	pg := getenv("KITSHOP_TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable&connect_timeout=5")
-	amqpURL := getenv("KITSHOP_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+	// A virtual host of the stack's own: other stacks on the broker (a demo, the
+	// deployment checks) must not consume its events, nor it theirs.
+	amqpURL, dropVhost, err := testenv.AMQPVhost(getenv("KITSHOP_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"))
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			dropVhost()
+		}
+	}()
 	u, err := url.Parse(amqpURL)
 	if err != nil {
 		return nil, err
@@ -70,6 +85,11 @@ func start() (*suite, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		if err != nil {
+			broker.Close()
+		}
+	}()
 	u.Host = broker.Addr()
 	consulPort, err := testenv.FreePorts(4)
 	if err != nil {
@@ -100,8 +120,9 @@ func start() (*suite, error) {
 			// Load loops run far above a shopper's pace.
 			"gateway":   {"KITSHOP_RATE_USER": "100000", "KITSHOP_RATE_USER_BURST": "100000", "KITSHOP_RATE_ANON": "100000", "KITSHOP_RATE_ANON_BURST": "100000"},
 			"inventory": fast,
-			// A crashed saga is taken over after 3 s; reservations live 20 s.
-			"order": {"KITSHOP_RESERVATION_TTL": ttl.String(), "KITSHOP_RECOVERY_GRACE": "3s", "KITSHOP_RECOVERY_INTERVAL": "1s"},
+			// A crashed saga is taken over after 10 s (a loaded CI machine can take a
+			// few seconds over one step); reservations live 20 s.
+			"order": {"KITSHOP_RESERVATION_TTL": ttl.String(), "KITSHOP_RECOVERY_GRACE": "10s", "KITSHOP_RECOVERY_INTERVAL": "1s"},
 		},
 		// KITSHOP_TLS=off runs the suite in plain HTTP; by default it runs with mTLS.
 		TLS:      os.Getenv("KITSHOP_TLS"),
@@ -111,10 +132,9 @@ func start() (*suite, error) {
 	defer cancel()
 	st, err := stack.Up(ctx, o)
 	if err != nil {
-		broker.Close()
 		return nil, err
 	}
-	s := &suite{stack: st, broker: broker, dbs: map[string]*sql.DB{}}
+	s := &suite{stack: st, broker: broker, dropVhost: dropVhost, dbs: map[string]*sql.DB{}}
 	if st.Postgres == "" || st.AMQP == "" {
 		_ = s.stop()
 		return nil, fmt.Errorf("PostgreSQL or RabbitMQ is unreachable")
@@ -140,6 +160,7 @@ func (s *suite) stop() error {
 	}
 	err := s.stack.Down()
 	s.broker.Close()
+	s.dropVhost()
 	if s.stack.Postgres != "" {
 		admin, openErr := sql.Open("postgres", s.stack.Postgres)
 		if openErr == nil {
@@ -149,6 +170,10 @@ func (s *suite) stop() error {
 			admin.Close()
 		}
 	}
-	_ = os.RemoveAll(s.stack.Options.State)
+	if s.keepLogs {
+		fmt.Fprintf(os.Stderr, "e2e: a test failed; the stack's logs are kept in %s\n", s.stack.Logs())
+	} else {
+		_ = os.RemoveAll(s.stack.Options.State)
+	}
 	return err
 }

@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"os/exec"
 	"strconv"
 	"testing"
 	"time"
@@ -171,4 +172,31 @@ func FreePorts(n int) (int, error) {
 		}
 	}
 	return 0, fmt.Errorf("no %d consecutive free ports", n)
+}
+
+// AMQPVhost creates a RabbitMQ virtual host of its own for a whole stack under test, so
+// that its exchanges and queues (and so its consumers) are apart from every other stack
+// on the same broker, and returns its URL and a function that deletes it. It needs the
+// broker's rabbitmqctl on this machine.
+func AMQPVhost(baseURL string) (string, func(), error) {
+	u, err := url.Parse(baseURL)
+	if err != nil {
+		return "", nil, err
+	}
+	vhost := "kitshop-test-" + randomHex(4)
+	user := u.User.Username()
+	if user == "" {
+		user = "guest"
+	}
+	for _, args := range [][]string{
+		{"add_vhost", vhost},
+		{"set_permissions", "-p", vhost, user, ".*", ".*", ".*"},
+	} {
+		if out, err := exec.Command("rabbitmqctl", args...).CombinedOutput(); err != nil {
+			return "", nil, fmt.Errorf("rabbitmqctl %s: %v: %s", args[0], err, out)
+		}
+	}
+	u.Path = "/" + vhost
+	cleanup := func() { _ = exec.Command("rabbitmqctl", "delete_vhost", vhost).Run() }
+	return u.String(), cleanup, nil
 }
