@@ -77,3 +77,16 @@ func counterValue(t *testing.T, m *Metrics, name, outcome string) float64 {
 	}
 	return 0
 }
+
+func TestTracerWithoutCollectorSamplesNothing(t *testing.T) {
+	tracer, rep, err := NewTracer("test", "127.0.0.1:1", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rep.Close()
+	span := tracer.StartSpan("request")
+	defer span.Finish()
+	if sc := span.Context(); sc.TraceID.Empty() || (sc.Sampled != nil && *sc.Sampled) {
+		t.Fatalf("span context %+v: want a trace ID, not sampled", sc)
+	}
+}

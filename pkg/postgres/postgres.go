@@ -27,10 +27,11 @@ type Pool struct {
 	MaxLifetime time.Duration
 }
 
-// DefaultPool suits one service instance on a small machine: up to 20 connections
-// under load, but only a few kept idle, and those closed after a minute, so that ten
-// instances on one server do not sit on its connection slots.
-var DefaultPool = Pool{MaxOpen: 20, MaxIdle: 4, MaxIdleTime: time.Minute, MaxLifetime: 30 * time.Minute}
+// DefaultPool suits one service instance on a small machine: up to 20 connections,
+// all kept while in use (a pool that keeps fewer idle than it opens under load opens
+// and closes sessions all the time: 136 new sessions in 6 s of checkouts), and closed
+// after a minute idle, so that ten quiet instances do not sit on the server's slots.
+var DefaultPool = Pool{MaxOpen: 20, MaxIdle: 20, MaxIdleTime: time.Minute, MaxLifetime: 30 * time.Minute}
 
 // Open creates the database named in dsn if it does not exist, opens it with the pool
 // limits, pings it and applies the migrations in migrations (files *.sql, in name order).
