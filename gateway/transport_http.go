@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -35,6 +36,10 @@ type Options struct {
 	// gateway→<service>), AttemptTimeout, Retries, Breaker, Tracer, Logger. Timeout is
 	// taken per service from the route table.
 	Client client.Options
+	// UpstreamTLS, when set, gives the TLS configuration of calls to one service (by
+	// its Consul name), so that an instance must prove it is that service; Client.TLS
+	// is used otherwise.
+	UpstreamTLS func(service string) *tls.Config
 	// Verifier checks the tokens of 🔒 routes.
 	Verifier auth.Verifier
 
@@ -177,6 +182,9 @@ func (g *gateway) makeEndpoints(routes []Route) (map[string]routeEndpoints, erro
 		opts.Timeout = longest[service]
 		opts.AttemptTimeout = attempt
 		opts.Before = nil // the client's own Authorization header is forwarded as it came
+		if g.opts.UpstreamTLS != nil && opts.TLS != nil {
+			opts.TLS = g.opts.UpstreamTLS(name)
+		}
 		if httpClients[name] == nil {
 			httpClients[name] = newUpstreamHTTPClient(max(opts.Breaker.MaxConcurrent, client.DefaultBreaker.MaxConcurrent), opts.TLS)
 		}

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"os"
@@ -66,9 +67,11 @@ func run(ctx context.Context, args []string) error {
 		return fmt.Errorf("the gateway needs Consul (-consul-addr) to find the services")
 	}
 	opts := gateway.Options{
-		Services:    map[string]string{},
-		Instancer:   a.Instancer,
-		Client:      a.ClientOptions(),
+		Services:  map[string]string{},
+		Instancer: a.Instancer,
+		Client:    a.ClientOptions(),
+		// Each upstream must prove it is the service the route names.
+		UpstreamTLS: func(service string) *tls.Config { return a.ClientOptionsFor(service).TLS },
 		UserLimit:   gateway.Limit{Rate: *userRate, Burst: *userBurst},
 		AnonLimit:   gateway.Limit{Rate: *anonRate, Burst: *anonBurst},
 		MaxClients:  *maxClients,
