@@ -262,9 +262,12 @@ func (s *service) JWKS(context.Context) (auth.JWKS, error) {
 	return set, nil
 }
 
-// EnsureAdmin creates the admin account email with password unless it exists. It is
-// idempotent, and refuses an email that belongs to a customer: promoting it would hand
-// the admin role to whoever registered that address.
+// EnsureAdmin makes sure the admin account email exists with password: it creates
+// it, or sets the configured password on an existing admin whose password differs
+// (the configuration is what an operator controls; a launcher that made a new password
+// must not be locked out by an old database). It is idempotent, and refuses an email
+// that belongs to a customer: promoting it would hand the admin role to whoever
+// registered that address.
 func EnsureAdmin(ctx context.Context, store Store, passwords *Passwords, email, password string, now time.Time) error {
 	email, err := NormaliseEmail(email)
 	if err != nil {
@@ -276,7 +279,14 @@ func EnsureAdmin(ctx context.Context, store Store, passwords *Passwords, email, 
 	acc, err := store.ByEmail(ctx, email)
 	switch {
 	case err == nil && acc.Role == auth.RoleAdmin:
-		return nil
+		if ok, _, err := passwords.Check(ctx, password, acc.PasswordHash); err != nil || ok {
+			return err
+		}
+		hash, err := passwords.Hash(ctx, password)
+		if err != nil {
+			return err
+		}
+		return store.SetPasswordHash(ctx, acc.ID, hash)
 	case err == nil:
 		return errs.E(errs.Conflict, "email_taken", "the admin email %s belongs to a %s account", email, acc.Role)
 	case !errors.Is(err, ErrUserNotFound):

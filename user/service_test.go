@@ -315,6 +315,17 @@ func TestEnsureAdmin(t *testing.T) {
 		t.Fatalf("admin token: %+v, %v", c, err)
 	}
 
+	// A new configured password replaces the old one: the old stops working.
+	if err := EnsureAdmin(ctx, e.store, e.passwords, "admin@example.com", "a new admin password", e.clock.now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.Login(ctx, "admin@example.com", "admin password"); !errors.Is(err, ErrInvalidCredentials) {
+		t.Fatalf("old password after the change: %v", err)
+	}
+	if _, err := e.svc.Login(ctx, "admin@example.com", "a new admin password"); err != nil {
+		t.Fatalf("new password: %v", err)
+	}
+
 	e.register(t, "mallory@example.com", "correct horse")
 	tests := []struct {
 		name, email, password string
