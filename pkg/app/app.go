@@ -142,6 +142,7 @@ func New(cfg Config, logOutput io.Writer) (*App, error) {
 
 		instancers: map[string]*discovery.ConsulInstancer{},
 	}
+	a.Metrics.RegisterBreakers(client.BreakerStates)
 	a.Tracer, a.reporter, err = observe.NewTracer(cfg.Service, a.HostPort(), cfg.ZipkinURL)
 	if err != nil {
 		ln.Close()

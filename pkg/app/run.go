@@ -17,6 +17,7 @@ import (
 	kitlog "github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 
+	"github.com/kitshop/kitshop/pkg/client"
 	"github.com/kitshop/kitshop/pkg/discovery"
 )
 
@@ -144,7 +145,11 @@ func (a *App) healthHandler(draining *atomic.Bool) http.Handler {
 		}
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
 		w.WriteHeader(code)
-		_ = json.NewEncoder(w).Encode(map[string]any{"status": status, "service": a.Config.Service, "checks": results})
+		body := map[string]any{"status": status, "service": a.Config.Service, "checks": results}
+		if breakers := client.BreakerStates(); len(breakers) > 0 {
+			body["breakers"] = breakers // informative: an open breaker is not this instance failing
+		}
+		_ = json.NewEncoder(w).Encode(body)
 	})
 }
 

@@ -376,3 +376,20 @@ func unwrapBusiness(e endpoint.Endpoint) endpoint.Endpoint {
 		return response, err
 	}
 }
+
+// BreakerStates reports every breaker this process configured, as "open" or "closed".
+// (hystrix-go keeps its circuits process-wide, so this is the process's view.)
+func BreakerStates() map[string]string {
+	states := map[string]string{}
+	for name := range hystrix.GetCircuitSettings() {
+		cb, _, err := hystrix.GetCircuit(name)
+		if err != nil {
+			continue
+		}
+		states[name] = "closed"
+		if cb.IsOpen() {
+			states[name] = "open"
+		}
+	}
+	return states
+}

@@ -215,6 +215,9 @@ func TestBreaker(t *testing.T) {
 	if !circuitOpen(t, svc.BreakerName()) {
 		t.Fatal("breaker still closed after 10 failures")
 	}
+	if state := client.BreakerStates()[svc.BreakerName()]; state != "open" {
+		t.Fatalf("BreakerStates says %q for the open breaker", state)
+	}
 	calls := in.calls.Load()
 	_, err := who(ctx, nil)
 	if e := errs.From(err); e.Code != "service_unavailable" || in.calls.Load() != calls {

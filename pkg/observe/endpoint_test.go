@@ -90,3 +90,28 @@ func TestTracerWithoutCollectorSamplesNothing(t *testing.T) {
 		t.Fatalf("span context %+v: want a trace ID, not sampled", sc)
 	}
 }
+
+func TestBreakerMetric(t *testing.T) {
+	m := NewMetrics("test")
+	m.RegisterBreakers(func() map[string]string { return map[string]string{"a→b": "open", "a→c": "closed"} })
+	families, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range families {
+		if f.GetName() != "kitshop_breaker_open" {
+			continue
+		}
+		for _, metric := range f.GetMetric() {
+			for _, l := range metric.GetLabel() {
+				if l.GetName() == "breaker" {
+					got[l.GetValue()] = metric.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	if got["a→b"] != 1 || got["a→c"] != 0 || len(got) != 2 {
+		t.Fatalf("kitshop_breaker_open = %v", got)
+	}
+}
