@@ -48,6 +48,11 @@ func run(ctx context.Context, args []string) error {
 	if err := config.Parse(fs, args, nil); err != nil {
 		return err
 	}
+	// A saga renews its lease between remote calls: a lease that one call can outlast
+	// would let recovery take over a saga whose charge is still in flight.
+	if oc.Lease < 2*cfg.CallTimeout {
+		return fmt.Errorf("-recovery-grace (%s) must be at least twice -call-timeout (%s)", oc.Lease, cfg.CallTimeout)
+	}
 
 	a, err := app.New(cfg, os.Stderr)
 	if err != nil {
