@@ -4,10 +4,7 @@ package main
 import (
 	"context"
 	"flag"
-	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/kitshop/kitshop/inventory"
@@ -16,14 +13,7 @@ import (
 	"github.com/kitshop/kitshop/pkg/config"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "inventory:", err)
-		os.Exit(1)
-	}
-}
+func main() { app.Main("inventory", run) }
 
 func run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("inventory", flag.ExitOnError)

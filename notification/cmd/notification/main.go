@@ -5,10 +5,7 @@ package main
 import (
 	"context"
 	"flag"
-	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/go-kit/log/level"
@@ -19,14 +16,7 @@ import (
 	"github.com/kitshop/kitshop/pkg/config"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "notification:", err)
-		os.Exit(1)
-	}
-}
+func main() { app.Main("notification", run) }
 
 func run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("notification", flag.ExitOnError)

@@ -7,8 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/go-kit/log/level"
@@ -22,14 +20,7 @@ import (
 	"github.com/kitshop/kitshop/pkg/outbox"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "order:", err)
-		os.Exit(1)
-	}
-}
+func main() { app.Main("order", run) }
 
 func run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("order", flag.ExitOnError)

@@ -5,11 +5,8 @@ package main
 import (
 	"context"
 	"flag"
-	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/kitshop/kitshop/payment"
@@ -17,14 +14,7 @@ import (
 	"github.com/kitshop/kitshop/pkg/config"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "payment:", err)
-		os.Exit(1)
-	}
-}
+func main() { app.Main("payment", run) }
 
 func run(ctx context.Context, args []string) error {
 	var (

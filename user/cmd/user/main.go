@@ -7,9 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
 	"runtime"
-	"syscall"
 	"time"
 
 	"github.com/go-kit/log/level"
@@ -20,14 +18,7 @@ import (
 	"github.com/kitshop/kitshop/user"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "user:", err)
-		os.Exit(1)
-	}
-}
+func main() { app.Main("user", run) }
 
 func run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("user", flag.ExitOnError)
