@@ -10,6 +10,8 @@ import (
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 	consul "github.com/hashicorp/consul/api"
+
+	"github.com/kitshop/kitshop/pkg/errs"
 )
 
 // Authorizer decides whether a peer may call this service: Consul's intentions
@@ -23,6 +25,9 @@ type Authorizer struct {
 
 	mu    sync.Mutex
 	cache map[string]decision // by peer URI and serial
+	// last is the latest answer per calling service: while the agent cannot be asked
+	// (it is restarting), calls go on under it rather than being refused.
+	last map[string]decision
 }
 
 // PathRule restricts the routes under Prefix to the named calling services: intentions
@@ -41,7 +46,7 @@ type decision struct {
 // NewAuthorizer authorises callers of id's service, remembering each answer for ttl
 // (an intention changed in Consul applies within ttl).
 func NewAuthorizer(id *Identity, ttl time.Duration, rules []PathRule, logger log.Logger) *Authorizer {
-	return &Authorizer{id: id, ttl: ttl, rules: rules, logger: logger, cache: map[string]decision{}}
+	return &Authorizer{id: id, ttl: ttl, rules: rules, logger: logger, cache: map[string]decision{}, last: map[string]decision{}}
 }
 
 // Middleware refuses, with 403 and a log line naming the peer, a request whose
@@ -65,7 +70,14 @@ func (a *Authorizer) Middleware(next http.Handler, open ...string) http.Handler 
 			a.refuse(w, r, "", err.Error())
 			return
 		}
-		ok, reason := a.allowed(r.Context(), peer)
+		ok, reason, err := a.allowed(r.Context(), peer)
+		if err != nil {
+			// No answer is not a refusal: the caller may try again (503 is retried by
+			// the client chain), and nothing is let through unchecked.
+			_ = level.Warn(a.logger).Log("msg", "connect: intentions unavailable", "peer", peer.URI, "err", err)
+			errs.WriteHTTP(w, errs.E(errs.Unavailable, "intentions_unavailable", "the caller's authorisation cannot be checked now; try again shortly"))
+			return
+		}
 		if ok {
 			ok, reason = a.pathAllowed(peer.Service, r.URL.Path)
 		}
@@ -92,19 +104,27 @@ func (a *Authorizer) pathAllowed(caller, path string) (bool, string) {
 	return true, ""
 }
 
-func (a *Authorizer) allowed(ctx context.Context, peer Peer) (bool, string) {
+// allowed answers from the cache, else from the agent. When the agent cannot be
+// asked, the latest answer for the same calling service stands; with none, it is an
+// error (no answer), not a refusal.
+func (a *Authorizer) allowed(ctx context.Context, peer Peer) (bool, string, error) {
 	key := peer.URI + "|" + peer.Serial
 	now := time.Now()
 	a.mu.Lock()
 	d, ok := a.cache[key]
 	a.mu.Unlock()
 	if ok && now.Before(d.expires) {
-		return d.allowed, d.reason
+		return d.allowed, d.reason, nil
 	}
 	res, err := a.authorize(ctx, peer)
 	if err != nil {
-		// Without the agent there is no answer: refuse, and do not remember it.
-		return false, "intentions unavailable: " + err.Error()
+		a.mu.Lock()
+		last, ok := a.last[peer.Service]
+		a.mu.Unlock()
+		if ok {
+			return last.allowed, last.reason, nil
+		}
+		return false, "", err
 	}
 	d = decision{allowed: res.Authorized, reason: res.Reason, expires: now.Add(a.ttl)}
 	a.mu.Lock()
@@ -112,8 +132,9 @@ func (a *Authorizer) allowed(ctx context.Context, peer Peer) (bool, string) {
 		clear(a.cache)
 	}
 	a.cache[key] = d
+	a.last[peer.Service] = d
 	a.mu.Unlock()
-	return d.allowed, d.reason
+	return d.allowed, d.reason, nil
 }
 
 // authorizeTimeout bounds one question to the local agent.
