@@ -274,22 +274,18 @@ func startPrivateConsul(t *testing.T) *privateConsul {
 	}
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	p := &privateConsul{bin: lines[len(lines)-1], dir: t.TempDir()}
+	// Below the ephemeral range: the agent is restarted on the same ports, and an
+	// outgoing connection could otherwise take one in between.
+	base, err := testenv.FreePorts(len(p.ports))
+	if err != nil {
+		t.Fatal(err)
+	}
 	for i := range p.ports {
-		p.ports[i] = freePort(t)
+		p.ports[i] = base + i
 	}
 	p.start(t)
 	t.Cleanup(p.kill)
 	return p
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 func (p *privateConsul) addr() string { return "127.0.0.1:" + strconv.Itoa(p.ports[0]) }
