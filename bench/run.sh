@@ -23,6 +23,7 @@
 # (skip the go test -bench part), GOBENCHTIME (2s), GOBENCHCOUNT (1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/nginx.sh
 root=$(pwd)
 duration=${DURATION:-10s}
 conns=${CONNS:-50}
@@ -126,34 +127,7 @@ cpu_snapshot() { # file
 
 nginx_port=$(free_port)
 inv_hostport=${inventory#http://}
-cat >"$work/nginx.conf" <<CONF
-worker_processes auto;
-pid $work/nginx.pid;
-error_log $work/nginx-error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log $work/nginx-access.log;
-  client_body_temp_path $work/nginx-body;
-  proxy_temp_path $work/nginx-proxy;
-  fastcgi_temp_path $work/nginx-fastcgi;
-  uwsgi_temp_path $work/nginx-uwsgi;
-  scgi_temp_path $work/nginx-scgi;
-  upstream inventory {
-    server $inv_hostport;
-    keepalive 64;
-  }
-  server {
-    listen 127.0.0.1:$nginx_port;
-    location / {
-      proxy_pass http://inventory;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header X-Forwarded-For \$remote_addr;
-    }
-  }
-}
-CONF
-nginx -c "$work/nginx.conf" -p "$work"
+start_nginx "$work" "$nginx_port" "$inv_hostport"
 for _ in $(seq 1 50); do curl -fsS -o /dev/null "http://127.0.0.1:$nginx_port$path" 2>/dev/null && break; sleep 0.1; done
 
 wrk_run() { # name url

@@ -16,6 +16,7 @@
 # (and the binary as <dir>/gateway, for go tool pprof).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. bench/nginx.sh
 duration=${1:-10s}
 conns=${2:-50}
 for cmd in wrk nginx go curl python3; do
@@ -77,34 +78,7 @@ done
 path=/v1/products/bench-1
 for _ in $(seq 1 100); do curl -fsS -o /dev/null "http://127.0.0.1:$gw_port$path" 2>/dev/null && break; sleep 0.1; done
 
-cat >"$work/nginx.conf" <<CONF
-worker_processes auto;
-pid $work/nginx.pid;
-error_log $work/nginx-error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log $work/nginx-access.log;
-  client_body_temp_path $work/nginx-body;
-  proxy_temp_path $work/nginx-proxy;
-  fastcgi_temp_path $work/nginx-fastcgi;
-  uwsgi_temp_path $work/nginx-uwsgi;
-  scgi_temp_path $work/nginx-scgi;
-  upstream inventory {
-    server 127.0.0.1:$inv_port;
-    keepalive 64;
-  }
-  server {
-    listen 127.0.0.1:$nginx_port;
-    location / {
-      proxy_pass http://inventory;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header X-Forwarded-For \$remote_addr;
-    }
-  }
-}
-CONF
-nginx -c "$work/nginx.conf" -p "$work"
+start_nginx "$work" "$nginx_port" "127.0.0.1:$inv_port"
 wait_http "http://127.0.0.1:$nginx_port$path"
 "$work/goproxy" "127.0.0.1:$go_port" "127.0.0.1:$inv_port" 2>"$work/goproxy.log" &
 pids+=($!)
