@@ -49,8 +49,8 @@ var DefaultBreaker = Breaker{MaxConcurrent: 500, ErrorPercent: 50, VolumeThresho
 type Options struct {
 	Caller string // the calling service; breakers are named "<caller>→<service>"
 
-	// Timeout bounds one logical call, retries included; it is also the breaker's
-	// timeout. AttemptTimeout bounds each try, so one hung instance does not use the
+	// Timeout bounds one logical call, retries included; running out of it counts as
+	// a timeout against the breaker. AttemptTimeout bounds each try, so one hung instance does not use the
 	// whole budget. Retries is the number of further tries for idempotent calls.
 	Timeout        time.Duration
 	AttemptTimeout time.Duration
@@ -119,10 +119,11 @@ type Route struct {
 
 // Service builds client endpoints for one upstream service.
 type Service struct {
-	name      string
-	instancer sd.Instancer
-	opts      Options
-	breaker   string
+	name        string
+	instancer   sd.Instancer
+	opts        Options
+	breaker     *breaker
+	breakerName string // "<caller>→<service>"
 }
 
 // New prepares calls to service, whose instances instancer reports.
@@ -136,11 +137,14 @@ func New(service string, instancer sd.Instancer, opts Options) *Service {
 		RequestVolumeThreshold: opts.Breaker.VolumeThreshold,
 		SleepWindow:            int(opts.Breaker.SleepWindow / time.Millisecond),
 	})
-	return &Service{name: service, instancer: instancer, opts: opts, breaker: name}
+	return &Service{
+		name: service, instancer: instancer, opts: opts,
+		breaker: newBreaker(name, opts.Breaker.MaxConcurrent), breakerName: name,
+	}
 }
 
 // BreakerName is the hystrix command guarding calls to this service.
-func (s *Service) BreakerName() string { return s.breaker }
+func (s *Service) BreakerName() string { return s.breakerName }
 
 // Endpoint returns the client endpoint for r.
 func (s *Service) Endpoint(r Route) endpoint.Endpoint {
@@ -261,15 +265,15 @@ func unreachable(err error) bool {
 	return errors.As(err, &opErr) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
-// guard runs e inside the hystrix command, so failures of the system trip the breaker.
+// guard runs e inside the breaker, so failures of the system trip it.
 func (s *Service) guard(e endpoint.Endpoint) endpoint.Endpoint {
 	return func(ctx context.Context, request any) (any, error) {
 		var response any
-		err := hystrix.DoC(ctx, s.breaker, func(ctx context.Context) error {
+		err := s.breaker.do(ctx, func(ctx context.Context) error {
 			var err error
 			response, err = e(ctx, request)
 			return err
-		}, nil)
+		})
 		if err != nil {
 			return nil, s.translate(err)
 		}
@@ -287,7 +291,7 @@ func (s *Service) translate(err error) error {
 		return errs.E(errs.Unavailable, "service_unavailable", "%s is failing; its circuit breaker is open", s.name)
 	case errors.Is(err, hystrix.ErrMaxConcurrency):
 		return errs.E(errs.Unavailable, "service_unavailable", "too many calls to %s in flight", s.name)
-	case errors.Is(err, hystrix.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, context.DeadlineExceeded):
 		return errs.E(errs.Timeout, "upstream_timeout", "%s did not answer in time", s.name)
 	case errors.Is(err, lb.ErrNoEndpoints):
 		return errs.E(errs.Unavailable, "service_unavailable", "no healthy %s instance", s.name)

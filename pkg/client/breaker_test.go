@@ -1,0 +1,125 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/afex/hystrix-go/hystrix"
+)
+
+func TestBreakerEvent(t *testing.T) {
+	canceled, cancel := context.WithCancel(context.Background())
+	cancel()
+	expired, cancel2 := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancel2()
+	live := context.Background()
+	failed := errors.New("connection refused")
+	tests := []struct {
+		name string
+		ctx  context.Context
+		err  error
+		want string
+	}{
+		{"answered", live, nil, "success"},
+		{"failed", live, failed, "failure"},
+		{"own budget ran out", live, context.DeadlineExceeded, "timeout"},
+		{"caller went away", canceled, context.Canceled, "context_canceled"},
+		{"caller's deadline", expired, context.DeadlineExceeded, "context_deadline_exceeded"},
+		{"caller went away while failing", canceled, failed, "context_canceled"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := event(tt.ctx, tt.err); got != tt.want {
+				t.Errorf("event = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestBreakerConcurrency: the call over MaxConcurrent in flight is rejected at once,
+// without running, and a slot is free again once a call ends.
+func TestBreakerConcurrency(t *testing.T) {
+	name := "breakertest→concurrency-" + t.Name()
+	hystrix.ConfigureCommand(name, hystrix.CommandConfig{MaxConcurrentRequests: 2, RequestVolumeThreshold: 1000})
+	b := newBreaker(name, 2)
+	release := make(chan struct{})
+	started := make(chan struct{}, 2)
+	done := make(chan error, 2)
+	for range 2 {
+		go func() {
+			done <- b.do(context.Background(), func(context.Context) error {
+				started <- struct{}{}
+				<-release
+				return nil
+			})
+		}()
+	}
+	<-started
+	<-started
+	ran := false
+	err := b.do(context.Background(), func(context.Context) error { ran = true; return nil })
+	if !errors.Is(err, hystrix.ErrMaxConcurrency) || ran {
+		t.Fatalf("third call: err %v, ran %v; want ErrMaxConcurrency without running", err, ran)
+	}
+	close(release)
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Fatalf("held call: %v", err)
+		}
+	}
+	if err := b.do(context.Background(), func(context.Context) error { return nil }); err != nil {
+		t.Fatalf("after the slots freed: %v", err)
+	}
+}
+
+// TestBreakerOpens: failures open the circuit, which then answers ErrCircuitOpen
+// without running the call; the caller's own cancellations never do.
+func TestBreakerOpens(t *testing.T) {
+	tests := []struct {
+		name     string
+		ctx      func() context.Context
+		err      error
+		wantOpen bool
+	}{
+		{"failures", context.Background, errors.New("503"), true},
+		{"timeouts", context.Background, context.DeadlineExceeded, true},
+		{"caller cancellations", func() context.Context {
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			return ctx
+		}, context.Canceled, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			name := "breakertest→opens-" + t.Name()
+			hystrix.ConfigureCommand(name, hystrix.CommandConfig{
+				MaxConcurrentRequests: 10, RequestVolumeThreshold: 5, ErrorPercentThreshold: 50, SleepWindow: 60000,
+			})
+			b := newBreaker(name, 10)
+			for range 10 {
+				_ = b.do(tt.ctx(), func(context.Context) error { return tt.err })
+			}
+			// hystrix folds reported events into its window in a goroutine of its own.
+			deadline := time.Now().Add(2 * time.Second)
+			for !b.circuit.IsOpen() && tt.wantOpen && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			if !tt.wantOpen {
+				time.Sleep(200 * time.Millisecond)
+			}
+			if open := b.circuit.IsOpen(); open != tt.wantOpen {
+				t.Fatalf("open = %v, want %v", open, tt.wantOpen)
+			}
+			if !tt.wantOpen {
+				return
+			}
+			ran := false
+			err := b.do(context.Background(), func(context.Context) error { ran = true; return nil })
+			if !errors.Is(err, hystrix.ErrCircuitOpen) || ran {
+				t.Fatalf("open circuit: err %v, ran %v", err, ran)
+			}
+		})
+	}
+}
