@@ -28,7 +28,7 @@ func New(w io.Writer, service, minLevel string) (log.Logger, error) {
 	default:
 		return nil, fmt.Errorf("log level %q: want debug, info, warn or error", minLevel)
 	}
-	logger := log.NewJSONLogger(log.NewSyncWriter(w))
+	logger := NewJSONLogger(log.NewSyncWriter(w))
 	logger = level.NewFilter(logger, opt)
 	logger = log.With(logger, "ts", log.DefaultTimestampUTC, "service", service, "caller", log.DefaultCaller)
 	return logger, nil
