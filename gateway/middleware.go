@@ -19,6 +19,7 @@ import (
 // else a new one; echoed and forwarded), a zipkin server span, one access log line
 // and the per-route metrics.
 func (g *gateway) instrument(next http.Handler) http.Handler {
+	accessLog := level.Info(g.opts.Logger)
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := g.opts.Now()
 		ex := &exchange{route: "unmatched", requestID: requestID(r.Header.Get("X-Request-ID"))}
@@ -44,7 +45,7 @@ func (g *gateway) instrument(next http.Handler) http.Handler {
 		if span := zipkin.SpanFromContext(ctx); span != nil {
 			kv = append(kv, "trace_id", span.Context().TraceID.String())
 		}
-		_ = level.Info(g.opts.Logger).Log(kv...)
+		_ = accessLog.Log(kv...)
 	})
 	if g.opts.Tracer == nil {
 		return h

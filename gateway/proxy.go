@@ -7,8 +7,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"net/textproto"
-	"slices"
 	"strings"
 	"sync/atomic"
 
@@ -51,10 +49,8 @@ func routeEndpoint(svc *client.Service, rt Route, retry bool, maxResponse int64)
 func encodeProxyRequest(_ context.Context, r *http.Request, request any) error {
 	req := request.(*proxyRequest)
 	r.URL.Path, r.URL.RawPath, r.URL.RawQuery = req.path, req.rawPath, req.rawQuery
-	for k, vs := range req.header {
-		// A copy: ClientBefore functions may append to the request's header values.
-		r.Header[k] = slices.Clone(vs)
-	}
+	// A copy for each try: ClientBefore functions add to the request's header.
+	r.Header = req.header.Clone()
 	if len(req.body) > 0 {
 		body := req.body
 		r.Body = io.NopCloser(bytes.NewReader(body))
@@ -71,18 +67,39 @@ var errResponseTooLarge = errors.New("gateway: upstream response larger than the
 
 func decodeProxyResponse(maxResponse int64) func(context.Context, *http.Response) (any, error) {
 	return func(_ context.Context, resp *http.Response) (any, error) {
-		body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse+1))
+		body, err := readBody(resp, maxResponse)
 		if err != nil {
 			return nil, err
 		}
-		if int64(len(body)) > maxResponse {
-			return nil, errResponseTooLarge
-		}
-		header := resp.Header.Clone()
+		// The response is done with once decoded: its header is taken over as it is.
+		header := resp.Header
 		removeHopByHop(header)
-		header.Del("Content-Length")
+		delete(header, "Content-Length")
 		return &proxyResponse{status: resp.StatusCode, header: header, body: body}, nil
 	}
+}
+
+// readBody reads resp's body, at most max bytes, into a buffer of the announced length
+// when there is one (io.ReadAll would grow one from 512 bytes).
+func readBody(resp *http.Response, max int64) ([]byte, error) {
+	if n := resp.ContentLength; n >= 0 {
+		if n > max {
+			return nil, errResponseTooLarge
+		}
+		body := make([]byte, n)
+		if _, err := io.ReadFull(resp.Body, body); err != nil {
+			return nil, err
+		}
+		return body, nil
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(body)) > max {
+		return nil, errResponseTooLarge
+	}
+	return body, nil
 }
 
 // newUpstreamHTTPClient is one upstream service's HTTP client: idle connections for
@@ -115,7 +132,7 @@ func removeHopByHop(h http.Header) {
 	}
 }
 
-// gatewayHeaders are set by the gateway alone; a client's values are dropped so it
+// gatewayHeaders (canonical keys) are set by the gateway alone; a client's values are dropped so it
 // cannot spoof its address (user's login throttling trusts X-Forwarded-For) or a
 // trace.
 var gatewayHeaders = []string{
@@ -123,17 +140,24 @@ var gatewayHeaders = []string{
 	"X-Request-Id", "B3", "X-B3-Traceid", "X-B3-Spanid", "X-B3-Parentspanid", "X-B3-Sampled", "X-B3-Flags",
 }
 
-// forwardHeaders is the header set sent upstream for a client request.
+// forwardHeaders is the header set sent upstream for a client request. It shares the
+// value slices of in (the request's, read only from here on); encodeProxyRequest
+// copies the set for each try.
 func forwardHeaders(in http.Header, clientAddr, host, proto, requestID string) http.Header {
-	h := in.Clone()
+	h := make(http.Header, len(in)+4)
+	for k, vs := range in {
+		h[k] = vs
+	}
 	removeHopByHop(h)
 	for _, name := range gatewayHeaders {
-		delete(h, textproto.CanonicalMIMEHeaderKey(name))
+		delete(h, name)
 	}
-	h.Set("X-Forwarded-For", clientAddr)
-	h.Set("X-Forwarded-Host", host)
-	h.Set("X-Forwarded-Proto", proto)
-	h.Set("X-Request-Id", requestID)
+	// One backing array for the four values the gateway sets.
+	vals := []string{clientAddr, host, proto, requestID}
+	h["X-Forwarded-For"] = vals[0:1:1]
+	h["X-Forwarded-Host"] = vals[1:2:2]
+	h["X-Forwarded-Proto"] = vals[2:3:3]
+	h["X-Request-Id"] = vals[3:4:4]
 	return h
 }
 

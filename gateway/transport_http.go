@@ -287,13 +287,17 @@ func (g *gateway) decodeProxyRequest(ctx context.Context, r *http.Request) (any,
 	if r.ContentLength > g.opts.MaxBody {
 		return nil, ErrTooLarge
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, g.opts.MaxBody))
-	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			return nil, ErrTooLarge
+	var body []byte
+	if r.ContentLength != 0 { // 0 is a known empty body; chunked bodies are -1
+		var err error
+		body, err = io.ReadAll(http.MaxBytesReader(nil, r.Body, g.opts.MaxBody))
+		if err != nil {
+			var tooLarge *http.MaxBytesError
+			if errors.As(err, &tooLarge) {
+				return nil, ErrTooLarge
+			}
+			return nil, errUnreadableBody
 		}
-		return nil, errUnreadableBody
 	}
 	ex := exchangeFrom(ctx)
 	proto := "http"

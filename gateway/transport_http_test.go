@@ -157,6 +157,9 @@ func TestForwarding(t *testing.T) {
 		"X-Hop":               "dropped",
 		"X-Echo-Status":       "201",
 		"B3":                  "spoofed-trace",
+		"X-B3-TraceId":        "463ac35c9f6413ad",
+		"X-Real-IP":           "6.6.6.6",
+		"Forwarded":           "for=6.6.6.6",
 	})
 	if resp.StatusCode != 201 {
 		t.Fatalf("status %d: %s", resp.StatusCode, body)
@@ -176,6 +179,9 @@ func TestForwarding(t *testing.T) {
 		{"Proxy-Authorization dropped", got.Header.Get("Proxy-Authorization"), ""},
 		{"Connection-listed header dropped", got.Header.Get("X-Hop"), ""},
 		{"client's B3 dropped", got.Header.Get("B3"), ""},
+		{"client's X-B3-TraceId dropped", got.Header.Get("X-B3-TraceId"), ""},
+		{"client's X-Real-IP dropped", got.Header.Get("X-Real-IP"), ""},
+		{"client's Forwarded dropped", got.Header.Get("Forwarded"), ""},
 		{"upstream header relayed", resp.Header.Get("X-Upstream"), "echo"},
 		{"upstream hop-by-hop header dropped", resp.Header.Get("Proxy-Authenticate"), ""},
 	}
