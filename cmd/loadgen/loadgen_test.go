@@ -2,11 +2,16 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"math"
 	"math/rand/v2"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -197,5 +202,51 @@ func TestStatsReport(t *testing.T) {
 	r.writeText(&b)
 	if !strings.Contains(b.String(), "503×1") {
 		t.Errorf("text report lacks the error count:\n%s", b.String())
+	}
+}
+
+// TestURLMode: -url loads one URL with GETs, no accounts made, at a fixed rate or
+// concurrency, and stops at -requests.
+func TestURLMode(t *testing.T) {
+	var hits atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet || r.URL.RequestURI() != "/v1/products/kit?x=1" || r.Header.Get("Authorization") != "" {
+			http.Error(w, "unexpected "+r.Method+" "+r.URL.RequestURI(), http.StatusBadRequest)
+			return
+		}
+		hits.Add(1)
+	}))
+	defer srv.Close()
+	for _, mode := range [][]string{{"-concurrency", "3"}, {"-rate", "2000", "-concurrency", "8"}} {
+		t.Run(mode[0], func(t *testing.T) {
+			hits.Store(0)
+			dir := t.TempDir()
+			args := append([]string{"-url", srv.URL + "/v1/products/kit?x=1", "-requests", "40", "-duration", "20s",
+				"-json", dir + "/r.json"}, mode...)
+			var out, errOut strings.Builder
+			if err := run(context.Background(), args, &out, &errOut); err != nil {
+				t.Fatalf("run: %v\n%s", err, errOut.String())
+			}
+			var r struct {
+				Requests int `json:"requests"`
+				Errors   int `json:"errors"`
+				Routes   []struct {
+					Route string `json:"route"`
+				} `json:"routes"`
+			}
+			b, err := os.ReadFile(dir + "/r.json")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := json.Unmarshal(b, &r); err != nil {
+				t.Fatal(err)
+			}
+			if r.Requests < 40 || r.Errors != 0 || len(r.Routes) != 1 || r.Routes[0].Route != "GET /v1/products/kit?x=1" {
+				t.Fatalf("report %s", b)
+			}
+			if int(hits.Load()) < r.Requests {
+				t.Fatalf("server saw %d GETs, report counts %d", hits.Load(), r.Requests)
+			}
+		})
 	}
 }

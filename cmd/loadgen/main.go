@@ -6,6 +6,12 @@
 //
 //	loadgen -stack .kitshop/stack.json -concurrency 32 -duration 20s -mix checkout=1
 //
+// With -url it loads one URL with plain GETs instead (no accounts, no products): the
+// same fixed rate against the gateway, an instance and another proxy shows the
+// latency each adds without queueing.
+//
+//	loadgen -url http://127.0.0.1:8080/v1/products/kit-001 -rate 1000 -duration 10s
+//
 // Only loopback targets are accepted unless -allow-remote is given.
 package main
 
@@ -47,6 +53,7 @@ const (
 
 type config struct {
 	target, stackFile     string
+	url                   string
 	allowRemote           bool
 	adminEmail, adminPass string
 	concurrency, users    int
@@ -65,6 +72,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.target, "target", "", "the gateway's URL (default: gateway_url of -stack, else http://127.0.0.1:8080)")
+	fs.StringVar(&c.url, "url", "", "GET this one URL instead of the shop's mix (no accounts or products are made)")
 	fs.StringVar(&c.stackFile, "stack", "", "stack.json of a kitshop stack: gateway URL and admin credentials")
 	fs.BoolVar(&c.allowRemote, "allow-remote", false, "allow a target that is not a loopback address")
 	fs.StringVar(&c.adminEmail, "admin-email", "", "admin account that creates the products the run buys (default: from -stack)")
@@ -133,24 +141,38 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		c.adminPass = firstOf(c.adminPass, s.AdminPassword)
 	}
 	c.target = firstOf(c.target, "http://127.0.0.1:8080")
-	u, err := checkTarget(ctx, c.target, c.allowRemote, net.DefaultResolver.LookupIPAddr)
+	u, err := checkTarget(ctx, firstOf(c.url, c.target), c.allowRemote, net.DefaultResolver.LookupIPAddr)
 	if err != nil {
 		return err
 	}
 	base := strings.TrimSuffix(u.String(), "/")
+	var path string
+	if c.url != "" {
+		base, path = u.Scheme+"://"+u.Host, u.RequestURI()
+		c.mixSpec = "GET " + path
+	}
 
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConns = c.concurrency * 2
 	tr.MaxIdleConnsPerHost = c.concurrency * 2
 	hc := &http.Client{Transport: tr, Timeout: c.timeout,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	g := &generator{base: base, http: hc, mix: m, runID: randomHex(4)}
+	g := &generator{base: base, http: hc, mix: m, runID: randomHex(4), path: path}
 
-	fmt.Fprintf(stderr, "loadgen: preparing %d users and the products against %s\n", c.users, base)
-	if err := g.prepare(ctx, c); err != nil {
-		return err
+	if path != "" {
+		// Anonymous users, each one GET at a time.
+		g.users = make([]*user, c.users)
+		for i := range g.users {
+			g.users[i] = &user{}
+		}
+		fmt.Fprintf(stderr, "loadgen: GET %s%s; loading for %s (or %d requests)\n", base, path, c.duration, c.requests)
+	} else {
+		fmt.Fprintf(stderr, "loadgen: preparing %d users and the products against %s\n", c.users, base)
+		if err := g.prepare(ctx, c); err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "loadgen: %d users, %d products; loading for %s (or %d requests)\n", len(g.users), len(g.skus), c.duration, c.requests)
 	}
-	fmt.Fprintf(stderr, "loadgen: %d users, %d products; loading for %s (or %d requests)\n", len(g.users), len(g.skus), c.duration, c.requests)
 
 	g.stats = newStats()
 	g.limit = c.requests
@@ -202,6 +224,7 @@ type generator struct {
 	http   *http.Client
 	mix    mix
 	runID  string
+	path   string // with -url: the one path loaded, instead of the mix
 	users  []*user
 	skus   []string
 	stats  *stats
@@ -349,6 +372,10 @@ func (g *generator) do(ctx context.Context, route, method, path, token string, b
 func (g *generator) act(ctx context.Context, r *mrand.Rand, u *user, action string) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
+	if g.path != "" {
+		g.do(ctx, "GET "+g.path, http.MethodGet, g.path, "", nil, nil)
+		return
+	}
 	sku := g.skus[r.IntN(len(g.skus))]
 	switch action {
 	case actBrowse:
