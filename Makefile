@@ -42,8 +42,9 @@ consul:
 # One measured run (bench/run.sh): the gateway against direct and nginx under wrk,
 # checkout against pgbench, RSS and start-up per service, the hot paths' go test
 # -bench; results in bench/results/<date>.json, .md and .gobench.txt. Needs wrk, nginx
-# and pgbench (Debian: apt-get install -y wrk nginx postgresql; pgbench is in postgresql-15).
-bench: deps
+# and pgbench; deps --bench installs them (Debian packages wrk, nginx, postgresql).
+bench:
+	scripts/deps.sh --require --bench
 	bench/run.sh
 
 fmt:

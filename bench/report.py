@@ -6,7 +6,7 @@ import re
 import subprocess
 import sys
 
-work, date, duration, conns, checkout_duration, instances, out_json, out_md = sys.argv[1:9]
+work, date, duration, conns, checkout_duration, instances, rate, out_json, out_md = sys.argv[1:10]
 
 
 def ms(v):
@@ -47,6 +47,13 @@ def wrk(name):
         "non_2xx": int(bad.group(1)) if bad else 0,
         "socket_errors": sock.group(1).strip() if sock else "",
     }
+
+
+def at_rate(name):
+    r = json.load(open(os.path.join(work, f"rate-{name}.json")))
+    a = r["all"]
+    return {"rate": r["rate"], "requests": r["requests"], "errors": r["errors"], "skipped": r.get("skipped", 0),
+            "p50_ms": a["p50_ms"], "p90_ms": a["p90_ms"], "p99_ms": a["p99_ms"], "max_ms": a["max_ms"]}
 
 
 def pct(values, q):
@@ -111,6 +118,7 @@ def sh(*cmd):
 
 proxy = {n: wrk(n) for n in ("direct", "gateway", "nginx")}
 g, ng, d = proxy["gateway"], proxy["nginx"], proxy["direct"]
+fixed = {n: at_rate(n) for n in ("direct", "gateway", "nginx")}
 checkouts = {c: checkout(c) for c in (1, 32)}
 ceilings = {c: pgbench(c) for c in (1, 32)}
 result = {
@@ -120,8 +128,10 @@ result = {
     "machine": {"cpus": os.cpu_count(), "kernel": sh("uname", "-r"), "go": sh("go", "env", "GOVERSION"),
                 "nginx": sh("nginx", "-v") or sh("sh", "-c", "nginx -v 2>&1"), "wrk": sh("sh", "-c", "wrk -v 2>&1 | head -1"),
                 "pgbench": sh("pgbench", "--version")},
-    "settings": {"wrk": f"-t2 -c{conns} -d{duration}", "checkout_duration": checkout_duration, "instances": int(instances)},
+    "settings": {"wrk": f"-t2 -c{conns} -d{duration}", "rate": float(rate), "checkout_duration": checkout_duration,
+                 "instances": int(instances)},
     "proxy": proxy,
+    "proxy_at_rate": fixed,
     "proxy_ratios": {
         "gateway_nginx_rps": g["rps"] / ng["rps"],
         "gateway_direct_rps": g["rps"] / d["rps"],
@@ -129,6 +139,10 @@ result = {
         "gateway_added_p99_ms": g["p99_ms"] - d["p99_ms"],
         "nginx_added_p99_ms": ng["p99_ms"] - d["p99_ms"],
         "gateway_nginx_cpu_per_req": g["cpu_us_per_req"] / max(ng["cpu_us_per_req"], 1e-9),
+        "gateway_added_p50_ms_at_rate": fixed["gateway"]["p50_ms"] - fixed["direct"]["p50_ms"],
+        "gateway_added_p99_ms_at_rate": fixed["gateway"]["p99_ms"] - fixed["direct"]["p99_ms"],
+        "nginx_added_p50_ms_at_rate": fixed["nginx"]["p50_ms"] - fixed["direct"]["p50_ms"],
+        "nginx_added_p99_ms_at_rate": fixed["nginx"]["p99_ms"] - fixed["direct"]["p99_ms"],
     },
     "checkout": {str(c): checkouts[c] for c in checkouts},
     "pgbench": {str(c): ceilings[c] for c in ceilings},
@@ -140,7 +154,8 @@ result = {
 r = result["proxy_ratios"]
 result["targets"] = {
     "gateway >= 0.9x nginx rps": r["gateway_nginx_rps"] >= 0.9,
-    "gateway added p99 <= 1 ms": r["gateway_added_p99_ms"] <= 1.0,
+    f"gateway added p99 <= 1 ms at {float(rate):.0f} req/s": r["gateway_added_p99_ms_at_rate"] <= 1.0,
+    "gateway added p99 <= 1 ms under wrk's saturating load": r["gateway_added_p99_ms"] <= 1.0,
     "checkout at 32 users >= 30% of pgbench": result["checkout_ratios"]["32"] >= 0.3,
 }
 json.dump(result, open(out_json, "w"), indent=2)
@@ -159,8 +174,19 @@ L.append("")
 L.append(f"CPU per request, gateway/nginx: **{r['gateway_nginx_cpu_per_req']:.1f}×** (req/s on a shared machine moves with "
          "whatever else runs; CPU time per request much less so).\n")
 L.append(f"gateway/nginx rps **{r['gateway_nginx_rps']:.2f}** (target ≥ 0.90); gateway/direct {r['gateway_direct_rps']:.2f}; "
-         f"nginx/direct {r['nginx_direct_rps']:.2f}. Added p99 over direct: gateway **{r['gateway_added_p99_ms']:+.2f} ms** "
-         f"(target ≤ 1 ms), nginx {r['nginx_added_p99_ms']:+.2f} ms.\n")
+         f"nginx/direct {r['nginx_direct_rps']:.2f}. Added p99 over direct at this saturating load: gateway "
+         f"**{r['gateway_added_p99_ms']:+.2f} ms**, nginx {r['nginx_added_p99_ms']:+.2f} ms.\n")
+L.append(f"## GET /v1/products/{{sku}} at a fixed {float(rate):.0f} req/s — loadgen -url, open workload, {duration}\n")
+L.append("| path | requests | errors | p50 ms | p90 ms | p99 ms | max ms | added p50 ms | added p99 ms |")
+L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+for n in ("direct", "gateway", "nginx"):
+    x = fixed[n]
+    added = "" if n == "direct" else f"{x['p50_ms'] - fixed['direct']['p50_ms']:+.2f} | {x['p99_ms'] - fixed['direct']['p99_ms']:+.2f}"
+    L.append(f"| {n} | {x['requests']} | {x['errors'] + x['skipped']} | {x['p50_ms']:.2f} | {x['p90_ms']:.2f} | {x['p99_ms']:.2f} | "
+             f"{x['max_ms']:.2f} | {added or ' | '} |")
+L.append("")
+L.append("Under wrk every path runs at its limit, so its p99 is mostly queueing; at a fixed rate below every "
+         "limit the difference to direct is what the hop itself adds.\n")
 L.append(f"## Checkout — loadgen through the gateway vs pgbench on the same statements ({checkout_duration})\n")
 L.append("| users | checkouts/s | p50 ms | p99 ms | errors | pgbench tps | pgbench p50 ms | pgbench p99 ms | ratio |")
 L.append("|---:|---:|---:|---:|---|---:|---:|---:|---:|")

@@ -3,7 +3,8 @@
 # people would otherwise use, and writes bench/results/<date>.json and .md.
 #   1. GET /v1/products/{sku} under wrk (same connections and duration each):
 #      one inventory instance directly, through the gateway, through nginx (plain
-#      reverse proxy with keepalive to the same instance).
+#      reverse proxy with keepalive to the same instance); then the same three at a
+#      fixed RATE with cmd/loadgen -url, for the latency each hop adds.
 #   2. Checkout through the gateway (cmd/loadgen, POST /v1/orders with items) at 1 and
 #      32 concurrent users, next to pgbench running the same statements straight on
 #      PostgreSQL (bench/checkout.sql), the ceiling.
@@ -19,7 +20,7 @@
 # instance without a Connect certificate, so all three paths are compared like for like.
 # Needs: wrk, nginx, pgbench (Debian: apt-get install -y wrk nginx postgresql; pgbench ships with the server package, postgresql-15 on Debian 12),
 # psql, python3, curl, go, PostgreSQL on 127.0.0.1:5432 and RabbitMQ (make deps).
-# Knobs: DURATION (10s), CONNS (50), CHECKOUT_DURATION (15s), INSTANCES (1), GOBENCH=0
+# Knobs: DURATION (10s), CONNS (50), RATE (500 req/s), CHECKOUT_DURATION (15s), INSTANCES (1), GOBENCH=0
 # (skip the go test -bench part), GOBENCHTIME (2s), GOBENCHCOUNT (1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +28,7 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 duration=${DURATION:-10s}
 conns=${CONNS:-50}
+rate=${RATE:-500}
 checkout_duration=${CHECKOUT_DURATION:-15s}
 instances=${INSTANCES:-1}
 pg=${PGURL:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}
@@ -141,6 +143,17 @@ wrk_run direct "$inventory$path"
 wrk_run gateway "$gateway$path"
 wrk_run nginx "http://127.0.0.1:$nginx_port$path"
 
+# Latency at a fixed rate every path sustains (an open workload, so a slow answer does
+# not hold back the next request): what a hop adds to each request, not queueing.
+rate_run() { # name url
+  log "loadgen -url at $rate req/s, $duration: $1"
+  "$work/bin/loadgen" -url "$2" -rate "$rate" -concurrency 64 -duration "$duration" -json "$work/rate-$1.json" \
+    >/dev/null 2>"$work/rate-$1.log" || { cat "$work/rate-$1.log" >&2; exit 1; }
+}
+rate_run direct "$inventory$path"
+rate_run gateway "$gateway$path"
+rate_run nginx "http://127.0.0.1:$nginx_port$path"
+
 for c in 1 32; do
   log "checkout through the gateway, $c users, $checkout_duration"
   "$work/bin/loadgen" -stack "$stack" -concurrency "$c" -duration "$checkout_duration" -mix checkout=1 \
@@ -203,6 +216,6 @@ log "go test -bench of the hot paths (bench/results/$date_tag.gobench.txt)"
 go test -run '^$' -bench . -benchmem -benchtime "${GOBENCHTIME:-2s}" -count "${GOBENCHCOUNT:-1}" \
   ./inventory/ ./payment/ ./order/ ./user/ ./pkg/auth/ ./gateway/ ./notification/ >"bench/results/$date_tag.gobench.txt"
 fi
-python3 bench/report.py "$work" "$date_tag" "$duration" "$conns" "$checkout_duration" "$instances" \
+python3 bench/report.py "$work" "$date_tag" "$duration" "$conns" "$checkout_duration" "$instances" "$rate" \
   "bench/results/$date_tag.json" "bench/results/$date_tag.md"
 cat "bench/results/$date_tag.md"

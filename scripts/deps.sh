@@ -2,11 +2,18 @@
 # Makes sure the components the tests and the demo use are up on this machine:
 # PostgreSQL on 127.0.0.1:5432, RabbitMQ on 127.0.0.1:5672 and a Consul dev agent on
 # 127.0.0.1:8500. Starts what is down (with the machine's own commands) and waits for it.
-# With --require, a component that cannot be brought up is an error.
+# With --require, a component that cannot be brought up is an error; with --bench, the
+# tools make bench drives (wrk, nginx, pgbench) are installed too.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-require=false
-[ "${1:-}" = "--require" ] && require=true
+require=false bench=false
+for arg in "$@"; do
+  case $arg in
+    --require) require=true ;;
+    --bench) bench=true ;;
+    *) echo "deps: unknown argument $arg (want --require, --bench)" >&2; exit 2 ;;
+  esac
+done
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
@@ -67,6 +74,12 @@ ensure_pkg() { # command package
 ensure_pkg docker-compose docker-compose || failed+=("docker-compose (Debian package docker-compose)")
 ensure_pkg chromium chromium || failed+=("chromium (Debian package chromium)")
 command -v kubectl >/dev/null || failed+=("kubectl")
+if $bench; then
+  ensure_pkg wrk wrk || failed+=("wrk (Debian package wrk)")
+  ensure_pkg nginx nginx || failed+=("nginx (Debian package nginx)")
+  # pgbench ships with the server package (postgresql-15 on Debian 12), not the client.
+  ensure_pkg pgbench postgresql || failed+=("pgbench (Debian package postgresql)")
+fi
 
 # Prometheus with Consul discovery, built from its Go module (Debian's lacks it);
 # minutes the first time, cached after.
