@@ -3,7 +3,6 @@ package gateway
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"errors"
 	"io"
 	"net/http"
@@ -100,16 +99,6 @@ func readBody(resp *http.Response, max int64) ([]byte, error) {
 		return nil, errResponseTooLarge
 	}
 	return body, nil
-}
-
-// newUpstreamHTTPClient is one upstream service's HTTP client: idle connections for
-// maxConns calls in flight, the caller's mTLS configuration when calls go over HTTPS,
-// redirects relayed rather than followed.
-func newUpstreamHTTPClient(maxConns int, tlsConf *tls.Config) *http.Client {
-	c := client.NewHTTPClient(maxConns)
-	c.Transport.(*http.Transport).TLSClientConfig = tlsConf
-	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	return c
 }
 
 // hopByHop are the headers that describe one connection, not the message (RFC 9110

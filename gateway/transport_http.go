@@ -162,7 +162,7 @@ func (g *gateway) makeEndpoints(routes []Route) (map[string]routeEndpoints, erro
 		attempt time.Duration
 	}
 	clients := map[key]*client.Service{}
-	httpClients := map[string]*http.Client{}
+	httpClients := map[string]*upstreamClient{}
 	instancers := map[string]sd.Instancer{}
 	serviceFor := func(service string, attempt time.Duration) (*client.Service, error) {
 		k := key{service, attempt}
@@ -186,7 +186,7 @@ func (g *gateway) makeEndpoints(routes []Route) (map[string]routeEndpoints, erro
 			opts.TLS = g.opts.UpstreamTLS(name)
 		}
 		if httpClients[name] == nil {
-			httpClients[name] = newUpstreamHTTPClient(max(opts.Breaker.MaxConcurrent, client.DefaultBreaker.MaxConcurrent), opts.TLS)
+			httpClients[name] = newUpstreamClient(max(opts.Breaker.MaxConcurrent, client.DefaultBreaker.MaxConcurrent), opts.TLS)
 		}
 		opts.HTTPClient = httpClients[name]
 		c := client.New(name, ins, opts)

@@ -57,7 +57,7 @@ type Options struct {
 	Retries        int
 
 	Breaker    Breaker
-	HTTPClient *http.Client // shared by all routes to this service; see NewHTTPClient
+	HTTPClient kithttp.HTTPClient // shared by all routes to this service; see NewHTTPClient
 	// TLS, when set, makes calls over HTTPS with this configuration (kitshop's mTLS:
 	// connect.Identity.ClientTLS); Defaults gives a missing HTTPClient this config, and
 	// a given HTTPClient must carry it itself.
@@ -85,8 +85,9 @@ func (o Options) Defaults() Options {
 		o.Breaker = DefaultBreaker
 	}
 	if o.HTTPClient == nil {
-		o.HTTPClient = NewHTTPClient(o.Breaker.MaxConcurrent)
-		o.HTTPClient.Transport.(*http.Transport).TLSClientConfig = o.TLS
+		c := NewHTTPClient(o.Breaker.MaxConcurrent)
+		c.Transport.(*http.Transport).TLSClientConfig = o.TLS
+		o.HTTPClient = c
 	}
 	if o.Logger == nil {
 		o.Logger = log.NewNopLogger()

@@ -1,0 +1,287 @@
+package gateway
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// upstreamClient sends the gateway's HTTP/1.1 requests to upstream instances over
+// kept-alive connections, in the calling goroutine. net/http's Transport hands every
+// request to a writing goroutine and every response back from a reading one: two
+// handoffs, with their wake-ups, per request, which the profile of the proxy path
+// showed next to the socket I/O itself. The gateway reads every answer whole, so it
+// needs neither. It is the go-kit client's HTTPClient (kithttp.SetClient): it never
+// follows redirects, and answers with the context's error once the context is done.
+type upstreamClient struct {
+	tls         *tls.Config // nil: plain HTTP
+	dialer      net.Dialer
+	maxIdle     int           // idle connections kept per instance
+	idleTimeout time.Duration // an idle connection older than this is closed, not reused
+
+	mu   sync.Mutex
+	idle map[string][]*upstreamConn // by host:port; the most recently used last
+}
+
+func newUpstreamClient(maxIdle int, tlsConf *tls.Config) *upstreamClient {
+	return &upstreamClient{
+		tls:         tlsConf,
+		dialer:      net.Dialer{Timeout: 5 * time.Second, KeepAlive: 15 * time.Second},
+		maxIdle:     maxIdle,
+		idleTimeout: 90 * time.Second, // below the services' 120 s server IdleTimeout
+		idle:        map[string][]*upstreamConn{},
+	}
+}
+
+type upstreamConn struct {
+	net.Conn
+	br        *bufio.Reader
+	bw        *bufio.Writer
+	host      string
+	reused    bool
+	idleSince time.Time
+}
+
+// errStaleConnection is a kept-alive connection found closed by the upstream before
+// it answered: the request is sent again on a new connection.
+var errStaleConnection = errors.New("gateway: kept-alive upstream connection was closed")
+
+// Do sends req and returns the response, whose body must be read or closed.
+func (c *upstreamClient) Do(req *http.Request) (*http.Response, error) {
+	ctx := req.Context()
+	for try := 0; ; try++ {
+		if try > 0 && req.GetBody != nil {
+			body, err := req.GetBody() // the last try consumed the body
+			if err != nil {
+				return nil, err
+			}
+			req = req.WithContext(ctx)
+			req.Body = body
+		}
+		conn, err := c.get(ctx, req.URL.Host)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := c.roundTrip(ctx, conn, req)
+		if err == nil {
+			return resp, nil
+		}
+		_ = conn.Close()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		// As net/http does: a request that met a connection the upstream had closed
+		// while idle is sent again on another connection, when sending it twice is
+		// safe and its body can be read anew.
+		if errors.Is(err, errStaleConnection) && replayable(req) {
+			continue
+		}
+		return nil, err
+	}
+}
+
+// replayable reports whether req may be sent again: an idempotent method or an
+// Idempotency-Key (net/http's rule), and a body that is empty or can be read anew.
+func replayable(req *http.Request) bool {
+	switch req.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+	default:
+		if req.Header.Get("Idempotency-Key") == "" {
+			return false
+		}
+	}
+	return req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
+}
+
+func (c *upstreamClient) roundTrip(ctx context.Context, conn *upstreamConn, req *http.Request) (*http.Response, error) {
+	deadline, _ := ctx.Deadline() // zero: none
+	if err := conn.SetDeadline(deadline); err != nil {
+		return nil, err
+	}
+	// The context ending (a client gone, a budget spent) interrupts the I/O at once.
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+	resp, err := c.exchange(conn, req)
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	body := &upstreamBody{ctx: ctx, rc: resp.Body, conn: conn, client: c, stop: stop, reuse: !resp.Close && !req.Close}
+	resp.Body = body
+	if resp.ContentLength == 0 || req.Method == http.MethodHead {
+		body.finish(true)
+	}
+	return resp, nil
+}
+
+// exchange writes req on conn and reads the final response's head.
+func (c *upstreamClient) exchange(conn *upstreamConn, req *http.Request) (*http.Response, error) {
+	if err := req.Write(conn.bw); err != nil {
+		return nil, c.stale(conn, err)
+	}
+	if err := conn.bw.Flush(); err != nil {
+		return nil, c.stale(conn, err)
+	}
+	if _, err := conn.br.Peek(1); err != nil {
+		return nil, c.stale(conn, err)
+	}
+	for {
+		resp, err := http.ReadResponse(conn.br, req)
+		if err != nil {
+			return nil, err
+		}
+		// 1xx answers are interim (the gateway sends no Expect, but an upstream may
+		// still send 103 Early Hints); 101 would switch protocols, which is refused.
+		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
+			if resp.StatusCode == http.StatusSwitchingProtocols {
+				return nil, errors.New("gateway: upstream switched protocols")
+			}
+			return resp, nil
+		}
+	}
+}
+
+// stale marks err as a closed kept-alive connection when conn was reused and nothing
+// of an answer came back.
+func (c *upstreamClient) stale(conn *upstreamConn, err error) error {
+	if conn.reused && (errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || isReset(err)) {
+		return errStaleConnection
+	}
+	return err
+}
+
+func isReset(err error) bool {
+	var opErr *net.OpError
+	return errors.As(err, &opErr) && !opErr.Timeout()
+}
+
+// get returns an idle connection to host or a new one.
+func (c *upstreamClient) get(ctx context.Context, host string) (*upstreamConn, error) {
+	now := time.Now()
+	c.mu.Lock()
+	for conns := c.idle[host]; len(conns) > 0; conns = c.idle[host] {
+		conn := conns[len(conns)-1]
+		c.idle[host] = conns[:len(conns)-1]
+		if now.Sub(conn.idleSince) < c.idleTimeout {
+			c.mu.Unlock()
+			conn.reused = true
+			return conn, nil
+		}
+		_ = conn.Close()
+	}
+	c.mu.Unlock()
+	return c.dial(ctx, host)
+}
+
+func (c *upstreamClient) dial(ctx context.Context, host string) (*upstreamConn, error) {
+	raw, err := c.dialer.DialContext(ctx, "tcp", host)
+	if err != nil {
+		return nil, err
+	}
+	conn := raw
+	if c.tls != nil {
+		cfg := c.tls
+		if cfg.ServerName == "" {
+			cfg = cfg.Clone()
+			cfg.ServerName, _, _ = net.SplitHostPort(host)
+		}
+		tc := tls.Client(raw, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			_ = raw.Close()
+			return nil, err
+		}
+		conn = tc
+	}
+	return &upstreamConn{Conn: conn, br: bufio.NewReaderSize(conn, 8<<10), bw: bufio.NewWriterSize(conn, 4<<10), host: host}, nil
+}
+
+// put keeps conn for the next request to its host, or closes it when enough are kept.
+func (c *upstreamClient) put(conn *upstreamConn) {
+	conn.idleSince = time.Now()
+	c.mu.Lock()
+	if len(c.idle[conn.host]) < c.maxIdle {
+		c.idle[conn.host] = append(c.idle[conn.host], conn)
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
+	_ = conn.Close()
+}
+
+// CloseIdleConnections closes the connections kept for reuse.
+func (c *upstreamClient) CloseIdleConnections() {
+	c.mu.Lock()
+	idle := c.idle
+	c.idle = map[string][]*upstreamConn{}
+	c.mu.Unlock()
+	for _, conns := range idle {
+		for _, conn := range conns {
+			_ = conn.Close()
+		}
+	}
+}
+
+// upstreamBody is a response body: once read to its end (or closed after that) the
+// connection goes back to the pool; closed early, the connection is closed.
+type upstreamBody struct {
+	ctx    context.Context
+	rc     io.ReadCloser
+	conn   *upstreamConn
+	client *upstreamClient
+	stop   func() bool // stops the context's interruption; false: it already fired
+	reuse  bool        // the answer allows the connection to be kept
+	mu     sync.Mutex
+	done   bool
+}
+
+func (b *upstreamBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	switch {
+	case err == io.EOF:
+		b.finish(true)
+	case err != nil:
+		b.finish(false)
+		if b.ctx.Err() != nil {
+			err = b.ctx.Err() // the interruption's cause, not the deadline it used
+		}
+	}
+	return n, err
+}
+
+// maxDrain is how much unread body Close still reads to keep the connection.
+const maxDrain = 4 << 10
+
+func (b *upstreamBody) Close() error {
+	b.mu.Lock()
+	done := b.done
+	b.mu.Unlock()
+	if done {
+		return nil
+	}
+	// A body read up to its last byte has not necessarily seen io.EOF yet.
+	_, err := io.CopyN(io.Discard, b.rc, maxDrain+1)
+	b.finish(err == io.EOF)
+	return nil
+}
+
+func (b *upstreamBody) finish(complete bool) {
+	b.mu.Lock()
+	if b.done {
+		b.mu.Unlock()
+		return
+	}
+	b.done = true
+	b.mu.Unlock()
+	if b.stop() && complete && b.reuse {
+		if err := b.conn.SetDeadline(time.Time{}); err == nil {
+			b.client.put(b.conn)
+			return
+		}
+	}
+	_ = b.conn.Close()
+}

@@ -1,0 +1,297 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// countingServer is an upstream that counts the connections it accepted.
+type countingServer struct {
+	*httptest.Server
+	conns atomic.Int64
+}
+
+func newCountingServer(t *testing.T, h http.Handler, useTLS bool) *countingServer {
+	s := &countingServer{Server: httptest.NewUnstartedServer(h)}
+	s.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			s.conns.Add(1)
+		}
+	}
+	if useTLS {
+		s.StartTLS()
+	} else {
+		s.Start()
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+func (s *countingServer) host() string { return s.Listener.Addr().String() }
+
+func upstreamRequest(t *testing.T, ctx context.Context, method, url, body string, header map[string]string) *http.Request {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	return req
+}
+
+func doRead(c *upstreamClient, req *http.Request) (int, string, error) {
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
+// TestUpstreamClientReuse: answers read whole (with or without a length, or closed
+// once read) keep their connection; answers cut short or marked close do not.
+func TestUpstreamClientReuse(t *testing.T) {
+	big := strings.Repeat("x", 64<<10)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/small", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "small") })
+	mux.HandleFunc("/chunked", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "part one ")
+		w.(http.Flusher).Flush()
+		_, _ = io.WriteString(w, "part two")
+	})
+	mux.HandleFunc("/empty", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
+	mux.HandleFunc("/big", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, big) })
+	mux.HandleFunc("/close", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Connection", "close")
+		_, _ = io.WriteString(w, "bye")
+	})
+	tests := []struct {
+		name      string
+		path      string
+		readAll   bool // else the body is closed unread
+		wantConns int64
+	}{
+		{"length, read", "/small", true, 1},
+		{"length, closed unread", "/small", false, 1}, // Close drains a small rest
+		{"chunked, read", "/chunked", true, 1},
+		{"no body", "/empty", true, 1},
+		{"big body closed unread", "/big", false, 5},
+		{"Connection: close", "/close", true, 5},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := newCountingServer(t, mux, false)
+			c := newUpstreamClient(10, nil)
+			defer c.CloseIdleConnections()
+			for i := range 5 {
+				resp, err := c.Do(upstreamRequest(t, context.Background(), http.MethodGet, srv.URL+tt.path, "", nil))
+				if err != nil {
+					t.Fatalf("request %d: %v", i, err)
+				}
+				if tt.readAll {
+					if _, err := io.ReadAll(resp.Body); err != nil {
+						t.Fatalf("request %d: body: %v", i, err)
+					}
+				}
+				_ = resp.Body.Close()
+			}
+			if got := srv.conns.Load(); got != tt.wantConns {
+				t.Fatalf("%d connections for 5 requests, want %d", got, tt.wantConns)
+			}
+		})
+	}
+}
+
+// TestUpstreamClientStaleConnection: a kept-alive connection the upstream closed is
+// noticed and the request sent again on a new one, when sending twice is safe.
+func TestUpstreamClientStaleConnection(t *testing.T) {
+	var bodies atomic.Value
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		bodies.Store(string(b))
+		_, _ = io.WriteString(w, "ok")
+	})
+	tests := []struct {
+		name    string
+		method  string
+		body    string
+		header  map[string]string
+		wantErr bool
+	}{
+		{"GET", http.MethodGet, "", nil, false},
+		{"POST with an Idempotency-Key", http.MethodPost, `{"n":1}`, map[string]string{"Idempotency-Key": "k1"}, false},
+		{"POST without one", http.MethodPost, `{"n":2}`, nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := newCountingServer(t, h, false)
+			c := newUpstreamClient(10, nil)
+			defer c.CloseIdleConnections()
+			if _, _, err := doRead(c, upstreamRequest(t, context.Background(), http.MethodGet, srv.URL, "", nil)); err != nil {
+				t.Fatal(err)
+			}
+			srv.CloseClientConnections() // the kept connection is now dead
+			time.Sleep(50 * time.Millisecond)
+			req := upstreamRequest(t, context.Background(), tt.method, srv.URL, tt.body, tt.header)
+			status, _, err := doRead(c, req)
+			if tt.wantErr {
+				if err == nil {
+					t.Fatalf("a non-idempotent request was sent again (status %d)", status)
+				}
+				return
+			}
+			if err != nil || status != http.StatusOK {
+				t.Fatalf("status %d, err %v", status, err)
+			}
+			if got, _ := bodies.Load().(string); got != tt.body {
+				t.Fatalf("upstream read body %q, want %q", got, tt.body)
+			}
+			if n := srv.conns.Load(); n != 2 {
+				t.Fatalf("%d connections, want 2", n)
+			}
+		})
+	}
+}
+
+// TestUpstreamClientContext: a context that ends interrupts the exchange at once with
+// the context's error, and the connection is not kept.
+func TestUpstreamClientContext(t *testing.T) {
+	release := make(chan struct{})
+	srv := newCountingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/hang" {
+			_, _ = io.WriteString(w, "head ")
+			w.(http.Flusher).Flush()
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+			return
+		}
+		_, _ = io.WriteString(w, "ok")
+	}), false)
+	defer close(release)
+	c := newUpstreamClient(10, nil)
+	defer c.CloseIdleConnections()
+
+	tests := []struct {
+		name    string
+		ctx     func() (context.Context, context.CancelFunc)
+		wantErr error
+	}{
+		{"deadline", func() (context.Context, context.CancelFunc) {
+			return context.WithTimeout(context.Background(), 100*time.Millisecond)
+		}, context.DeadlineExceeded},
+		{"canceled", func() (context.Context, context.CancelFunc) {
+			ctx, cancel := context.WithCancel(context.Background())
+			time.AfterFunc(100*time.Millisecond, cancel)
+			return ctx, cancel
+		}, context.Canceled},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := tt.ctx()
+			defer cancel()
+			start := time.Now()
+			_, _, err := doRead(c, upstreamRequest(t, ctx, http.MethodGet, srv.URL+"/hang", "", nil))
+			if err == nil {
+				t.Fatal("no error from a hung upstream")
+			}
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("err %v, want %v", err, tt.wantErr)
+			}
+			if took := time.Since(start); took > 2*time.Second {
+				t.Fatalf("took %v to give up", took)
+			}
+		})
+	}
+	// The interrupted connections were not kept: the next request works.
+	before := srv.conns.Load()
+	if status, body, err := doRead(c, upstreamRequest(t, context.Background(), http.MethodGet, srv.URL+"/ok", "", nil)); err != nil || status != 200 || body != "ok" {
+		t.Fatalf("after interruptions: %d %q %v", status, body, err)
+	}
+	if srv.conns.Load() != before+1 {
+		t.Fatal("an interrupted connection was reused")
+	}
+}
+
+// TestUpstreamClientInterim: 1xx answers before the final one are skipped.
+func TestUpstreamClientInterim(t *testing.T) {
+	srv := newCountingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "</style.css>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.WriteHeader(http.StatusCreated)
+		_, _ = io.WriteString(w, "made")
+	}), false)
+	c := newUpstreamClient(10, nil)
+	defer c.CloseIdleConnections()
+	status, body, err := doRead(c, upstreamRequest(t, context.Background(), http.MethodGet, srv.URL, "", nil))
+	if err != nil || status != http.StatusCreated || body != "made" {
+		t.Fatalf("%d %q %v", status, body, err)
+	}
+}
+
+// TestUpstreamClientTLS: over TLS, with the connection kept, and refused by a server
+// whose certificate the configuration does not trust.
+func TestUpstreamClientTLS(t *testing.T) {
+	srv := newCountingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.TLS == nil {
+			http.Error(w, "plain", http.StatusBadRequest)
+			return
+		}
+		_, _ = io.WriteString(w, "secure")
+	}), true)
+	trusted := srv.Client().Transport.(*http.Transport).TLSClientConfig
+	c := newUpstreamClient(10, trusted)
+	defer c.CloseIdleConnections()
+	for range 3 {
+		status, body, err := doRead(c, upstreamRequest(t, context.Background(), http.MethodGet, srv.URL, "", nil))
+		if err != nil || status != 200 || body != "secure" {
+			t.Fatalf("%d %q %v", status, body, err)
+		}
+	}
+	if n := srv.conns.Load(); n != 1 {
+		t.Fatalf("%d TLS connections for 3 requests", n)
+	}
+	untrusting := newUpstreamClient(10, &tls.Config{MinVersion: tls.VersionTLS12})
+	if _, _, err := doRead(untrusting, upstreamRequest(t, context.Background(), http.MethodGet, srv.URL, "", nil)); err == nil {
+		t.Fatal("a server with an untrusted certificate was accepted")
+	}
+}
+
+// TestUpstreamClientBody: the request body and headers arrive as sent.
+func TestUpstreamClientBody(t *testing.T) {
+	srv := newCountingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		w.Header().Set("X-Got-Length", r.Header.Get("Content-Length"))
+		_, _ = w.Write(bytes.ToUpper(b))
+	}), false)
+	c := newUpstreamClient(10, nil)
+	defer c.CloseIdleConnections()
+	req := upstreamRequest(t, context.Background(), http.MethodPut, srv.URL+"/x?q=1", "hello", map[string]string{"Content-Type": "text/plain"})
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if string(b) != "HELLO" || resp.Header.Get("X-Got-Length") != "5" {
+		t.Fatalf("body %q, length %q", b, resp.Header.Get("X-Got-Length"))
+	}
+}
