@@ -66,24 +66,35 @@ func (c *upstreamClient) Do(req *http.Request) (*http.Response, error) {
 		}
 		conn, err := c.get(ctx, req.URL.Host)
 		if err != nil {
-			return nil, err
+			return nil, contextError(ctx, err)
 		}
 		resp, err := c.roundTrip(ctx, conn, req)
 		if err == nil {
 			return resp, nil
 		}
 		_ = conn.Close()
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
 		// As net/http does: a request that met a connection the upstream had closed
 		// while idle is sent again on another connection, when sending it twice is
 		// safe and its body can be read anew.
-		if errors.Is(err, errStaleConnection) && replayable(req) {
+		if errors.Is(err, errStaleConnection) && ctx.Err() == nil && replayable(req) {
 			continue
 		}
-		return nil, err
+		return nil, contextError(ctx, err)
 	}
+}
+
+// contextError is ctx's error once ctx has ended, including when err is the timeout of
+// the deadline the connection took from ctx (its timer may fire before the context's
+// own): a spent budget must read as one, not as an unreachable instance.
+func contextError(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	var netErr net.Error
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) && errors.As(err, &netErr) && netErr.Timeout() {
+		return context.DeadlineExceeded
+	}
+	return err
 }
 
 // replayable reports whether req may be sent again: an idempotent method or an
@@ -246,9 +257,7 @@ func (b *upstreamBody) Read(p []byte) (int, error) {
 		b.finish(true)
 	case err != nil:
 		b.finish(false)
-		if b.ctx.Err() != nil {
-			err = b.ctx.Err() // the interruption's cause, not the deadline it used
-		}
+		err = contextError(b.ctx, err)
 	}
 	return n, err
 }

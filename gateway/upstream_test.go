@@ -295,3 +295,47 @@ func TestUpstreamClientBody(t *testing.T) {
 		t.Fatalf("body %q, length %q", b, resp.Header.Get("X-Got-Length"))
 	}
 }
+
+type timeoutError struct{}
+
+func (timeoutError) Error() string   { return "i/o timeout" }
+func (timeoutError) Timeout() bool   { return true }
+func (timeoutError) Temporary() bool { return true }
+
+// TestContextError: the connection's deadline firing just before the context's own
+// timer still reads as the context's deadline.
+func TestContextError(t *testing.T) {
+	canceled, cancel := context.WithCancel(context.Background())
+	cancel()
+	// A deadline passed whose context has not noticed yet: a fake, since a real one
+	// would mark itself done.
+	passed := deadlineOnly{time.Now().Add(-time.Millisecond)}
+	future := deadlineOnly{time.Now().Add(time.Hour)}
+	refused := errors.New("connection refused")
+	tests := []struct {
+		name string
+		ctx  context.Context
+		err  error
+		want error
+	}{
+		{"canceled", canceled, refused, context.Canceled},
+		{"deadline passed, timeout", passed, timeoutError{}, context.DeadlineExceeded},
+		{"deadline passed, other error", passed, refused, refused},
+		{"deadline ahead, timeout", future, timeoutError{}, timeoutError{}},
+		{"no deadline", context.Background(), timeoutError{}, timeoutError{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := contextError(tt.ctx, tt.err); got != tt.want {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+type deadlineOnly struct{ d time.Time }
+
+func (c deadlineOnly) Deadline() (time.Time, bool) { return c.d, true }
+func (c deadlineOnly) Done() <-chan struct{}       { return nil }
+func (c deadlineOnly) Err() error                  { return nil }
+func (c deadlineOnly) Value(any) any               { return nil }
