@@ -56,8 +56,9 @@ func TestMutualTLS(t *testing.T) {
 	if err := (connect.Intentions{a.Config.Service: {caller.Config.Service}}).Apply(c); err != nil {
 		t.Fatal(err)
 	}
+	url := "https://127.0.0.1:" + strconv.Itoa(a.Port()) + "/v1/anything"
 	hc := caller.ClientOptionsFor(a.Config.Service).HTTPClient
-	resp, err := hc.Get("https://127.0.0.1:" + strconv.Itoa(a.Port()) + "/v1/anything")
+	resp, err := hc.Do(newGet(t, url))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +68,7 @@ func TestMutualTLS(t *testing.T) {
 		t.Fatalf("mTLS call: %d %q, want 200 and the caller's name", resp.StatusCode, body)
 	}
 	// A client for another service refuses this instance at the handshake.
-	if resp, err := caller.ClientOptionsFor("payment").HTTPClient.Get("https://127.0.0.1:" + strconv.Itoa(a.Port()) + "/v1/anything"); err == nil {
+	if resp, err := caller.ClientOptionsFor("payment").HTTPClient.Do(newGet(t, url)); err == nil {
 		resp.Body.Close()
 		t.Fatal("an instance of another service was accepted as payment")
 	}
@@ -142,4 +143,13 @@ func selfSigned(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
 	pool = x509.NewCertPool()
 	pool.AddCert(c)
 	return certFile, keyFile, pool
+}
+
+func newGet(t *testing.T, url string) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return req
 }

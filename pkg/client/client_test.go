@@ -184,13 +184,20 @@ func TestChainAgainstConsul(t *testing.T) {
 	}
 }
 
+// circuitOpen reports whether the circuit is open, waiting up to a second for it to
+// open: hystrix folds reported outcomes into its window in a goroutine of its own.
 func circuitOpen(t *testing.T, name string) bool {
 	t.Helper()
 	cb, _, err := hystrix.GetCircuit(name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return cb.IsOpen()
+	for deadline := time.Now().Add(time.Second); !cb.IsOpen(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+	return true
 }
 
 // TestBreaker: a failing upstream opens the breaker, which then fails fast with 503
