@@ -36,7 +36,7 @@ def wrk(name):
     sock = re.search(r"Socket errors: (.*)", text)
     n = int(re.search(r"(\d+) requests in", text).group(1))
     used = cpu(f"wrk-{name}")
-    worker = {"direct": "inventory-1", "gateway": "gateway", "nginx": "nginx"}[name]
+    worker = {"direct": "inventory-1", "gateway": "gateway", "nginx": "nginx", "goproxy": "goproxy"}[name]
     return {
         "requests": n,
         "cpu_us_per_req": used.get(worker, 0) / max(n, 1),
@@ -82,7 +82,7 @@ def checkout(c):
     route = next((x for x in r["routes"] if x["route"] == "POST /v1/orders"), r["all"])
     ok = route["count"] - sum(route["errors"].values())
     used = cpu(f"checkout-{c}")
-    per = {k: v / max(ok, 1) / 1000 for k, v in used.items() if k != "nginx"}
+    per = {k: v / max(ok, 1) / 1000 for k, v in used.items() if k not in ("nginx", "goproxy")}
     return {"users": c, "checkouts_per_s": ok / r["duration_s"], "requests": route["count"],
             "cpu_ms_per_checkout": per, "cpu_ms_per_checkout_total": sum(per.values()),
             "errors": route["errors"], "p50_ms": route["p50_ms"], "p99_ms": route["p99_ms"], "max_ms": route["max_ms"]}
@@ -116,9 +116,10 @@ def sh(*cmd):
         return ""
 
 
-proxy = {n: wrk(n) for n in ("direct", "gateway", "nginx")}
-g, ng, d = proxy["gateway"], proxy["nginx"], proxy["direct"]
-fixed = {n: at_rate(n) for n in ("direct", "gateway", "nginx")}
+paths = ("direct", "gateway", "nginx", "goproxy")
+proxy = {n: wrk(n) for n in paths}
+g, ng, d, gp = proxy["gateway"], proxy["nginx"], proxy["direct"], proxy["goproxy"]
+fixed = {n: at_rate(n) for n in paths}
 checkouts = {c: checkout(c) for c in (1, 32)}
 ceilings = {c: pgbench(c) for c in (1, 32)}
 result = {
@@ -139,6 +140,9 @@ result = {
         "gateway_added_p99_ms": g["p99_ms"] - d["p99_ms"],
         "nginx_added_p99_ms": ng["p99_ms"] - d["p99_ms"],
         "gateway_nginx_cpu_per_req": g["cpu_us_per_req"] / max(ng["cpu_us_per_req"], 1e-9),
+        "gateway_goproxy_rps": g["rps"] / gp["rps"],
+        "goproxy_nginx_rps": gp["rps"] / ng["rps"],
+        "gateway_goproxy_cpu_per_req": g["cpu_us_per_req"] / max(gp["cpu_us_per_req"], 1e-9),
         "gateway_added_p50_ms_at_rate": fixed["gateway"]["p50_ms"] - fixed["direct"]["p50_ms"],
         "gateway_added_p99_ms_at_rate": fixed["gateway"]["p99_ms"] - fixed["direct"]["p99_ms"],
         "nginx_added_p50_ms_at_rate": fixed["nginx"]["p50_ms"] - fixed["direct"]["p50_ms"],
@@ -167,19 +171,23 @@ L.append(f"{result['machine']['cpus']} CPUs, {result['machine']['go']}, one inst
 L.append(f"## GET /v1/products/{{sku}} — wrk {result['settings']['wrk']}\n")
 L.append("| path | req/s | p50 ms | p99 ms | non-2xx | CPU µs/req of the serving process |")
 L.append("|---|---:|---:|---:|---:|---:|")
-for n, who in (("direct", "inventory"), ("gateway", "gateway"), ("nginx", "nginx, all workers")):
+for n, who in (("direct", "inventory"), ("gateway", "gateway"), ("nginx", "nginx, all workers"),
+               ("goproxy", "bare httputil.ReverseProxy")):
     x = proxy[n]
     L.append(f"| {n} | {x['rps']:.0f} | {x['p50_ms']:.2f} | {x['p99_ms']:.2f} | {x['non_2xx']} | {x['cpu_us_per_req']:.1f} ({who}) |")
 L.append("")
-L.append(f"CPU per request, gateway/nginx: **{r['gateway_nginx_cpu_per_req']:.1f}×** (req/s on a shared machine moves with "
-         "whatever else runs; CPU time per request much less so).\n")
+L.append(f"CPU per request, gateway/nginx: **{r['gateway_nginx_cpu_per_req']:.1f}×**, gateway/bare Go reverse proxy: "
+         f"**{r['gateway_goproxy_cpu_per_req']:.2f}×** (req/s on a shared machine moves with whatever else runs; CPU time "
+         "per request much less so).\n")
+L.append(f"Bare Go reverse proxy (goproxy: net/http server and Transport, nothing else)/nginx rps "
+         f"**{r['goproxy_nginx_rps']:.2f}**, gateway/goproxy rps **{r['gateway_goproxy_rps']:.2f}**.\n")
 L.append(f"gateway/nginx rps **{r['gateway_nginx_rps']:.2f}** (target ≥ 0.90); gateway/direct {r['gateway_direct_rps']:.2f}; "
          f"nginx/direct {r['nginx_direct_rps']:.2f}. Added p99 over direct at this saturating load: gateway "
          f"**{r['gateway_added_p99_ms']:+.2f} ms**, nginx {r['nginx_added_p99_ms']:+.2f} ms.\n")
 L.append(f"## GET /v1/products/{{sku}} at a fixed {float(rate):.0f} req/s — loadgen -url, open workload, {duration}\n")
 L.append("| path | requests | errors | p50 ms | p90 ms | p99 ms | max ms | added p50 ms | added p99 ms |")
 L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-for n in ("direct", "gateway", "nginx"):
+for n in paths:
     x = fixed[n]
     added = "" if n == "direct" else f"{x['p50_ms'] - fixed['direct']['p50_ms']:+.2f} | {x['p99_ms'] - fixed['direct']['p99_ms']:+.2f}"
     L.append(f"| {n} | {x['requests']} | {x['errors'] + x['skipped']} | {x['p50_ms']:.2f} | {x['p90_ms']:.2f} | {x['p99_ms']:.2f} | "

@@ -3,8 +3,10 @@
 # people would otherwise use, and writes bench/results/<date>.json and .md.
 #   1. GET /v1/products/{sku} under wrk (same connections and duration each):
 #      one inventory instance directly, through the gateway, through nginx (plain
-#      reverse proxy with keepalive to the same instance); then the same three at a
-#      fixed RATE with cmd/loadgen -url, for the latency each hop adds.
+#      reverse proxy with keepalive to the same instance), through Go's bare
+#      httputil.ReverseProxy (gateway/bench/goproxy: the floor of a net/http proxy);
+#      then the same four at a fixed RATE with cmd/loadgen -url, for the latency
+#      each hop adds.
 #   2. Checkout through the gateway (cmd/loadgen, POST /v1/orders with items) at 1 and
 #      32 concurrent users, next to pgbench running the same statements straight on
 #      PostgreSQL (bench/checkout.sql), the ceiling.
@@ -42,6 +44,7 @@ state=$work/state
 log() { echo "[$(date +%H:%M:%S)] bench: $*" >&2; }
 cleanup() {
   [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
+  [ -n "${goproxy_pid:-}" ] && kill "$goproxy_pid" 2>/dev/null || true
   [ -n "${extra_pid:-}" ] && kill "$extra_pid" 2>/dev/null || true
   [ -n "${sampler_pid:-}" ] && kill "$sampler_pid" 2>/dev/null || true
   [ -f "$state/stack.json" ] && "$work/bin/kitshop" down -state "$state" >/dev/null 2>&1 || true
@@ -72,7 +75,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 
 log "building into $work/bin"
 mkdir -p "$work/bin"
-go build -o "$work/bin/" ./cmd/kitshop ./cmd/loadgen
+go build -o "$work/bin/" ./cmd/kitshop ./cmd/loadgen ./gateway/bench/goproxy
 
 consul_port=$(free_consul_ports)
 # Raised, not switched off (DESIGN.md): the gateway reads these as its flags' fallbacks.
@@ -123,6 +126,7 @@ cpu_snapshot() { # file
       for child in $(cat "$work/nginx.pid") $(cat /proc/"$(cat "$work/nginx.pid")"/task/*/children 2>/dev/null); do t=$(( t + $(ticks "$child") )); done
       echo "nginx $t"
     fi
+    [ -n "${goproxy_pid:-}" ] && echo "goproxy $(ticks "$goproxy_pid")"
     echo "hz $(getconf CLK_TCK)"
   } >"$1"
 }
@@ -131,6 +135,10 @@ nginx_port=$(free_port)
 inv_hostport=${inventory#http://}
 start_nginx "$work" "$nginx_port" "$inv_hostport"
 for _ in $(seq 1 50); do curl -fsS -o /dev/null "http://127.0.0.1:$nginx_port$path" 2>/dev/null && break; sleep 0.1; done
+goproxy_port=$(free_port)
+"$work/bin/goproxy" "127.0.0.1:$goproxy_port" "$inv_hostport" 2>"$work/goproxy.log" &
+goproxy_pid=$!
+for _ in $(seq 1 50); do curl -fsS -o /dev/null "http://127.0.0.1:$goproxy_port$path" 2>/dev/null && break; sleep 0.1; done
 
 wrk_run() { # name url
   curl -fsS -o /dev/null "$2"
@@ -142,6 +150,7 @@ wrk_run() { # name url
 wrk_run direct "$inventory$path"
 wrk_run gateway "$gateway$path"
 wrk_run nginx "http://127.0.0.1:$nginx_port$path"
+wrk_run goproxy "http://127.0.0.1:$goproxy_port$path"
 
 # Latency at a fixed rate every path sustains (an open workload, so a slow answer does
 # not hold back the next request): what a hop adds to each request, not queueing.
@@ -153,6 +162,7 @@ rate_run() { # name url
 rate_run direct "$inventory$path"
 rate_run gateway "$gateway$path"
 rate_run nginx "http://127.0.0.1:$nginx_port$path"
+rate_run goproxy "http://127.0.0.1:$goproxy_port$path"
 
 for c in 1 32; do
   log "checkout through the gateway, $c users, $checkout_duration"
