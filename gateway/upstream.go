@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 )
@@ -41,11 +42,11 @@ func newUpstreamClient(maxIdle int, tlsConf *tls.Config) *upstreamClient {
 
 type upstreamConn struct {
 	net.Conn
-	br        *bufio.Reader
-	bw        *bufio.Writer
-	host      string
-	reused    bool
-	idleSince time.Time
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	host   string
+	reused bool
+	expiry *time.Timer // closes the connection once idle for idleTimeout
 }
 
 // errStaleConnection is a kept-alive connection found closed by the upstream before
@@ -173,17 +174,15 @@ func isReset(err error) bool {
 
 // get returns an idle connection to host or a new one.
 func (c *upstreamClient) get(ctx context.Context, host string) (*upstreamConn, error) {
-	now := time.Now()
 	c.mu.Lock()
-	for conns := c.idle[host]; len(conns) > 0; conns = c.idle[host] {
+	if conns := c.idle[host]; len(conns) > 0 {
 		conn := conns[len(conns)-1]
 		c.idle[host] = conns[:len(conns)-1]
-		if now.Sub(conn.idleSince) < c.idleTimeout {
-			c.mu.Unlock()
-			conn.reused = true
-			return conn, nil
-		}
-		_ = conn.Close()
+		c.mu.Unlock()
+		// Should the timer fire anyway, expire no longer finds the connection idle.
+		conn.expiry.Stop()
+		conn.reused = true
+		return conn, nil
 	}
 	c.mu.Unlock()
 	return c.dial(ctx, host)
@@ -212,16 +211,39 @@ func (c *upstreamClient) dial(ctx context.Context, host string) (*upstreamConn, 
 }
 
 // put keeps conn for the next request to its host, or closes it when enough are kept.
+// A kept connection is closed after idleTimeout unused, so an instance that went away
+// leaves no sockets behind.
 func (c *upstreamClient) put(conn *upstreamConn) {
-	conn.idleSince = time.Now()
 	c.mu.Lock()
-	if len(c.idle[conn.host]) < c.maxIdle {
-		c.idle[conn.host] = append(c.idle[conn.host], conn)
+	if len(c.idle[conn.host]) >= c.maxIdle {
 		c.mu.Unlock()
+		_ = conn.Close()
 		return
 	}
+	c.idle[conn.host] = append(c.idle[conn.host], conn)
+	if conn.expiry == nil {
+		conn.expiry = time.AfterFunc(c.idleTimeout, func() { c.expire(conn) })
+	} else {
+		conn.expiry.Reset(c.idleTimeout)
+	}
 	c.mu.Unlock()
-	_ = conn.Close()
+}
+
+// expire closes conn if it is still idle.
+func (c *upstreamClient) expire(conn *upstreamConn) {
+	c.mu.Lock()
+	conns := c.idle[conn.host]
+	i := slices.Index(conns, conn)
+	if i >= 0 {
+		c.idle[conn.host] = slices.Delete(conns, i, i+1)
+		if len(c.idle[conn.host]) == 0 {
+			delete(c.idle, conn.host)
+		}
+	}
+	c.mu.Unlock()
+	if i >= 0 {
+		_ = conn.Close()
+	}
 }
 
 // CloseIdleConnections closes the connections kept for reuse.
@@ -232,6 +254,7 @@ func (c *upstreamClient) CloseIdleConnections() {
 	c.mu.Unlock()
 	for _, conns := range idle {
 		for _, conn := range conns {
+			conn.expiry.Stop()
 			_ = conn.Close()
 		}
 	}

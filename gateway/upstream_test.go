@@ -339,3 +339,39 @@ func (c deadlineOnly) Deadline() (time.Time, bool) { return c.d, true }
 func (c deadlineOnly) Done() <-chan struct{}       { return nil }
 func (c deadlineOnly) Err() error                  { return nil }
 func (c deadlineOnly) Value(any) any               { return nil }
+
+// TestUpstreamClientIdleExpiry: a connection left idle is closed after the idle
+// timeout, so an instance that went away leaves no socket behind; one in use is not.
+func TestUpstreamClientIdleExpiry(t *testing.T) {
+	srv := newCountingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") }), false)
+	c := newUpstreamClient(10, nil)
+	c.idleTimeout = 100 * time.Millisecond
+	defer c.CloseIdleConnections()
+	idleCount := func() int {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return len(c.idle[srv.host()])
+	}
+	for range 3 { // reused within the timeout: one connection
+		if _, _, err := doRead(c, upstreamRequest(t, context.Background(), http.MethodGet, srv.URL, "", nil)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(30 * time.Millisecond)
+	}
+	if n := srv.conns.Load(); n != 1 || idleCount() != 1 {
+		t.Fatalf("%d connections, %d idle; want 1 and 1", n, idleCount())
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for idleCount() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the idle connection was never closed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, _, err := doRead(c, upstreamRequest(t, context.Background(), http.MethodGet, srv.URL, "", nil)); err != nil {
+		t.Fatal(err)
+	}
+	if n := srv.conns.Load(); n != 2 {
+		t.Fatalf("%d connections after expiry, want 2", n)
+	}
+}
