@@ -42,12 +42,26 @@ func (s *Stack) applyIntentions() error {
 	if err != nil {
 		return err
 	}
-	if err := Intentions.Apply(c); err != nil {
-		return err
+	// A dev agent that has just started answers 500 "Intentions are read only while
+	// being upgraded to config entries" for a moment: keep trying for a while.
+	deadline := time.Now().Add(intentionsWait)
+	for {
+		err := Intentions.Apply(c)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 	s.logf("Consul: intentions written (only the listed callers may reach each service)")
 	return nil
 }
+
+// intentionsWait is how long a new agent may refuse the intentions before that is an
+// error.
+const intentionsWait = 15 * time.Second
 
 // edgeCertificate returns the gateway's certificate and key files: the ones given, or
 // a certificate for localhost signed by a CA of the state folder, made once, so a user
