@@ -110,7 +110,7 @@ func Enqueue(ctx context.Context, tx *sql.Tx, e Event) error {
 		}
 	}
 	_, err = tx.ExecContext(ctx, `INSERT INTO outbox (id, type, aggregate_id, occurred_at, body, trace)
-		VALUES ($1, $2, $3, $4, $5, $6)`, e.ID, e.Type, e.AggregateID, e.OccurredAt, body, trace)
+		VALUES ($1, $2, $3, $4, $5, $6)`, e.ID, e.Type, e.AggregateID, e.OccurredAt, body, string(trace)) // jsonb takes text; []byte would go as binary
 	if err != nil {
 		return fmt.Errorf("outbox: enqueue %s: %w", e.Type, err)
 	}
