@@ -269,14 +269,19 @@ func (s *postgresStore) Touch(ctx context.Context, id string, lease Lease) error
 }
 
 func (s *postgresStore) Advance(ctx context.Context, id, token string, c Change, now, leaseUntil time.Time) (Order, error) {
+	args := []any{id, token, c.From, c.Status, c.Step, c.ChargeID, c.FailureCode, c.FailureMessage, now, leaseUntil}
+	if c.Event == nil && !c.ClearCart {
+		// One statement, one round trip: no transaction to open and commit.
+		o, err := advanceOrder(ctx, s.db, args)
+		if errors.Is(err, ErrOrderNotFound) {
+			return Order{}, ErrStale
+		}
+		return o, err
+	}
 	var o Order
 	err := postgres.InTx(ctx, s.db, nil, func(tx *sql.Tx) error {
 		var err error
-		o, err = queryOrder(ctx, tx, `UPDATE orders SET status = $4, step = $5,
-				charge_id = CASE WHEN $6 = '' THEN charge_id ELSE $6 END,
-				failure_code = $7, failure_message = $8, updated_at = $9, lease_until = $10
-			WHERE id = $1 AND lease_token = $2 AND step = $3 RETURNING `+orderColumns,
-			id, token, c.From, c.Status, c.Step, c.ChargeID, c.FailureCode, c.FailureMessage, now, leaseUntil)
+		o, err = advanceOrder(ctx, tx, args)
 		if errors.Is(err, ErrOrderNotFound) {
 			return ErrStale
 		}
@@ -301,6 +306,54 @@ func (s *postgresStore) Advance(ctx context.Context, id, token string, c Change,
 		return nil
 	})
 	return o, err
+}
+
+// advanceOrder moves an order to its next step and returns it with its items, in one
+// statement: the UPDATE's row joined with the order's items.
+func advanceOrder(ctx context.Context, q querier, args []any) (Order, error) {
+	rows, err := q.QueryContext(ctx, `WITH o AS (
+			UPDATE orders SET status = $4, step = $5,
+				charge_id = CASE WHEN $6 = '' THEN charge_id ELSE $6 END,
+				failure_code = $7, failure_message = $8, updated_at = $9, lease_until = $10
+			WHERE id = $1 AND lease_token = $2 AND step = $3 RETURNING `+orderColumns+`)
+		SELECT o.*, i.sku, i.name, i.quantity, i.price_amount, i.currency
+		FROM o LEFT JOIN order_items i ON i.order_id = o.id ORDER BY i.sku`, args...)
+	if err != nil {
+		return Order{}, err
+	}
+	defer rows.Close()
+	var (
+		o     Order
+		found bool
+	)
+	for rows.Next() {
+		var (
+			next                      Order
+			sku, name, currency       sql.NullString
+			quantity, unitPriceAmount sql.NullInt64
+		)
+		if err := rows.Scan(&next.ID, &next.UserID, &next.Email, &next.Status, &next.Step, &next.Total.Amount, &next.Total.Currency,
+			&next.ChargeID, &next.FromCart, &next.FailureCode, &next.FailureMessage, &next.CreatedAt, &next.UpdatedAt,
+			&sku, &name, &quantity, &unitPriceAmount, &currency); err != nil {
+			return Order{}, err
+		}
+		if !found {
+			o, found = next, true
+			o.CreatedAt, o.UpdatedAt = o.CreatedAt.UTC(), o.UpdatedAt.UTC()
+			o.Items = []Item{}
+		}
+		if sku.Valid {
+			o.Items = append(o.Items, Item{SKU: sku.String, Name: name.String, Quantity: int(quantity.Int64),
+				UnitPrice: Money{Amount: unitPriceAmount.Int64, Currency: currency.String}})
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return Order{}, err
+	}
+	if !found {
+		return Order{}, ErrOrderNotFound
+	}
+	return o, nil
 }
 
 func (s *postgresStore) CountPending(ctx context.Context) (int, error) {

@@ -255,6 +255,9 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 		if err != nil || o.Step != StepCharged || o.ChargeID != "ch_1" || !o.UpdatedAt.Equal(t0.Add(time.Second)) || len(o.Items) != 1 {
 			t.Fatalf("advance = %+v, %v", o, err)
 		}
+		if want := (Item{SKU: "A", Name: "Product A", Quantity: 2, UnitPrice: Money{Amount: 500, Currency: "EUR"}}); o.Items[0] != want {
+			t.Fatalf("advance returned item %+v, want %+v", o.Items[0], want)
+		}
 		o, err = s.Advance(ctx, "o1", "first", Change{From: StepCharged, Status: StatusFailed, Step: StepCompensated, FailureCode: "out_of_stock", FailureMessage: "none left"}, t0.Add(2*time.Second), t0)
 		if err != nil || o.Status != StatusFailed || o.ChargeID != "ch_1" || o.FailureCode != "out_of_stock" || o.FailureMessage != "none left" {
 			t.Fatalf("advance keeping the charge ID = %+v, %v", o, err)
