@@ -24,21 +24,20 @@ UPDATE products SET reserved = reserved + 1, updated_at = now()
 INSERT INTO reservation_lines (order_id, sku, name, quantity, price_amount, currency)
   VALUES (('o' || :client_id || '-' || :n), 'pg-' || :p, 'Bench kit', 1, 500, 'EUR');
 COMMIT;
-BEGIN;
-UPDATE orders SET status = 'pending', step = 'reserved', charge_id = charge_id, failure_code = '', failure_message = '',
+WITH o AS (UPDATE orders SET status = 'pending', step = 'reserved', charge_id = charge_id, failure_code = '', failure_message = '',
     updated_at = now(), lease_until = now() + interval '30 seconds'
-  WHERE id = ('o' || :client_id || '-' || :n) AND lease_token = 'lease' AND step = 'created' RETURNING id, status, step;
-COMMIT;
+    WHERE id = ('o' || :client_id || '-' || :n) AND lease_token = 'lease' AND step = 'created' RETURNING id, user_id, email, status, step, total_amount, currency, charge_id, from_cart, failure_code, failure_message, created_at, updated_at)
+  SELECT o.*, i.sku, i.name, i.quantity, i.price_amount, i.currency FROM o LEFT JOIN order_items i ON i.order_id = o.id ORDER BY i.sku;
 WITH c AS (
     INSERT INTO charges (id, order_id, user_id, status, decline_code, amount, currency, card_brand, card_last4, created_at, refunded_at)
     VALUES ('ch-' || ('o' || :client_id || '-' || :n), ('o' || :client_id || '-' || :n), ('u' || :client_id), 'succeeded', '', 500, 'EUR', 'visa', '4242', now(), NULL)
     RETURNING id, order_id, status, amount, currency, created_at)
   INSERT INTO ledger_entries (charge_id, order_id, kind, amount, currency, created_at)
   SELECT id, order_id, 'charge', amount, currency, created_at FROM c WHERE status = 'succeeded';
-BEGIN;
-UPDATE orders SET status = 'pending', step = 'charged', charge_id = 'ch-' || ('o' || :client_id || '-' || :n), updated_at = now(), lease_until = now() + interval '30 seconds'
-  WHERE id = ('o' || :client_id || '-' || :n) AND lease_token = 'lease' AND step = 'reserved' RETURNING id, status, step;
-COMMIT;
+WITH o AS (UPDATE orders SET status = 'pending', step = 'charged', charge_id = 'ch-' || ('o' || :client_id || '-' || :n), failure_code = '', failure_message = '',
+    updated_at = now(), lease_until = now() + interval '30 seconds'
+    WHERE id = ('o' || :client_id || '-' || :n) AND lease_token = 'lease' AND step = 'reserved' RETURNING id, user_id, email, status, step, total_amount, currency, charge_id, from_cart, failure_code, failure_message, created_at, updated_at)
+  SELECT o.*, i.sku, i.name, i.quantity, i.price_amount, i.currency FROM o LEFT JOIN order_items i ON i.order_id = o.id ORDER BY i.sku;
 BEGIN;
 SELECT order_id, status, expires_at, created_at, updated_at FROM reservations WHERE order_id = ('o' || :client_id || '-' || :n) FOR UPDATE;
 SELECT sku, name, quantity, price_amount, currency FROM reservation_lines WHERE order_id = ('o' || :client_id || '-' || :n) ORDER BY sku;
@@ -46,8 +45,9 @@ UPDATE products SET stock = stock - 1, reserved = reserved - 1, updated_at = now
 UPDATE reservations SET status = 'committed', updated_at = now() WHERE order_id = ('o' || :client_id || '-' || :n);
 COMMIT;
 BEGIN;
-UPDATE orders SET status = 'confirmed', step = 'committed', updated_at = now(), lease_until = now() + interval '30 seconds'
-  WHERE id = ('o' || :client_id || '-' || :n) AND lease_token = 'lease' AND step = 'charged' RETURNING id, status, step;
+WITH o AS (UPDATE orders SET status = 'confirmed', step = 'committed', failure_code = '', failure_message = '', updated_at = now(), lease_until = now()
+    WHERE id = ('o' || :client_id || '-' || :n) AND lease_token = 'lease' AND step = 'charged' RETURNING id, user_id, email, status, step, total_amount, currency, charge_id, from_cart, failure_code, failure_message, created_at, updated_at)
+  SELECT o.*, i.sku, i.name, i.quantity, i.price_amount, i.currency FROM o LEFT JOIN order_items i ON i.order_id = o.id ORDER BY i.sku;
 INSERT INTO outbox (id, type, aggregate_id, occurred_at, body, trace)
   VALUES ('ev-' || ('o' || :client_id || '-' || :n), 'order_confirmed', ('o' || :client_id || '-' || :n), now(), convert_to('{"order_id":"' || ('o' || :client_id || '-' || :n) || '"}', 'UTF8'), '{}');
 DELETE FROM cart_items WHERE user_id = ('u' || :client_id) AND sku = ANY(ARRAY['pg-' || :p]);
