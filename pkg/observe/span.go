@@ -16,14 +16,26 @@ func WithTracer(ctx context.Context, tracer *zipkin.Tracer) context.Context {
 	return context.WithValue(ctx, tracerKey{}, tracer)
 }
 
-// ChildSpan starts a client span named name under the span in ctx. It returns nil and
-// ctx unchanged when ctx carries no span or no tracer: nothing is traced then.
-func ChildSpan(ctx context.Context, name, remoteService string) (zipkin.Span, context.Context) {
+// Recording reports whether a child span of ctx would be recorded: ctx carries a tracer
+// and a span whose trace is sampled. An unsampled trace still propagates its IDs to
+// other services, but a span below it (a SQL statement) goes nowhere.
+func Recording(ctx context.Context) bool {
 	parent := zipkin.SpanFromContext(ctx)
-	tracer, _ := ctx.Value(tracerKey{}).(*zipkin.Tracer)
-	if parent == nil || tracer == nil {
+	if parent == nil || ctx.Value(tracerKey{}) == nil {
+		return false
+	}
+	sc := parent.Context()
+	return sc.Debug || sc.Sampled == nil || *sc.Sampled
+}
+
+// ChildSpan starts a client span named name under the span in ctx. It returns nil and
+// ctx unchanged when the span would not be recorded (see Recording).
+func ChildSpan(ctx context.Context, name, remoteService string) (zipkin.Span, context.Context) {
+	if !Recording(ctx) {
 		return nil, ctx
 	}
+	parent := zipkin.SpanFromContext(ctx)
+	tracer := ctx.Value(tracerKey{}).(*zipkin.Tracer)
 	span := tracer.StartSpan(name,
 		zipkin.Parent(parent.Context()),
 		zipkin.Kind(model.Client),

@@ -85,6 +85,9 @@ func (t tracedTx) Rollback() error {
 const maxStatementTag = 500
 
 func statementSpan(ctx context.Context, query string) (zipkin.Span, context.Context) {
+	if !observe.Recording(ctx) {
+		return nil, ctx // before the name and tag are worked out
+	}
 	verb, _, _ := strings.Cut(strings.TrimSpace(query), " ")
 	span, ctx := observe.ChildSpan(ctx, "sql "+strings.ToLower(verb), "postgres")
 	if span != nil {
