@@ -141,6 +141,9 @@ func forwardHeaders(in http.Header, clientAddr, host, proto, requestID string) h
 	for _, name := range gatewayHeaders {
 		delete(h, name)
 	}
+	// The gateway has read the whole body already: an Expect: 100-continue is answered
+	// by its own server and means nothing upstream.
+	delete(h, "Expect")
 	// One backing array for the four values the gateway sets.
 	vals := []string{clientAddr, host, proto, requestID}
 	h["X-Forwarded-For"] = vals[0:1:1]

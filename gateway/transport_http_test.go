@@ -160,6 +160,7 @@ func TestForwarding(t *testing.T) {
 		"X-B3-TraceId":        "463ac35c9f6413ad",
 		"X-Real-IP":           "6.6.6.6",
 		"Forwarded":           "for=6.6.6.6",
+		"Expect":              "100-continue",
 	})
 	if resp.StatusCode != 201 {
 		t.Fatalf("status %d: %s", resp.StatusCode, body)
@@ -182,6 +183,7 @@ func TestForwarding(t *testing.T) {
 		{"client's X-B3-TraceId dropped", got.Header.Get("X-B3-TraceId"), ""},
 		{"client's X-Real-IP dropped", got.Header.Get("X-Real-IP"), ""},
 		{"client's Forwarded dropped", got.Header.Get("Forwarded"), ""},
+		{"Expect answered by the gateway, not forwarded", got.Header.Get("Expect"), ""},
 		{"upstream header relayed", resp.Header.Get("X-Upstream"), "echo"},
 		{"upstream hop-by-hop header dropped", resp.Header.Get("Proxy-Authenticate"), ""},
 	}

@@ -147,14 +147,14 @@ func (c *upstreamClient) exchange(conn *upstreamConn, req *http.Request) (*http.
 		if err != nil {
 			return nil, err
 		}
-		// 1xx answers are interim (the gateway sends no Expect, but an upstream may
-		// still send 103 Early Hints); 101 would switch protocols, which is refused.
-		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
-			if resp.StatusCode == http.StatusSwitchingProtocols {
-				return nil, errors.New("gateway: upstream switched protocols")
-			}
+		switch {
+		case resp.StatusCode == http.StatusSwitchingProtocols:
+			return nil, errors.New("gateway: upstream switched protocols")
+		case resp.StatusCode >= 200:
 			return resp, nil
 		}
+		// Any other 1xx is interim (103 Early Hints, say; the gateway sends no
+		// Expect): the final answer follows.
 	}
 }
 
