@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -142,7 +143,10 @@ func (c *upstreamClient) exchange(conn *upstreamConn, req *http.Request) (*http.
 	if _, err := conn.br.Peek(1); err != nil {
 		return nil, c.stale(conn, err)
 	}
-	for {
+	for interim := 0; ; interim++ {
+		if interim > maxInterim {
+			return nil, errors.New("gateway: upstream sent too many 1xx answers")
+		}
 		resp, err := http.ReadResponse(conn.br, req)
 		if err != nil {
 			return nil, err
@@ -158,11 +162,14 @@ func (c *upstreamClient) exchange(conn *upstreamConn, req *http.Request) (*http.
 	}
 }
 
+// maxInterim bounds the 1xx answers read before the final one (net/http's bound).
+const maxInterim = 5
+
 // stale marks err as a closed kept-alive connection when conn was reused and nothing
 // of an answer came back.
 func (c *upstreamClient) stale(conn *upstreamConn, err error) error {
 	if conn.reused && (errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || isReset(err)) {
-		return errStaleConnection
+		return fmt.Errorf("%w: %w", errStaleConnection, err)
 	}
 	return err
 }
@@ -174,18 +181,28 @@ func isReset(err error) bool {
 
 // get returns an idle connection to host or a new one.
 func (c *upstreamClient) get(ctx context.Context, host string) (*upstreamConn, error) {
-	c.mu.Lock()
-	if conns := c.idle[host]; len(conns) > 0 {
+	for {
+		c.mu.Lock()
+		conns := c.idle[host]
+		if len(conns) == 0 {
+			c.mu.Unlock()
+			return c.dial(ctx, host)
+		}
 		conn := conns[len(conns)-1]
 		c.idle[host] = conns[:len(conns)-1]
 		c.mu.Unlock()
 		// Should the timer fire anyway, expire no longer finds the connection idle.
 		conn.expiry.Stop()
+		// net/http's reader goroutine notices an upstream closing an idle connection
+		// (a graceful restart closes them all); without one, the connection is looked
+		// at before use, so that a request that cannot be sent twice is not lost on it.
+		if conn.br.Buffered() > 0 || !idleAlive(conn.Conn) {
+			_ = conn.Close()
+			continue
+		}
 		conn.reused = true
 		return conn, nil
 	}
-	c.mu.Unlock()
-	return c.dial(ctx, host)
 }
 
 func (c *upstreamClient) dial(ctx context.Context, host string) (*upstreamConn, error) {
@@ -309,7 +326,9 @@ func (b *upstreamBody) finish(complete bool) {
 	}
 	b.done = true
 	b.mu.Unlock()
-	if b.stop() && complete && b.reuse {
+	// Bytes past the end of the answer (an upstream that sent more than it announced)
+	// would be read as the next request's answer: such a connection is not kept.
+	if b.stop() && complete && b.reuse && b.conn.br.Buffered() == 0 {
 		if err := b.conn.SetDeadline(time.Time{}); err == nil {
 			b.client.put(b.conn)
 			return

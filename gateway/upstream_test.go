@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -119,15 +120,10 @@ func TestUpstreamClientReuse(t *testing.T) {
 	}
 }
 
-// TestUpstreamClientStaleConnection: a kept-alive connection the upstream closed is
-// noticed and the request sent again on a new one, when sending twice is safe.
+// TestUpstreamClientStaleConnection: a kept-alive connection that dies once the request
+// is on it (after the look before use) is resent on a new connection only when sending
+// twice is safe, as net/http does.
 func TestUpstreamClientStaleConnection(t *testing.T) {
-	var bodies atomic.Value
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		bodies.Store(string(b))
-		_, _ = io.WriteString(w, "ok")
-	})
 	tests := []struct {
 		name    string
 		method  string
@@ -141,29 +137,56 @@ func TestUpstreamClientStaleConnection(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv := newCountingServer(t, h, false)
-			c := newUpstreamClient(10, nil)
-			defer c.CloseIdleConnections()
-			if _, _, err := doRead(c, upstreamRequest(t, context.Background(), http.MethodGet, srv.URL, "", nil)); err != nil {
+			// An upstream that answers the first request of each connection and drops
+			// the connection, unanswered, on the second.
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
 				t.Fatal(err)
 			}
-			srv.CloseClientConnections() // the kept connection is now dead
-			time.Sleep(50 * time.Millisecond)
-			req := upstreamRequest(t, context.Background(), tt.method, srv.URL, tt.body, tt.header)
-			status, _, err := doRead(c, req)
+			defer ln.Close()
+			var conns atomic.Int64
+			var lastBody atomic.Value
+			go func() {
+				for {
+					conn, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					conns.Add(1)
+					go func() {
+						defer conn.Close()
+						br := bufio.NewReader(conn)
+						req, err := http.ReadRequest(br)
+						if err != nil {
+							return
+						}
+						b, _ := io.ReadAll(req.Body)
+						lastBody.Store(string(b))
+						_, _ = io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+						_, _ = http.ReadRequest(br) // and the second goes unanswered
+					}()
+				}
+			}()
+			url := "http://" + ln.Addr().String() + "/"
+			c := newUpstreamClient(10, nil)
+			defer c.CloseIdleConnections()
+			if _, _, err := doRead(c, upstreamRequest(t, context.Background(), http.MethodGet, url, "", nil)); err != nil {
+				t.Fatal(err)
+			}
+			status, _, err := doRead(c, upstreamRequest(t, context.Background(), tt.method, url, tt.body, tt.header))
 			if tt.wantErr {
-				if err == nil {
-					t.Fatalf("a non-idempotent request was sent again (status %d)", status)
+				if err == nil || !errors.Is(err, errStaleConnection) || !errors.Is(err, io.EOF) {
+					t.Fatalf("status %d, err %v; want the stale connection's EOF, not a resend", status, err)
 				}
 				return
 			}
 			if err != nil || status != http.StatusOK {
 				t.Fatalf("status %d, err %v", status, err)
 			}
-			if got, _ := bodies.Load().(string); got != tt.body {
+			if got, _ := lastBody.Load().(string); got != tt.body {
 				t.Fatalf("upstream read body %q, want %q", got, tt.body)
 			}
-			if n := srv.conns.Load(); n != 2 {
+			if n := conns.Load(); n != 2 {
 				t.Fatalf("%d connections, want 2", n)
 			}
 		})
@@ -373,5 +396,99 @@ func TestUpstreamClientIdleExpiry(t *testing.T) {
 	}
 	if n := srv.conns.Load(); n != 2 {
 		t.Fatalf("%d connections after expiry, want 2", n)
+	}
+}
+
+// TestUpstreamClientUpstreamClosedIdle: an upstream that closed an idle connection (its
+// idle timeout, a graceful restart) costs nothing, even to a request that cannot be
+// sent twice: the closed connection is noticed before use.
+func TestUpstreamClientUpstreamClosedIdle(t *testing.T) {
+	for _, useTLS := range []bool{false, true} {
+		t.Run(map[bool]string{false: "plain", true: "TLS"}[useTLS], func(t *testing.T) {
+			srv := newCountingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_, _ = io.WriteString(w, "ok")
+			}), false)
+			srv.Close() // restarted below with a short idle timeout
+			srv = &countingServer{Server: httptest.NewUnstartedServer(srv.Config.Handler)}
+			srv.Config.IdleTimeout = 50 * time.Millisecond
+			srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+				if st == http.StateNew {
+					srv.conns.Add(1)
+				}
+			}
+			var tlsConf *tls.Config
+			if useTLS {
+				srv.StartTLS()
+				tlsConf = srv.Client().Transport.(*http.Transport).TLSClientConfig
+			} else {
+				srv.Start()
+			}
+			defer srv.Close()
+			c := newUpstreamClient(10, tlsConf)
+			defer c.CloseIdleConnections()
+			for i := range 3 {
+				status, body, err := doRead(c, upstreamRequest(t, context.Background(), http.MethodPost, srv.URL, `{"n":1}`, nil))
+				if err != nil || status != 200 || body != "ok" {
+					t.Fatalf("POST %d: %d %q %v", i, status, body, err)
+				}
+				time.Sleep(200 * time.Millisecond) // the upstream closes the idle connection
+			}
+			if n := srv.conns.Load(); n != 3 {
+				t.Fatalf("%d connections for 3 POSTs each after an idle close, want 3", n)
+			}
+		})
+	}
+}
+
+// TestUpstreamClientExtraBytes: an upstream that sends more than its answer announced
+// does not get to answer the next request with the rest.
+func TestUpstreamClientExtraBytes(t *testing.T) {
+	for _, sameSegment := range []bool{true, false} {
+		t.Run(map[bool]string{true: "in the same write", false: "later"}[sameSegment], func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			const answer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+			const forged = "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nEVIL"
+			go func() {
+				for {
+					conn, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					go func() {
+						defer conn.Close()
+						br := bufio.NewReader(conn)
+						for first := true; ; first = false {
+							if _, err := http.ReadRequest(br); err != nil {
+								return
+							}
+							switch {
+							case !first:
+								_, _ = io.WriteString(conn, answer)
+							case sameSegment:
+								_, _ = io.WriteString(conn, answer+forged)
+							default:
+								_, _ = io.WriteString(conn, answer)
+								time.Sleep(50 * time.Millisecond)
+								_, _ = io.WriteString(conn, forged)
+							}
+						}
+					}()
+				}
+			}()
+			c := newUpstreamClient(10, nil)
+			defer c.CloseIdleConnections()
+			url := "http://" + ln.Addr().String() + "/"
+			for i := range 3 {
+				status, body, err := doRead(c, upstreamRequest(t, context.Background(), http.MethodGet, url, "", nil))
+				if err != nil || status != 200 || body != "ok" {
+					t.Fatalf("GET %d: %d %q %v", i, status, body, err)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		})
 	}
 }
