@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/afex/hystrix-go/hystrix"
@@ -19,10 +20,27 @@ type breaker struct {
 	slots   chan struct{} // one per call in flight, up to MaxConcurrent
 }
 
-func newBreaker(name string, maxConcurrent int) *breaker {
+// breakers holds one breaker per circuit name. hystrix keeps its circuits process-wide
+// by name, and so must the concurrency cap: the gateway builds several Services for
+// one upstream (one per try timeout), which share their caller→service circuit.
+var breakers = struct {
+	sync.Mutex
+	byName map[string]*breaker
+}{byName: map[string]*breaker{}}
+
+// breakerFor returns the breaker of circuit name, made with maxConcurrent slots by
+// its first user.
+func breakerFor(name string, maxConcurrent int) *breaker {
+	breakers.Lock()
+	defer breakers.Unlock()
+	if b, ok := breakers.byName[name]; ok {
+		return b
+	}
 	// GetCircuit only fails for a name it cannot create, which it always can.
 	circuit, _, _ := hystrix.GetCircuit(name)
-	return &breaker{circuit: circuit, slots: make(chan struct{}, maxConcurrent)}
+	b := &breaker{circuit: circuit, slots: make(chan struct{}, maxConcurrent)}
+	breakers.byName[name] = b
+	return b
 }
 
 // do runs call unless the circuit is open (hystrix.ErrCircuitOpen) or MaxConcurrent
@@ -39,24 +57,23 @@ func (b *breaker) do(ctx context.Context, call func(context.Context) error) erro
 		b.report("rejected", start, 0)
 		return hystrix.ErrMaxConcurrency
 	}
+	defer func() { <-b.slots }() // a panicking call must not keep its slot forever
 	err := call(ctx)
-	<-b.slots
 	b.report(event(ctx, err), start, time.Since(start))
 	return err
 }
 
-// event names the outcome as hystrix does. The call's own budget running out is a
-// "timeout" and counts against the service; the caller giving up (its context ended)
-// does not.
+// event names the outcome as hystrix does. A deadline running out is a "timeout" and
+// counts against the service, whichever budget set it (the call's, the route's, the
+// saga's: kitshop's deadlines are its own, so a hung upstream opens the circuit); only
+// a caller that went away (its context cancelled) does not count.
 func event(ctx context.Context, err error) string {
 	switch {
 	case err == nil:
 		return "success"
 	case errors.Is(ctx.Err(), context.Canceled):
 		return "context_canceled"
-	case errors.Is(ctx.Err(), context.DeadlineExceeded):
-		return "context_deadline_exceeded"
-	case errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return "timeout"
 	}
 	return "failure"

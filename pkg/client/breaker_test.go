@@ -26,7 +26,7 @@ func TestBreakerEvent(t *testing.T) {
 		{"failed", live, failed, "failure"},
 		{"own budget ran out", live, context.DeadlineExceeded, "timeout"},
 		{"caller went away", canceled, context.Canceled, "context_canceled"},
-		{"caller's deadline", expired, context.DeadlineExceeded, "context_deadline_exceeded"},
+		{"caller's deadline", expired, context.DeadlineExceeded, "timeout"},
 		{"caller went away while failing", canceled, failed, "context_canceled"},
 	}
 	for _, tt := range tests {
@@ -43,7 +43,7 @@ func TestBreakerEvent(t *testing.T) {
 func TestBreakerConcurrency(t *testing.T) {
 	name := "breakertest→concurrency-" + t.Name()
 	hystrix.ConfigureCommand(name, hystrix.CommandConfig{MaxConcurrentRequests: 2, RequestVolumeThreshold: 1000})
-	b := newBreaker(name, 2)
+	b := breakerFor(name, 2)
 	release := make(chan struct{})
 	started := make(chan struct{}, 2)
 	done := make(chan error, 2)
@@ -85,6 +85,11 @@ func TestBreakerOpens(t *testing.T) {
 	}{
 		{"failures", context.Background, errors.New("503"), true},
 		{"timeouts", context.Background, context.DeadlineExceeded, true},
+		{"the caller's deadline passing", func() context.Context {
+			ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+			_ = cancel // ended already
+			return ctx
+		}, context.DeadlineExceeded, true},
 		{"caller cancellations", func() context.Context {
 			ctx, cancel := context.WithCancel(context.Background())
 			cancel()
@@ -97,7 +102,7 @@ func TestBreakerOpens(t *testing.T) {
 			hystrix.ConfigureCommand(name, hystrix.CommandConfig{
 				MaxConcurrentRequests: 10, RequestVolumeThreshold: 5, ErrorPercentThreshold: 50, SleepWindow: 60000,
 			})
-			b := newBreaker(name, 10)
+			b := breakerFor(name, 10)
 			for range 10 {
 				_ = b.do(tt.ctx(), func(context.Context) error { return tt.err })
 			}
@@ -121,5 +126,32 @@ func TestBreakerOpens(t *testing.T) {
 				t.Fatalf("open circuit: err %v, ran %v", err, ran)
 			}
 		})
+	}
+}
+
+// TestBreakerSharedByName: Services built for the same caller→service pair share one
+// concurrency cap, as they share hystrix's circuit.
+func TestBreakerSharedByName(t *testing.T) {
+	name := "breakertest→shared-" + t.Name()
+	a, b := breakerFor(name, 3), breakerFor(name, 50)
+	if a != b || cap(a.slots) != 3 {
+		t.Fatalf("two breakers (%p, %p) or cap %d for one circuit", a, b, cap(a.slots))
+	}
+	if c := breakerFor(name+"-other", 4); c == a {
+		t.Fatal("another circuit shares the breaker")
+	}
+}
+
+// TestBreakerPanic: a call that panics gives its slot back.
+func TestBreakerPanic(t *testing.T) {
+	name := "breakertest→panic-" + t.Name()
+	hystrix.ConfigureCommand(name, hystrix.CommandConfig{MaxConcurrentRequests: 1, RequestVolumeThreshold: 1000})
+	b := breakerFor(name, 1)
+	func() {
+		defer func() { _ = recover() }()
+		_ = b.do(context.Background(), func(context.Context) error { panic("boom") })
+	}()
+	if err := b.do(context.Background(), func(context.Context) error { return nil }); err != nil {
+		t.Fatalf("after a panic: %v", err)
 	}
 }

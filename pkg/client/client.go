@@ -140,7 +140,7 @@ func New(service string, instancer sd.Instancer, opts Options) *Service {
 	})
 	return &Service{
 		name: service, instancer: instancer, opts: opts,
-		breaker: newBreaker(name, opts.Breaker.MaxConcurrent), breakerName: name,
+		breaker: breakerFor(name, opts.Breaker.MaxConcurrent), breakerName: name,
 	}
 }
 

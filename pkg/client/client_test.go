@@ -269,9 +269,20 @@ func TestTimeout(t *testing.T) {
 	defer hang.Close()
 	svc := client.New(testenv.Name("timeouttest"), staticInstancer(hang.Listener.Addr().String()),
 		client.Options{Caller: "test", Timeout: 300 * time.Millisecond, AttemptTimeout: 100 * time.Millisecond, Retries: 1})
-	_, err := svc.Endpoint(route("who", true))(context.Background(), nil)
-	if e := errs.From(err); e.Kind != errs.Timeout {
-		t.Fatalf("err = %v, want a timeout", err)
+	who := svc.Endpoint(route("who", true))
+	// go-kit's endpointer takes the instancer's list in a goroutine of its own: until
+	// it has, a call finds no instance.
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		_, err := who(context.Background(), nil)
+		e := errs.From(err)
+		if e.Kind == errs.Timeout {
+			return
+		}
+		if e.Code != "service_unavailable" || time.Now().After(deadline) {
+			t.Fatalf("err = %v, want a timeout", err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
