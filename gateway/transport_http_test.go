@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -289,6 +290,43 @@ func TestUpstreamFailures(t *testing.T) {
 	}
 	if took := time.Since(begin); took > time.Second {
 		t.Errorf("no instance answered after %v", took)
+	}
+}
+
+// TestHungUpstreamOpensBreaker: answers that time out at the route's deadline count
+// against the breaker, which then answers 503 at once instead of holding every
+// request for the whole deadline.
+func TestHungUpstreamOpensBreaker(t *testing.T) {
+	keys := newTestKeys(t)
+	order := startInstance(t, http.HandlerFunc(echo))
+	o := testOptions(keys.verifier)
+	o.Client.AttemptTimeout = 10 * time.Second // so the route's own deadline ends every call
+	o.Client.Breaker.ErrorPercent = 90         // every one of them must count
+	gw := startGateway(t, withUpstreams(o, map[string][]string{OrderService: {order.addr()}}))
+	bearer := "Bearer " + keys.token(t, auth.Caller{UserID: "u1", Role: auth.RoleCustomer})
+	var wg sync.WaitGroup
+	for range 12 { // above the breaker's volume threshold of 10, all timing out
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, body := call(t, "GET", gw.URL+"/v1/cart", nil, map[string]string{"Authorization": bearer, "X-Echo-Sleep": "10s"})
+			if resp.StatusCode != 504 {
+				t.Errorf("hung upstream: status %d: %s", resp.StatusCode, body)
+			}
+		}()
+	}
+	wg.Wait()
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		begin := time.Now()
+		resp, body := call(t, "GET", gw.URL+"/v1/cart", nil, map[string]string{"Authorization": bearer, "X-Echo-Sleep": "10s"})
+		if resp.StatusCode == 503 && errorCode(t, body) == "service_unavailable" && time.Since(begin) < time.Second {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("breaker still closed after 12 timeouts: status %d after %v: %s", resp.StatusCode, time.Since(begin), body)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
