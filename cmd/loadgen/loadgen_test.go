@@ -203,6 +203,25 @@ func TestStatsReport(t *testing.T) {
 	if !strings.Contains(b.String(), "503×1") {
 		t.Errorf("text report lacks the error count:\n%s", b.String())
 	}
+	if strings.Contains(b.String(), "KITSHOP_RATE_ANON") {
+		t.Errorf("rate-limit hint without a 429:\n%s", b.String())
+	}
+}
+
+// TestReportExplainsRateLimits: a run that met the gateway's rate limits says how to
+// raise them.
+func TestReportExplainsRateLimits(t *testing.T) {
+	s := newStats()
+	s.add("GET /v1/products", 200, time.Millisecond)
+	s.add("GET /v1/products", 429, time.Millisecond)
+	s.add("GET /v1/cart", 429, time.Millisecond)
+	var b strings.Builder
+	s.report(time.Second).writeText(&b)
+	for _, want := range []string{"2 answers were 429", "KITSHOP_RATE_ANON=", "KITSHOP_RATE_USER="} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, b.String())
+		}
+	}
 }
 
 // TestURLMode: -url loads one URL with GETs, no accounts made, at a fixed rate or

@@ -155,6 +155,13 @@ func (r Report) writeText(w io.Writer) {
 	if r.Skipped > 0 {
 		fmt.Fprintf(w, "%d actions skipped: every one of the %d slots was busy (the target is slower than the rate)\n\n", r.Skipped, r.Concurrency)
 	}
+	if n := r.All.Errors["429"]; n > 0 {
+		// All virtual users come from one address, so on public routes they share one
+		// bucket: a run that meets the limits measures them, not the shop.
+		fmt.Fprintf(w, "%d answers were 429: the gateway limits each client address on public routes and each user (20/s, burst 40 by default).\n"+
+			"To load past the limits, start the stack with them raised, e.g.\n"+
+			"  KITSHOP_RATE_ANON=1e6 KITSHOP_RATE_ANON_BURST=1000000 KITSHOP_RATE_USER=1e6 KITSHOP_RATE_USER_BURST=1000000 make up\n\n", n)
+	}
 	fmt.Fprintf(w, "%-30s %8s %9s %8s %8s %8s %8s  %s\n", "route", "count", "req/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "errors")
 	for _, rr := range append(slices.Clone(r.Routes), r.All) {
 		fmt.Fprintf(w, "%-30s %8d %9.1f %8.2f %8.2f %8.2f %8.2f  %s\n",
