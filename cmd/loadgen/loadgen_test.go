@@ -10,7 +10,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -171,6 +173,8 @@ func TestFlagBounds(t *testing.T) {
 		{"-requests", "1000000000"},
 		{"-concurrency", "0"},
 		{"-rate", "-1"},
+		{"-concurrency", "8", "-users", "1"},
+		{"-products", "-1"},
 	} {
 		if _, err := parseFlags(args, &strings.Builder{}); err == nil {
 			t.Errorf("parseFlags(%v) accepted", args)
@@ -265,6 +269,76 @@ func TestURLMode(t *testing.T) {
 			}
 			if int(hits.Load()) < r.Requests {
 				t.Fatalf("server saw %d GETs, report counts %d", hits.Load(), r.Requests)
+			}
+		})
+	}
+}
+
+// TestUsersActOneAtATime: whatever the mode, a virtual user never has two requests in
+// flight, every account takes part, and the load is the one asked for.
+func TestUsersActOneAtATime(t *testing.T) {
+	product, err := parseMix("product=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name               string
+		users, concurrency int
+		rate               float64
+	}{
+		{"concurrency, as many users", 4, 4, 0},
+		{"concurrency, more users", 9, 3, 0},
+		{"rate, as many users", 3, 3, 2000},
+		{"rate, more users", 7, 3, 2000},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var (
+				mu                 sync.Mutex
+				inFlight, maxTotal int
+				perUser            = map[string]int{}
+				maxPerUser         = map[string]int{}
+			)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				who := r.Header.Get("Authorization")
+				mu.Lock()
+				inFlight++
+				perUser[who]++
+				maxTotal = max(maxTotal, inFlight)
+				maxPerUser[who] = max(maxPerUser[who], perUser[who])
+				mu.Unlock()
+				time.Sleep(5 * time.Millisecond)
+				mu.Lock()
+				inFlight--
+				perUser[who]--
+				mu.Unlock()
+			}))
+			defer srv.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			g := &generator{base: srv.URL, http: srv.Client(), mix: product, skus: []string{"kit"},
+				stats: newStats(), limit: 150, cancel: cancel}
+			users := make([]*user, tc.users)
+			for i := range users {
+				users[i] = &user{token: "u" + strconv.Itoa(i)}
+			}
+			g.setUsers(users)
+			if tc.rate > 0 {
+				g.runRate(ctx, tc.rate, tc.concurrency)
+			} else {
+				g.runConcurrency(ctx, tc.concurrency)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if len(maxPerUser) != tc.users {
+				t.Errorf("%d of %d users acted", len(maxPerUser), tc.users)
+			}
+			for who, n := range maxPerUser {
+				if n != 1 {
+					t.Errorf("%s had %d requests in flight at once", who, n)
+				}
+			}
+			if maxTotal != tc.concurrency {
+				t.Errorf("at most %d requests in flight, want %d", maxTotal, tc.concurrency)
 			}
 		})
 	}

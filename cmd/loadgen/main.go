@@ -78,12 +78,12 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.adminEmail, "admin-email", "", "admin account that creates the products the run buys (default: from -stack)")
 	fs.StringVar(&c.adminPass, "admin-password", "", "its password (default: from -stack; env KITSHOP_ADMIN_PASSWORD)")
 	fs.IntVar(&c.concurrency, "concurrency", 8, "virtual users acting at once (fixed concurrency; with -rate, the most actions in flight)")
-	fs.IntVar(&c.users, "users", 0, "accounts created for the run (default: -concurrency)")
+	fs.IntVar(&c.users, "users", 0, "accounts created for the run, at least -concurrency; each acts one thing at a time (default: -concurrency)")
 	fs.Float64Var(&c.rate, "rate", 0, "actions started per second (fixed rate); 0: fixed concurrency")
 	fs.DurationVar(&c.duration, "duration", 10*time.Second, "how long to load (at most 1h)")
 	fs.Uint64Var(&c.requests, "requests", 1_000_000, "stop after this many requests (at most 1e8)")
 	fs.StringVar(&c.mixSpec, "mix", "browse=50,product=20,cart=20,checkout=10", "actions and their weights (browse, product, cart, checkout)")
-	fs.IntVar(&c.products, "products", 16, "products created for the run when admin credentials are known (else the catalogue is used)")
+	fs.IntVar(&c.products, "products", 16, "products created for the run when admin credentials are known, so checkouts do not empty the catalogue's stock; 0: buy from the catalogue")
 	fs.IntVar(&c.stock, "stock", 1_000_000, "stock of each product created (inventory takes at most 1000000)")
 	fs.StringVar(&c.jsonOut, "json", "", "also write the report as JSON to this file")
 	fs.DurationVar(&c.progress, "progress", time.Second, "interval of the progress line")
@@ -105,9 +105,16 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return c, fmt.Errorf("-rate must not be negative")
 	case c.progress <= 0:
 		return c, fmt.Errorf("-progress must be positive")
+	case c.products < 0 || c.products > 1000:
+		return c, fmt.Errorf("-products must be in [0, 1000]")
 	}
 	if c.users <= 0 {
 		c.users = c.concurrency
+	}
+	if c.users < c.concurrency {
+		// A virtual user does one thing at a time: fewer users than the concurrency
+		// would load less than the report says.
+		return c, fmt.Errorf("-users (%d) must be at least -concurrency (%d)", c.users, c.concurrency)
 	}
 	return c, nil
 }
@@ -161,10 +168,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	if path != "" {
 		// Anonymous users, each one GET at a time.
-		g.users = make([]*user, c.users)
-		for i := range g.users {
-			g.users[i] = &user{}
+		users := make([]*user, c.users)
+		for i := range users {
+			users[i] = &user{}
 		}
+		g.setUsers(users)
 		fmt.Fprintf(stderr, "loadgen: GET %s%s; loading for %s (or %d requests)\n", base, path, c.duration, c.requests)
 	} else {
 		fmt.Fprintf(stderr, "loadgen: preparing %d users and the products against %s\n", c.users, base)
@@ -226,21 +234,30 @@ type generator struct {
 	runID  string
 	path   string // with -url: the one path loaded, instead of the mix
 	users  []*user
+	idle   chan *user // the users not acting now; an action takes one and gives it back
 	skus   []string
 	stats  *stats
 	limit  uint64
 	cancel context.CancelFunc
 }
 
+// user is one virtual user; it does one action at a time, as one person would.
 type user struct {
 	email, token string
-	mu           sync.Mutex // one action at a time per user, as one person would
+}
+
+func (g *generator) setUsers(users []*user) {
+	g.users = users
+	g.idle = make(chan *user, len(users))
+	for _, u := range users {
+		g.idle <- u
+	}
 }
 
 // prepare creates the run's products (with admin credentials) or reads the catalogue,
 // then registers and logs in the users, a few at a time (a login hashes a password).
 func (g *generator) prepare(ctx context.Context, c config) error {
-	if c.adminEmail != "" && c.adminPass != "" {
+	if c.adminEmail != "" && c.adminPass != "" && c.products > 0 {
 		token, err := g.login(ctx, c.adminEmail, c.adminPass)
 		if err != nil {
 			return fmt.Errorf("admin login: %w", err)
@@ -275,7 +292,7 @@ func (g *generator) prepare(ctx context.Context, c config) error {
 		}
 	}
 
-	g.users = make([]*user, c.users)
+	users := make([]*user, c.users)
 	errc := make(chan error, c.users)
 	sem := make(chan struct{}, 4)
 	var wg sync.WaitGroup
@@ -298,12 +315,16 @@ func (g *generator) prepare(ctx context.Context, c config) error {
 				return
 			}
 			u.token = token
-			g.users[i] = u
+			users[i] = u
 		}()
 	}
 	wg.Wait()
 	close(errc)
-	return <-errc
+	if err := <-errc; err != nil {
+		return err
+	}
+	g.setUsers(users)
+	return nil
 }
 
 func (g *generator) login(ctx context.Context, email, password string) (string, error) {
@@ -370,8 +391,6 @@ func (g *generator) do(ctx context.Context, route, method, path, token string, b
 
 // act runs one action of u.
 func (g *generator) act(ctx context.Context, r *mrand.Rand, u *user, action string) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
 	if g.path != "" {
 		g.do(ctx, "GET "+g.path, http.MethodGet, g.path, "", nil, nil)
 		return
@@ -398,8 +417,8 @@ func (g *generator) act(ctx context.Context, r *mrand.Rand, u *user, action stri
 	}
 }
 
-// runConcurrency keeps n virtual users busy, each on the next action as soon as the
-// last one is answered.
+// runConcurrency keeps n actions in flight: as soon as one is answered, the next
+// starts, by the user that has been idle longest (so every account takes part).
 func (g *generator) runConcurrency(ctx context.Context, n int) {
 	var wg sync.WaitGroup
 	for i := range n {
@@ -407,9 +426,10 @@ func (g *generator) runConcurrency(ctx context.Context, n int) {
 		go func() {
 			defer wg.Done()
 			r := mrand.New(mrand.NewPCG(uint64(i), uint64(time.Now().UnixNano())))
-			u := g.users[i%len(g.users)]
 			for ctx.Err() == nil {
+				u := <-g.idle // n <= len(users): one is always idle
 				g.act(ctx, r, u, g.mix.pick(r))
+				g.idle <- u
 			}
 		}()
 	}
@@ -424,7 +444,7 @@ func (g *generator) runRate(ctx context.Context, rate float64, inFlight int) {
 	var wg sync.WaitGroup
 	r := mrand.New(mrand.NewPCG(1, uint64(time.Now().UnixNano())))
 	next := time.Now()
-	for i := 0; ctx.Err() == nil; i++ {
+	for ctx.Err() == nil {
 		if d := time.Until(next); d > 0 {
 			select {
 			case <-ctx.Done():
@@ -441,12 +461,15 @@ func (g *generator) runRate(ctx context.Context, rate float64, inFlight int) {
 			g.stats.skip()
 			continue
 		}
-		action, u, seed := g.mix.pick(r), g.users[i%len(g.users)], r.Uint64()
+		// A free slot means at most inFlight-1 users act (each gives its user back before
+		// its slot), and inFlight <= len(users): an idle user is there without waiting.
+		action, u, seed := g.mix.pick(r), <-g.idle, r.Uint64()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer func() { <-slots }()
 			g.act(ctx, mrand.New(mrand.NewPCG(seed, 0)), u, action)
+			g.idle <- u
 		}()
 	}
 	wg.Wait()
