@@ -1,11 +1,17 @@
 -- One checkout as the services write it, straight on PostgreSQL: the ceiling the
 -- checkout through the gateway is compared with (bench/run.sh runs it with pgbench).
 -- Order, inventory and payment keep separate databases in the stack; here their
--- tables share one, and every statement is the one the stores send, step by step
--- of the saga: order created → stock reserved → charged → reservation committed →
--- order confirmed with its event in the outbox → event marked sent by the relay.
+-- tables share one. The statements are the ones the stores send for a checkout with
+-- its items in the request (what loadgen's checkout sends), step by step: the
+-- idempotency key looked up → the product priced → order created → stock reserved →
+-- earlier charge looked up, charged → reservation committed → order confirmed with its
+-- event in the outbox → event marked sent. The relay marks events sent in batches, after
+-- a claim query, off the request path; here one UPDATE per event stands for that work.
 \set p random(0, 15)
 \set n random(1, 2000000000)
+SELECT request_hash, order_id FROM idempotency_keys
+  WHERE user_id = ('u' || :client_id) AND key = ('o' || :client_id || '-' || :n) AND created_at >= now() - interval '24 hours';
+SELECT sku, name, description, price_amount, currency, stock, reserved, created_at, updated_at FROM products WHERE sku = 'pg-' || :p;
 BEGIN;
 DELETE FROM idempotency_keys WHERE user_id = ('u' || :client_id) AND key = ('o' || :client_id || '-' || :n) AND created_at < now() - interval '24 hours';
 INSERT INTO idempotency_keys (user_id, key, request_hash, order_id, created_at)
@@ -28,6 +34,8 @@ WITH o AS (UPDATE orders SET status = 'pending', step = 'reserved', charge_id = 
     updated_at = now(), lease_until = now() + interval '30 seconds'
     WHERE id = ('o' || :client_id || '-' || :n) AND lease_token = 'lease' AND step = 'created' RETURNING id, user_id, email, status, step, total_amount, currency, charge_id, from_cart, failure_code, failure_message, created_at, updated_at)
   SELECT o.*, i.sku, i.name, i.quantity, i.price_amount, i.currency FROM o LEFT JOIN order_items i ON i.order_id = o.id ORDER BY i.sku;
+SELECT id, order_id, user_id, status, decline_code, amount, currency, card_brand, card_last4, created_at, refunded_at
+  FROM charges WHERE order_id = ('o' || :client_id || '-' || :n);
 WITH c AS (
     INSERT INTO charges (id, order_id, user_id, status, decline_code, amount, currency, card_brand, card_last4, created_at, refunded_at)
     VALUES ('ch-' || ('o' || :client_id || '-' || :n), ('o' || :client_id || '-' || :n), ('u' || :client_id), 'succeeded', '', 500, 'EUR', 'visa', '4242', now(), NULL)
@@ -50,6 +58,5 @@ WITH o AS (UPDATE orders SET status = 'confirmed', step = 'committed', failure_c
   SELECT o.*, i.sku, i.name, i.quantity, i.price_amount, i.currency FROM o LEFT JOIN order_items i ON i.order_id = o.id ORDER BY i.sku;
 INSERT INTO outbox (id, type, aggregate_id, occurred_at, body, trace)
   VALUES ('ev-' || ('o' || :client_id || '-' || :n), 'order_confirmed', ('o' || :client_id || '-' || :n), now(), convert_to('{"order_id":"' || ('o' || :client_id || '-' || :n) || '"}', 'UTF8'), '{}');
-DELETE FROM cart_items WHERE user_id = ('u' || :client_id) AND sku = ANY(ARRAY['pg-' || :p]);
 COMMIT;
 UPDATE outbox SET sent_at = now() WHERE id = 'ev-' || ('o' || :client_id || '-' || :n);

@@ -32,6 +32,9 @@ duration=${DURATION:-10s}
 conns=${CONNS:-50}
 rate=${RATE:-500}
 checkout_duration=${CHECKOUT_DURATION:-15s}
+case $checkout_duration in # pgbench takes whole seconds
+  *[!0-9]*s|s|*[!s]) echo "bench: CHECKOUT_DURATION must be whole seconds, e.g. 15s (got $checkout_duration)" >&2; exit 2 ;;
+esac
 instances=${INSTANCES:-1}
 pg=${PGURL:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}
 for cmd in wrk nginx pgbench psql python3 curl go; do
@@ -178,7 +181,7 @@ done
 kill "$sampler_pid"; wait "$sampler_pid" 2>/dev/null || true; sampler_pid=
 
 log "pgbench ceiling: bench/checkout.sql on ${prefix}_ceiling"
-ceiling=${pg/\/postgres\?//${prefix}_ceiling?}
+ceiling=$(python3 -c 'import sys, urllib.parse as u; p = u.urlsplit(sys.argv[1]); print(u.urlunsplit(p._replace(path="/" + sys.argv[2])))' "$pg" "${prefix}_ceiling")
 psql "$pg" -qc "CREATE DATABASE ${prefix}_ceiling" >/dev/null
 for f in inventory/migrations/*.sql order/migrations/*.sql payment/migrations/*.sql pkg/outbox/migrations/*.sql; do
   psql "$ceiling" -q -v ON_ERROR_STOP=1 -f "$f" >/dev/null
