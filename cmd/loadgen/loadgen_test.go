@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -341,5 +343,109 @@ func TestUsersActOneAtATime(t *testing.T) {
 				t.Errorf("at most %d requests in flight, want %d", maxTotal, tc.concurrency)
 			}
 		})
+	}
+}
+
+// TestBuyCart: buycart puts an item in the cart, then checks out the cart: an order
+// request with a card and an Idempotency-Key but no items.
+func TestBuyCart(t *testing.T) {
+	var (
+		mu   sync.Mutex
+		seen []string
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body map[string]json.RawMessage
+		_ = json.NewDecoder(r.Body).Decode(&body)
+		_, items := body["items"]
+		_, payment := body["payment"]
+		mu.Lock()
+		defer mu.Unlock()
+		seen = append(seen, fmt.Sprintf("%s %s items=%v payment=%v key=%v",
+			r.Method, r.URL.Path, items, payment, r.Header.Get("Idempotency-Key") != ""))
+	}))
+	defer srv.Close()
+	buy, err := parseMix("buycart=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	g := &generator{base: srv.URL, http: srv.Client(), mix: buy, skus: []string{"kit"},
+		stats: newStats(), limit: 2, cancel: cancel}
+	g.setUsers([]*user{{token: "u"}})
+	g.runConcurrency(ctx, 1)
+	mu.Lock()
+	defer mu.Unlock()
+	want := []string{
+		"PUT /v1/cart/items/kit items=false payment=false key=false",
+		"POST /v1/orders items=false payment=true key=true",
+	}
+	if !slices.Equal(seen, want) {
+		t.Errorf("requests\n%s\nwant\n%s", strings.Join(seen, "\n"), strings.Join(want, "\n"))
+	}
+	if r := g.stats.report(time.Second); len(r.Routes) != 2 || r.Routes[0].Route != "POST /v1/orders (cart)" {
+		t.Errorf("routes %+v", r.Routes)
+	}
+}
+
+// TestShopMix: against a stand-in gateway, a run registers and logs in its users,
+// creates its products with the admin account, and then every user acts with its own
+// token on every route of the mix.
+func TestShopMix(t *testing.T) {
+	var (
+		mu       sync.Mutex
+		products []string
+		tokens   = map[string]bool{}
+		routes   = map[string]bool{}
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body map[string]any
+		_ = json.NewDecoder(r.Body).Decode(&body)
+		mu.Lock()
+		defer mu.Unlock()
+		switch route := r.Method + " " + r.URL.Path; {
+		case route == "POST /v1/users":
+			w.WriteHeader(http.StatusCreated)
+		case route == "POST /v1/auth/login":
+			fmt.Fprintf(w, `{"access_token":"t-%s"}`, body["email"])
+		case route == "POST /v1/products":
+			if r.Header.Get("Authorization") != "Bearer t-admin@example.test" {
+				w.WriteHeader(http.StatusForbidden)
+				return
+			}
+			products = append(products, body["sku"].(string))
+			w.WriteHeader(http.StatusCreated)
+		default:
+			if !strings.HasPrefix(r.Header.Get("Authorization"), "Bearer t-lg-") {
+				w.WriteHeader(http.StatusUnauthorized)
+				return
+			}
+			tokens[r.Header.Get("Authorization")] = true
+			routes[r.Method+" "+strings.Split(r.URL.Path, "/")[2]] = true
+		}
+	}))
+	defer srv.Close()
+	var out, errOut strings.Builder
+	args := []string{"-target", srv.URL, "-admin-email", "admin@example.test", "-admin-password", "pw",
+		"-products", "3", "-concurrency", "3", "-users", "5", "-duration", "5s", "-requests", "300",
+		"-mix", "browse=1,product=1,cart=1,checkout=1,buycart=1"}
+	if err := run(context.Background(), args, &out, &errOut); err != nil {
+		t.Fatalf("run: %v\n%s", err, errOut.String())
+	}
+	if !strings.Contains(out.String(), " 0 errors") {
+		t.Errorf("report:\n%s", out.String())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(products) != 3 {
+		t.Errorf("products created: %v", products)
+	}
+	if len(tokens) != 5 {
+		t.Errorf("%d users acted, want 5: %v", len(tokens), tokens)
+	}
+	for _, want := range []string{"GET products", "PUT cart", "GET cart", "POST orders"} {
+		if !routes[want] {
+			t.Errorf("no %s; routes %v", want, routes)
+		}
 	}
 }

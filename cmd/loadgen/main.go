@@ -82,7 +82,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.Float64Var(&c.rate, "rate", 0, "actions started per second (fixed rate); 0: fixed concurrency")
 	fs.DurationVar(&c.duration, "duration", 10*time.Second, "how long to load (at most 1h)")
 	fs.Uint64Var(&c.requests, "requests", 1_000_000, "stop after this many requests (at most 1e8)")
-	fs.StringVar(&c.mixSpec, "mix", "browse=50,product=20,cart=20,checkout=10", "actions and their weights (browse, product, cart, checkout)")
+	fs.StringVar(&c.mixSpec, "mix", "browse=50,product=20,cart=20,checkout=5,buycart=5", "actions and their weights (browse, product, cart, checkout, buycart)")
 	fs.IntVar(&c.products, "products", 16, "products created for the run when admin credentials are known, so checkouts do not empty the catalogue's stock; 0: buy from the catalogue")
 	fs.IntVar(&c.stock, "stock", 1_000_000, "stock of each product created (inventory takes at most 1000000)")
 	fs.StringVar(&c.jsonOut, "json", "", "also write the report as JSON to this file")
@@ -296,7 +296,7 @@ func (g *generator) prepare(ctx context.Context, c config) error {
 	errc := make(chan error, c.users)
 	sem := make(chan struct{}, 4)
 	var wg sync.WaitGroup
-	for i := range g.users {
+	for i := range users {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -409,12 +409,18 @@ func (g *generator) act(ctx context.Context, r *mrand.Rand, u *user, action stri
 			g.do(ctx, "DELETE /v1/cart/items/{sku}", http.MethodDelete, "/v1/cart/items/"+sku, u.token, nil, nil)
 		}
 	case actCheckout:
-		body := map[string]any{
-			"items":   []map[string]any{{"sku": sku, "quantity": 1}},
-			"payment": map[string]any{"card_number": "4242424242424242", "exp_month": 12, "exp_year": time.Now().Year() + 3, "cvc": "123"},
-		}
+		body := map[string]any{"items": []map[string]any{{"sku": sku, "quantity": 1}}, "payment": testCard()}
 		g.do(ctx, "POST /v1/orders", http.MethodPost, "/v1/orders", u.token, body, map[string]string{"Idempotency-Key": "lg-" + randomHex(12)})
+	case actBuyCart:
+		g.do(ctx, "PUT /v1/cart/items/{sku}", http.MethodPut, "/v1/cart/items/"+sku, u.token, map[string]int{"quantity": 1}, nil)
+		body := map[string]any{"payment": testCard()}
+		g.do(ctx, "POST /v1/orders (cart)", http.MethodPost, "/v1/orders", u.token, body, map[string]string{"Idempotency-Key": "lg-" + randomHex(12)})
 	}
+}
+
+// testCard is the simulated processor's card that always succeeds.
+func testCard() map[string]any {
+	return map[string]any{"card_number": "4242424242424242", "exp_month": 12, "exp_year": time.Now().Year() + 3, "cvc": "123"}
 }
 
 // runConcurrency keeps n actions in flight: as soon as one is answered, the next

@@ -13,9 +13,10 @@ const (
 	actProduct  = "product"  // GET /v1/products/{sku}
 	actCart     = "cart"     // PUT /v1/cart/items/{sku}, GET /v1/cart, sometimes DELETE
 	actCheckout = "checkout" // POST /v1/orders with items and an Idempotency-Key
+	actBuyCart  = "buycart"  // PUT /v1/cart/items/{sku}, then POST /v1/orders with no items: the cart is bought
 )
 
-var knownActions = []string{actBrowse, actProduct, actCart, actCheckout}
+var knownActions = []string{actBrowse, actProduct, actCart, actCheckout, actBuyCart}
 
 // mix picks actions at random in proportion to their weights.
 type mix struct {
