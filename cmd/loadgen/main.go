@@ -179,7 +179,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err := g.prepare(ctx, c); err != nil {
 			return err
 		}
-		fmt.Fprintf(stderr, "loadgen: %d users, %d products; loading for %s (or %d requests)\n", len(g.users), len(g.skus), c.duration, c.requests)
+		fmt.Fprintf(stderr, "loadgen: %d users, %d products; loading for %s (or %d requests)\n", c.users, len(g.skus), c.duration, c.requests)
 	}
 
 	g.stats = newStats()
@@ -200,7 +200,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	<-done
 
 	r := g.stats.report(elapsed)
-	r.Target, r.Users, r.Mix = base, len(g.users), c.mixSpec
+	r.Target, r.Users, r.Mix = base, c.users, c.mixSpec
 	if c.rate > 0 {
 		r.Mode, r.Rate, r.Concurrency = "rate", c.rate, c.concurrency
 	} else {
@@ -232,8 +232,7 @@ type generator struct {
 	http   *http.Client
 	mix    mix
 	runID  string
-	path   string // with -url: the one path loaded, instead of the mix
-	users  []*user
+	path   string     // with -url: the one path loaded, instead of the mix
 	idle   chan *user // the users not acting now; an action takes one and gives it back
 	skus   []string
 	stats  *stats
@@ -247,7 +246,6 @@ type user struct {
 }
 
 func (g *generator) setUsers(users []*user) {
-	g.users = users
 	g.idle = make(chan *user, len(users))
 	for _, u := range users {
 		g.idle <- u
