@@ -85,10 +85,11 @@ const orderColumns = `id, user_id, email, status, step, total_amount, currency, 
 
 type scanner interface{ Scan(dest ...any) error }
 
-func scanOrder(row scanner) (Order, error) {
+// scanOrder reads orderColumns, then any columns that follow them into extra.
+func scanOrder(row scanner, extra ...any) (Order, error) {
 	var o Order
-	err := row.Scan(&o.ID, &o.UserID, &o.Email, &o.Status, &o.Step, &o.Total.Amount, &o.Total.Currency, &o.ChargeID, &o.FromCart,
-		&o.FailureCode, &o.FailureMessage, &o.CreatedAt, &o.UpdatedAt)
+	err := row.Scan(append([]any{&o.ID, &o.UserID, &o.Email, &o.Status, &o.Step, &o.Total.Amount, &o.Total.Currency, &o.ChargeID, &o.FromCart,
+		&o.FailureCode, &o.FailureMessage, &o.CreatedAt, &o.UpdatedAt}, extra...)...)
 	o.CreatedAt, o.UpdatedAt = o.CreatedAt.UTC(), o.UpdatedAt.UTC()
 	return o, err
 }
@@ -328,18 +329,15 @@ func advanceOrder(ctx context.Context, q querier, args []any) (Order, error) {
 	)
 	for rows.Next() {
 		var (
-			next                      Order
 			sku, name, currency       sql.NullString
 			quantity, unitPriceAmount sql.NullInt64
 		)
-		if err := rows.Scan(&next.ID, &next.UserID, &next.Email, &next.Status, &next.Step, &next.Total.Amount, &next.Total.Currency,
-			&next.ChargeID, &next.FromCart, &next.FailureCode, &next.FailureMessage, &next.CreatedAt, &next.UpdatedAt,
-			&sku, &name, &quantity, &unitPriceAmount, &currency); err != nil {
+		next, err := scanOrder(rows, &sku, &name, &quantity, &unitPriceAmount, &currency)
+		if err != nil {
 			return Order{}, err
 		}
 		if !found {
 			o, found = next, true
-			o.CreatedAt, o.UpdatedAt = o.CreatedAt.UTC(), o.UpdatedAt.UTC()
 			o.Items = []Item{}
 		}
 		if sku.Valid {
