@@ -27,6 +27,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/nginx.sh
+. bench/lib.sh
 root=$(pwd)
 duration=${DURATION:-10s}
 conns=${CONNS:-50}
@@ -51,30 +52,11 @@ cleanup() {
   [ -n "${extra_pid:-}" ] && kill "$extra_pid" 2>/dev/null || true
   [ -n "${sampler_pid:-}" ] && kill "$sampler_pid" 2>/dev/null || true
   [ -f "$state/stack.json" ] && "$work/bin/kitshop" down -state "$state" >/dev/null 2>&1 || true
-  for db in $(psql "$pg" -Atc "SELECT datname FROM pg_database WHERE datname LIKE '${prefix}\_%'" 2>/dev/null); do
-    psql "$pg" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true
-  done
+  drop_databases "$pg" "$prefix"
   rm -rf "$work"
 }
 trap cleanup EXIT
 
-free_consul_ports() { # four free consecutive ports in 20000–32000
-  python3 - <<'PY'
-import random, socket
-for _ in range(200):
-    base = random.randrange(20000, 31996)
-    socks = []
-    try:
-        for p in range(base, base + 4):
-            s = socket.socket(); s.bind(("127.0.0.1", p)); socks.append(s)
-        print(base); break
-    except OSError:
-        pass
-    finally:
-        for s in socks: s.close()
-PY
-}
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 log "building into $work/bin"
 mkdir -p "$work/bin"

@@ -177,6 +177,8 @@ func TestFlagBounds(t *testing.T) {
 		{"-rate", "-1"},
 		{"-concurrency", "8", "-users", "1"},
 		{"-products", "-1"},
+		{"-burst", "-rate", "10"},
+		{"-burst", "-url", "http://127.0.0.1:1/"},
 	} {
 		if _, err := parseFlags(args, &strings.Builder{}); err == nil {
 			t.Errorf("parseFlags(%v) accepted", args)
@@ -447,5 +449,70 @@ func TestShopMix(t *testing.T) {
 		if !routes[want] {
 			t.Errorf("no %s; routes %v", want, routes)
 		}
+	}
+}
+
+// TestBurst: every user acts exactly once and all of them are in flight together.
+func TestBurst(t *testing.T) {
+	product, err := parseMix("product=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const users = 12
+	var (
+		mu                sync.Mutex
+		inFlight, maxSeen int
+		seen              = map[string]int{}
+		arrived           = make(chan struct{})
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		inFlight++
+		maxSeen = max(maxSeen, inFlight)
+		seen[r.Header.Get("Authorization")]++
+		if inFlight == users {
+			close(arrived)
+		}
+		mu.Unlock()
+		// Held until every user's request has arrived: a burst that released users one
+		// after the other would never get here and the run would time out.
+		select {
+		case <-arrived:
+		case <-time.After(5 * time.Second):
+		}
+		mu.Lock()
+		inFlight--
+		mu.Unlock()
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	g := &generator{base: srv.URL, http: srv.Client(), mix: product, skus: []string{"kit"},
+		stats: newStats(), limit: 1000, cancel: cancel}
+	all := make([]*user, users)
+	for i := range all {
+		all[i] = &user{token: "u" + strconv.Itoa(i)}
+	}
+	g.setUsers(all)
+	g.runBurst(ctx)
+
+	mu.Lock()
+	defer mu.Unlock()
+	if maxSeen != users {
+		t.Errorf("at most %d requests in flight, want all %d", maxSeen, users)
+	}
+	if len(seen) != users {
+		t.Errorf("%d of %d users acted", len(seen), users)
+	}
+	for who, n := range seen {
+		if n != 1 {
+			t.Errorf("%s acted %d times, want once", who, n)
+		}
+	}
+	if got := g.stats.count(); got != users {
+		t.Errorf("%d answers recorded, want %d", got, users)
+	}
+	if len(g.idle) != users {
+		t.Errorf("%d users given back, want %d", len(g.idle), users)
 	}
 }

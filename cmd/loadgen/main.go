@@ -12,6 +12,11 @@
 //
 //	loadgen -url http://127.0.0.1:8080/v1/products/kit-001 -rate 1000 -duration 10s
 //
+// With -burst every user acts once, all at the same moment: a crowd arriving on a stack
+// that has just started.
+//
+//	loadgen -stack .kitshop/stack.json -burst -concurrency 60 -mix buycart=1
+//
 // Only loopback targets are accepted unless -allow-remote is given.
 package main
 
@@ -58,6 +63,7 @@ type config struct {
 	adminEmail, adminPass string
 	concurrency, users    int
 	rate                  float64
+	burst                 bool
 	duration              time.Duration
 	requests              uint64
 	mixSpec               string
@@ -80,6 +86,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.concurrency, "concurrency", 8, "virtual users acting at once (fixed concurrency; with -rate, the most actions in flight)")
 	fs.IntVar(&c.users, "users", 0, "accounts created for the run, at least -concurrency; each acts one thing at a time (default: -concurrency)")
 	fs.Float64Var(&c.rate, "rate", 0, "actions started per second (fixed rate); 0: fixed concurrency")
+	fs.BoolVar(&c.burst, "burst", false, "every user acts once, all at the same moment (after the accounts are made), then the run ends")
 	fs.DurationVar(&c.duration, "duration", 10*time.Second, "how long to load (at most 1h)")
 	fs.Uint64Var(&c.requests, "requests", 1_000_000, "stop after this many requests (at most 1e8)")
 	fs.StringVar(&c.mixSpec, "mix", "browse=50,product=20,cart=20,checkout=5,buycart=5", "actions and their weights (browse, product, cart, checkout, buycart)")
@@ -103,6 +110,10 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return c, fmt.Errorf("-concurrency must be in [1, 10000]")
 	case c.rate < 0:
 		return c, fmt.Errorf("-rate must not be negative")
+	case c.burst && c.rate > 0:
+		return c, fmt.Errorf("-burst and -rate exclude each other")
+	case c.burst && c.url != "":
+		return c, fmt.Errorf("-burst loads the shop's mix, not -url")
 	case c.progress <= 0:
 		return c, fmt.Errorf("-progress must be positive")
 	case c.products < 0 || c.products > 1000:
@@ -190,9 +201,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	g.cancel = cancel
 	done := make(chan struct{})
 	go g.progressLoop(runCtx, c.progress, stderr, done)
-	if c.rate > 0 {
+	switch {
+	case c.burst:
+		g.runBurst(runCtx)
+	case c.rate > 0:
 		g.runRate(runCtx, c.rate, c.concurrency)
-	} else {
+	default:
 		g.runConcurrency(runCtx, c.concurrency)
 	}
 	elapsed := time.Since(start)
@@ -201,9 +215,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	r := g.stats.report(elapsed)
 	r.Target, r.Users, r.Mix = base, c.users, c.mixSpec
-	if c.rate > 0 {
+	switch {
+	case c.burst:
+		r.Mode, r.Concurrency = "burst", c.users
+	case c.rate > 0:
 		r.Mode, r.Rate, r.Concurrency = "rate", c.rate, c.concurrency
-	} else {
+	default:
 		r.Mode, r.Concurrency = "concurrency", c.concurrency
 	}
 	r.Skipped = g.stats.skippedCount()
@@ -437,6 +454,27 @@ func (g *generator) runConcurrency(ctx context.Context, n int) {
 			}
 		}()
 	}
+	wg.Wait()
+}
+
+// runBurst has every user act once, all released at the same moment.
+func (g *generator) runBurst(ctx context.Context) {
+	users := len(g.idle)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range users {
+		u := <-g.idle
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := mrand.New(mrand.NewPCG(uint64(i), uint64(time.Now().UnixNano())))
+			action := g.mix.pick(r)
+			<-start
+			g.act(ctx, r, u, action)
+			g.idle <- u
+		}()
+	}
+	close(start)
 	wg.Wait()
 }
 

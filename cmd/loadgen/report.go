@@ -87,7 +87,7 @@ func (s *stats) count() uint64 {
 // Report is the final result, also written as JSON.
 type Report struct {
 	Target      string        `json:"target"`
-	Mode        string        `json:"mode"` // "concurrency" or "rate"
+	Mode        string        `json:"mode"` // "concurrency", "rate" or "burst"
 	Concurrency int           `json:"concurrency,omitempty"`
 	Rate        float64       `json:"rate,omitempty"`
 	Users       int           `json:"users"`
@@ -170,8 +170,11 @@ func (r Report) writeText(w io.Writer) {
 }
 
 func (r Report) describeLoad() string {
-	if r.Mode == "rate" {
+	switch r.Mode {
+	case "rate":
 		return fmt.Sprintf("fixed rate %.0f actions/s", r.Rate)
+	case "burst":
+		return fmt.Sprintf("a burst of %d users at once", r.Concurrency)
 	}
 	return fmt.Sprintf("fixed concurrency %d", r.Concurrency)
 }
