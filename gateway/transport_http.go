@@ -153,7 +153,8 @@ func New(o Options) (http.Handler, error) {
 // makeEndpoints builds the client endpoint of every route. Per upstream service there
 // is one HTTP client and one breaker (gateway→<service>), whose timeout is the longest
 // route timeout of that service; each route's own deadline is set per call. A route
-// that may be retried gets the configured attempt timeout, so one hung instance leaves
+// that may be retried gets the configured attempt timeout, which pkg/client applies to
+// reads only (a slow write is not cut off and sent again), so one hung instance leaves
 // time for another; a route sent once gets its whole timeout for its one try.
 func (g *gateway) makeEndpoints(routes []Route) (map[string]routeEndpoints, error) {
 	longest := longestTimeouts(routes)

@@ -92,7 +92,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, service, defaultAddr string) {
 	fs.DurationVar(&c.IntentionsCache, "intentions-cache", 5*time.Second, "how long a caller's authorisation by Consul intentions is reused")
 	fs.DurationVar(&c.DiscoveryGrace, "discovery-grace", 15*time.Second, "after Consul was unreachable or restarted, how long an empty instance list is not believed")
 	fs.DurationVar(&c.CallTimeout, "call-timeout", 3*time.Second, "budget of one call to another service, retries included (also the breaker timeout)")
-	fs.DurationVar(&c.AttemptTimeout, "attempt-timeout", time.Second, "budget of one try of a call to another service")
+	fs.DurationVar(&c.AttemptTimeout, "attempt-timeout", time.Second, "budget of one try of a read (GET) from another service; a try of a write gets what is left of -call-timeout")
 	fs.IntVar(&c.CallRetries, "call-retries", 2, "further tries of an idempotent call to another service")
 	fs.IntVar(&c.BreakerMax, "breaker-max-concurrent", client.DefaultBreaker.MaxConcurrent, "calls in flight to one service before more are rejected")
 	fs.IntVar(&c.BreakerPercent, "breaker-error-percent", client.DefaultBreaker.ErrorPercent, "error rate that opens a breaker")

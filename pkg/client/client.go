@@ -50,8 +50,12 @@ type Options struct {
 	Caller string // the calling service; breakers are named "<caller>→<service>"
 
 	// Timeout bounds one logical call, retries included; running out of it counts as
-	// a timeout against the breaker. AttemptTimeout bounds each try, so one hung instance does not use the
-	// whole budget. Retries is the number of further tries for idempotent calls.
+	// a timeout against the breaker. AttemptTimeout bounds each try of a read (GET or
+	// HEAD), so one hung instance does not use the whole budget. A try of any other
+	// call gets the whole budget that is left: a write cut off because it is slow, and
+	// sent again, doubles the upstream's work exactly when it is busiest (and a slow
+	// first call after a start — new connections, cold caches — is not a hung one).
+	// Retries is the number of further tries for idempotent calls.
 	Timeout        time.Duration
 	AttemptTimeout time.Duration
 	Retries        int
@@ -188,13 +192,19 @@ func (s *Service) factory(r Route) sd.Factory {
 		}
 		e := kithttp.NewClient(r.Method, tgt, r.Encode, decodeWith(r.Decode, r.PassThrough), opts...).Endpoint()
 		attempt := s.opts.AttemptTimeout
+		if !isRead(r.Method) {
+			attempt = 0
+		}
 		ej.add(instance)
 		return func(ctx context.Context, request any) (any, error) {
 			if ej.skip(instance) {
 				return nil, errEjected
 			}
-			ctx, cancel := context.WithTimeout(ctx, attempt)
-			defer cancel()
+			if attempt > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, attempt)
+				defer cancel()
+			}
 			response, err := e(ctx, request)
 			if err != nil && unreachable(err) {
 				ej.eject(instance)
@@ -203,6 +213,10 @@ func (s *Service) factory(r Route) sd.Factory {
 		}, closerFunc(func() error { ej.remove(instance); return nil }), nil
 	}
 }
+
+// isRead reports whether method only reads, so that a try cut off and sent to
+// another instance costs nothing but the first try's work.
+func isRead(method string) bool { return method == http.MethodGet || method == http.MethodHead }
 
 // ejections tracks which instances of one route are being skipped.
 type ejections struct {

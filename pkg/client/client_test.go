@@ -287,3 +287,53 @@ func TestTimeout(t *testing.T) {
 }
 
 func staticInstancer(addrs ...string) sd.FixedInstancer { return sd.FixedInstancer(addrs) }
+
+// TestAttemptTimeoutReadsOnly: a slow read is cut off at the attempt timeout and
+// sent again; a slow idempotent write is given the whole call budget and sent once.
+func TestAttemptTimeoutReadsOnly(t *testing.T) {
+	for _, tt := range []struct {
+		method    string
+		wantCalls int64
+		wantErr   bool
+	}{
+		{http.MethodGet, 2, true}, // both tries cut at 100 ms, within the 400 ms budget
+		{http.MethodPost, 1, false},
+		{http.MethodPut, 1, false},
+	} {
+		t.Run(tt.method, func(t *testing.T) {
+			var calls atomic.Int64
+			slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				calls.Add(1)
+				select {
+				case <-r.Context().Done():
+					return
+				case <-time.After(250 * time.Millisecond):
+				}
+				_ = json.NewEncoder(w).Encode(map[string]string{"name": "slow"})
+			}))
+			defer slow.Close()
+			svc := client.New(testenv.Name("attempttest"), staticInstancer(slow.Listener.Addr().String()),
+				client.Options{Caller: "test", Timeout: 400 * time.Millisecond, AttemptTimeout: 100 * time.Millisecond, Retries: 1})
+			r := route("slow", true)
+			r.Method = tt.method
+			call := svc.Endpoint(r)
+			// go-kit's endpointer takes the instancer's list in a goroutine of its own.
+			deadline := time.Now().Add(2 * time.Second)
+			var err error
+			for {
+				calls.Store(0)
+				_, err = call(context.Background(), nil)
+				if errs.From(err).Code != "service_unavailable" || time.Now().After(deadline) {
+					break
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, want an error: %v", err, tt.wantErr)
+			}
+			if got := calls.Load(); got != tt.wantCalls {
+				t.Fatalf("upstream called %d times, want %d", got, tt.wantCalls)
+			}
+		})
+	}
+}
