@@ -28,6 +28,16 @@ type Authorizer struct {
 	// last is the latest answer per calling service: while the agent cannot be asked
 	// (it is restarting), calls go on under it rather than being refused.
 	last map[string]decision
+	// asking holds the questions to the agent under way, by cache key: the first calls
+	// over a caller's new connections arrive together, and one question answers them all.
+	asking map[string]*question
+}
+
+// question is one question to the agent, which the calls asking the same wait for.
+type question struct {
+	done chan struct{}
+	d    decision
+	err  error
 }
 
 // PathRule restricts the routes under Prefix to the named calling services: intentions
@@ -46,7 +56,8 @@ type decision struct {
 // NewAuthorizer authorises callers of id's service, remembering each answer for ttl
 // (an intention changed in Consul applies within ttl).
 func NewAuthorizer(id *Identity, ttl time.Duration, rules []PathRule, logger log.Logger) *Authorizer {
-	return &Authorizer{id: id, ttl: ttl, rules: rules, logger: logger, cache: map[string]decision{}, last: map[string]decision{}}
+	return &Authorizer{id: id, ttl: ttl, rules: rules, logger: logger,
+		cache: map[string]decision{}, last: map[string]decision{}, asking: map[string]*question{}}
 }
 
 // Middleware refuses, with 403 and a log line naming the peer, a request whose
@@ -116,7 +127,7 @@ func (a *Authorizer) allowed(ctx context.Context, peer Peer) (bool, string, erro
 	if ok && now.Before(d.expires) {
 		return d.allowed, d.reason, nil
 	}
-	res, err := a.authorize(ctx, peer)
+	d, err := a.ask(ctx, key, peer)
 	if err != nil {
 		a.mu.Lock()
 		last, ok := a.last[peer.Service]
@@ -126,15 +137,44 @@ func (a *Authorizer) allowed(ctx context.Context, peer Peer) (bool, string, erro
 		}
 		return false, "", err
 	}
-	d = decision{allowed: res.Authorized, reason: res.Reason, expires: now.Add(a.ttl)}
-	a.mu.Lock()
-	if len(a.cache) > 4096 {
-		clear(a.cache)
-	}
-	a.cache[key] = d
-	a.last[peer.Service] = d
-	a.mu.Unlock()
 	return d.allowed, d.reason, nil
+}
+
+// ask asks the agent about peer, or waits for the same question already under way,
+// and remembers the answer. The question is asked apart from ctx: a caller that
+// leaves does not fail the others waiting for its answer, nor lose it for the next.
+func (a *Authorizer) ask(ctx context.Context, key string, peer Peer) (decision, error) {
+	a.mu.Lock()
+	q, ok := a.asking[key]
+	if !ok {
+		q = &question{done: make(chan struct{})}
+		a.asking[key] = q
+		go a.answer(context.WithoutCancel(ctx), key, peer, q)
+	}
+	a.mu.Unlock()
+	select {
+	case <-q.done:
+		return q.d, q.err
+	case <-ctx.Done():
+		return decision{}, ctx.Err()
+	}
+}
+
+func (a *Authorizer) answer(ctx context.Context, key string, peer Peer, q *question) {
+	res, err := a.authorize(ctx, peer)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	delete(a.asking, key)
+	if err == nil {
+		q.d = decision{allowed: res.Authorized, reason: res.Reason, expires: time.Now().Add(a.ttl)}
+		if len(a.cache) > 4096 {
+			clear(a.cache)
+		}
+		a.cache[key] = q.d
+		a.last[peer.Service] = q.d
+	}
+	q.err = err
+	close(q.done)
 }
 
 // authorizeTimeout bounds one question to the local agent.

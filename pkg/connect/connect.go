@@ -178,6 +178,12 @@ func (id *Identity) pools() []*x509.CertPool {
 // current leaf, and verifies a client certificate when one is sent. A caller without
 // one still completes the handshake so the health check (which Consul makes without
 // a certificate) works; Authorize refuses such a caller everywhere else.
+//
+// Sessions are resumed (a resumed handshake costs a fraction of a full one, and a
+// crowd of new connections is what a stack that has just started meets), and the
+// check is VerifyConnection, which runs on resumed sessions too: a client certificate
+// of a replaced CA stops being accepted when the roots' grace ends, not when the
+// session ticket expires.
 func (id *Identity) ServerTLS() *tls.Config {
 	return &tls.Config{
 		MinVersion: tls.VersionTLS12,
@@ -185,14 +191,22 @@ func (id *Identity) ServerTLS() *tls.Config {
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 			return id.currentLeaf(), nil
 		},
-		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
-			if len(raw) == 0 {
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
 				return nil
 			}
-			_, err := id.verify(raw, x509.ExtKeyUsageClientAuth)
+			_, err := id.verify(rawCerts(cs), x509.ExtKeyUsageClientAuth)
 			return err
 		},
 	}
+}
+
+func rawCerts(cs tls.ConnectionState) [][]byte {
+	raw := make([][]byte, len(cs.PeerCertificates))
+	for i, c := range cs.PeerCertificates {
+		raw[i] = c.Raw
+	}
+	return raw
 }
 
 // ClientTLS is the TLS configuration of calls to service: it presents the current
@@ -209,11 +223,7 @@ func (id *Identity) ClientTLS(service string) *tls.Config {
 			return id.currentLeaf(), nil
 		},
 		VerifyConnection: func(cs tls.ConnectionState) error {
-			raw := make([][]byte, len(cs.PeerCertificates))
-			for i, c := range cs.PeerCertificates {
-				raw[i] = c.Raw
-			}
-			peer, err := id.verify(raw, x509.ExtKeyUsageServerAuth)
+			peer, err := id.verify(rawCerts(cs), x509.ExtKeyUsageServerAuth)
 			if err == nil && service != "" && peer != service {
 				err = fmt.Errorf("connect: the server is %s, not %s", peer, service)
 			}
