@@ -12,6 +12,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/kitshop/kitshop/pkg/client"
 )
 
 // upstreamClient sends the gateway's HTTP/1.1 requests to upstream instances over
@@ -22,22 +24,22 @@ import (
 // needs neither. It is the go-kit client's HTTPClient (kithttp.SetClient): it never
 // follows redirects, and answers with the context's error once the context is done.
 type upstreamClient struct {
-	tls         *tls.Config // nil: plain HTTP
-	dialer      net.Dialer
-	maxIdle     int           // idle connections kept per instance
-	idleTimeout time.Duration // an idle connection older than this is closed, not reused
+	dial        func(ctx context.Context, network, addr string) (net.Conn, error) // a client.Dialer's
+	maxIdle     int                                                               // idle connections kept per instance
+	idleTimeout time.Duration                                                     // an idle connection older than this is closed, not reused
 
-	mu   sync.Mutex
-	idle map[string][]*upstreamConn // by host:port; the most recently used last
+	mu      sync.Mutex
+	idle    map[string][]*upstreamConn        // by host:port; the most recently used last
+	waiting map[string][]chan<- *upstreamConn // by host:port: calls waiting for a connection, oldest first
 }
 
 func newUpstreamClient(maxIdle int, tlsConf *tls.Config) *upstreamClient {
 	return &upstreamClient{
-		tls:         tlsConf,
-		dialer:      net.Dialer{Timeout: 5 * time.Second, KeepAlive: 15 * time.Second},
+		dial:        (&client.Dialer{TLS: tlsConf}).DialContext,
 		maxIdle:     maxIdle,
 		idleTimeout: 90 * time.Second, // below the services' 120 s server IdleTimeout
 		idle:        map[string][]*upstreamConn{},
+		waiting:     map[string][]chan<- *upstreamConn{},
 	}
 }
 
@@ -179,14 +181,57 @@ func isReset(err error) bool {
 	return errors.As(err, &opErr) && !opErr.Timeout()
 }
 
-// get returns an idle connection to host or a new one.
+// get returns an idle connection to host; with none, whichever comes first of a new
+// one (client.Dialer: a few dials at a time per instance) and one that another call
+// hands back. A dial that is no longer needed when its turn comes is not made; one
+// under way when its caller stops waiting goes on, and its connection is kept.
 func (c *upstreamClient) get(ctx context.Context, host string) (*upstreamConn, error) {
+	if conn := c.takeIdle(host); conn != nil {
+		return conn, nil
+	}
+	handed := make(chan *upstreamConn, 1)
+	c.mu.Lock()
+	c.waiting[host] = append(c.waiting[host], handed)
+	c.mu.Unlock()
+	dialCtx, stopDial := context.WithCancel(context.WithoutCancel(ctx))
+	dialed := make(chan dialResult, 1)
+	go func() {
+		conn, err := c.dial(dialCtx, "tcp", host)
+		dialed <- dialResult{conn, err}
+	}()
+	select {
+	case conn := <-handed:
+		stopDial()
+		go c.keep(host, dialed)
+		return conn, nil
+	case r := <-dialed:
+		stopDial()
+		c.unwait(host, handed)
+		if r.err != nil {
+			return nil, r.err
+		}
+		return newUpstreamConn(r.conn, host), nil
+	case <-ctx.Done():
+		stopDial()
+		c.unwait(host, handed)
+		go c.keep(host, dialed)
+		return nil, ctx.Err()
+	}
+}
+
+type dialResult struct {
+	conn net.Conn
+	err  error
+}
+
+// takeIdle returns an idle connection to host that is still usable, or nil.
+func (c *upstreamClient) takeIdle(host string) *upstreamConn {
 	for {
 		c.mu.Lock()
 		conns := c.idle[host]
 		if len(conns) == 0 {
 			c.mu.Unlock()
-			return c.dial(ctx, host)
+			return nil
 		}
 		conn := conns[len(conns)-1]
 		c.idle[host] = conns[:len(conns)-1]
@@ -201,37 +246,51 @@ func (c *upstreamClient) get(ctx context.Context, host string) (*upstreamConn, e
 			continue
 		}
 		conn.reused = true
-		return conn, nil
+		return conn
 	}
 }
 
-func (c *upstreamClient) dial(ctx context.Context, host string) (*upstreamConn, error) {
-	raw, err := c.dialer.DialContext(ctx, "tcp", host)
-	if err != nil {
-		return nil, err
+// unwait takes handed off the waiting list of host. A connection handed to it in the
+// meantime goes back to the pool.
+func (c *upstreamClient) unwait(host string, handed chan *upstreamConn) {
+	c.mu.Lock()
+	ws := c.waiting[host]
+	i := slices.Index(ws, chan<- *upstreamConn(handed))
+	if i >= 0 {
+		c.waiting[host] = slices.Delete(ws, i, i+1)
 	}
-	conn := raw
-	if c.tls != nil {
-		cfg := c.tls
-		if cfg.ServerName == "" {
-			cfg = cfg.Clone()
-			cfg.ServerName, _, _ = net.SplitHostPort(host)
-		}
-		tc := tls.Client(raw, cfg)
-		if err := tc.HandshakeContext(ctx); err != nil {
-			_ = raw.Close()
-			return nil, err
-		}
-		conn = tc
+	c.mu.Unlock()
+	if i < 0 { // put took it off the list and handed a connection (under the lock)
+		c.put(<-handed)
 	}
-	return &upstreamConn{Conn: conn, br: bufio.NewReaderSize(conn, 8<<10), bw: bufio.NewWriterSize(conn, 4<<10), host: host}, nil
 }
 
-// put keeps conn for the next request to its host, or closes it when enough are kept.
-// A kept connection is closed after idleTimeout unused, so an instance that went away
-// leaves no sockets behind.
+// keep pools the connection of a dial whose caller took another one or left.
+func (c *upstreamClient) keep(host string, dialed <-chan dialResult) {
+	if r := <-dialed; r.err == nil {
+		c.put(newUpstreamConn(r.conn, host))
+	}
+}
+
+func newUpstreamConn(conn net.Conn, host string) *upstreamConn {
+	return &upstreamConn{Conn: conn, br: bufio.NewReaderSize(conn, 8<<10), bw: bufio.NewWriterSize(conn, 4<<10), host: host}
+}
+
+// put hands conn to the oldest call waiting for a connection to its host, or keeps it
+// for the next one, or closes it when enough are kept. A kept connection is closed
+// after idleTimeout unused, so an instance that went away leaves no sockets behind.
 func (c *upstreamClient) put(conn *upstreamConn) {
 	c.mu.Lock()
+	if ws := c.waiting[conn.host]; len(ws) > 0 {
+		c.waiting[conn.host] = ws[1:]
+		if len(ws) == 1 {
+			delete(c.waiting, conn.host)
+		}
+		conn.reused = true
+		ws[0] <- conn // buffered, and each waiter is handed one connection at most
+		c.mu.Unlock()
+		return
+	}
 	if len(c.idle[conn.host]) >= c.maxIdle {
 		c.mu.Unlock()
 		_ = conn.Close()

@@ -492,3 +492,102 @@ func TestUpstreamClientExtraBytes(t *testing.T) {
 		})
 	}
 }
+
+// TestUpstreamClientHandsBackConnections: a call that finds no idle connection takes
+// one another call hands back before its own dial is made, and that dial, no longer
+// needed when its turn comes, is never made.
+func TestUpstreamClientHandsBackConnections(t *testing.T) {
+	unblock := make(chan struct{})
+	slowArrived := make(chan struct{})
+	srv := newCountingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			close(slowArrived)
+			<-unblock
+		}
+		_, _ = io.WriteString(w, r.URL.Path)
+	}), false)
+	c := newUpstreamClient(10, nil)
+	defer c.CloseIdleConnections()
+	var asked, made atomic.Int64
+	turn := make(chan struct{}) // never closed: only the first dial gets its turn
+	c.dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if asked.Add(1) > 1 {
+			select {
+			case <-turn:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		made.Add(1)
+		return net.Dial(network, addr)
+	}
+
+	slow := make(chan error, 1)
+	go func() {
+		_, _, err := doRead(c, upstreamRequest(t, context.Background(), http.MethodGet, srv.URL+"/slow", "", nil))
+		slow <- err
+	}()
+	<-slowArrived
+	fast := make(chan string, 1)
+	go func() {
+		_, body, err := doRead(c, upstreamRequest(t, context.Background(), http.MethodGet, srv.URL+"/fast", "", nil))
+		if err != nil {
+			body = err.Error()
+		}
+		fast <- body
+	}()
+	for asked.Load() < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	close(unblock)
+	if err := <-slow; err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case body := <-fast:
+		if body != "/fast" {
+			t.Fatalf("the waiting call got %q", body)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("the waiting call did not take the connection handed back")
+	}
+	time.Sleep(20 * time.Millisecond) // the abandoned dial sees its context end
+	if made.Load() != 1 || srv.conns.Load() != 1 {
+		t.Fatalf("%d dials made, %d connections at the server; want 1 and 1", made.Load(), srv.conns.Load())
+	}
+}
+
+// TestUpstreamClientKeepsLateDial: a dial under way when its caller runs out of time
+// goes on, and the next call uses its connection instead of dialing again.
+func TestUpstreamClientKeepsLateDial(t *testing.T) {
+	srv := newCountingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "ok")
+	}), false)
+	c := newUpstreamClient(10, nil)
+	defer c.CloseIdleConnections()
+	release := make(chan struct{})
+	var made atomic.Int64
+	c.dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if made.Add(1) == 1 {
+			<-release // a slow handshake, under way: its caller's context does not stop it
+		}
+		return net.Dial(network, addr)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	defer cancel()
+	if _, _, err := doRead(c, upstreamRequest(t, ctx, http.MethodGet, srv.URL, "", nil)); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want the caller's deadline", err)
+	}
+	close(release)
+	deadline := time.Now().Add(2 * time.Second)
+	for srv.conns.Load() < 1 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(20 * time.Millisecond) // the late connection reaches the pool
+	if _, body, err := doRead(c, upstreamRequest(t, context.Background(), http.MethodGet, srv.URL, "", nil)); err != nil || body != "ok" {
+		t.Fatalf("%q %v", body, err)
+	}
+	if made.Load() != 1 {
+		t.Fatalf("%d dials, want 1: the late connection was not kept", made.Load())
+	}
+}

@@ -63,8 +63,8 @@ type Options struct {
 	Breaker    Breaker
 	HTTPClient kithttp.HTTPClient // shared by all routes to this service; see NewHTTPClient
 	// TLS, when set, makes calls over HTTPS with this configuration (kitshop's mTLS:
-	// connect.Identity.ClientTLS); Defaults gives a missing HTTPClient this config, and
-	// a given HTTPClient must carry it itself.
+	// connect.Identity.ClientTLS); Defaults gives a missing HTTPClient this config (see
+	// NewHTTPClient), and a given HTTPClient must carry it itself.
 	TLS    *tls.Config
 	Tracer *zipkin.Tracer
 	Logger log.Logger
@@ -89,9 +89,7 @@ func (o Options) Defaults() Options {
 		o.Breaker = DefaultBreaker
 	}
 	if o.HTTPClient == nil {
-		c := NewHTTPClient(o.Breaker.MaxConcurrent)
-		c.Transport.(*http.Transport).TLSClientConfig = o.TLS
-		o.HTTPClient = c
+		o.HTTPClient = NewHTTPClient(o.Breaker.MaxConcurrent, o.TLS)
 	}
 	if o.Logger == nil {
 		o.Logger = log.NewNopLogger()
@@ -101,12 +99,20 @@ func (o Options) Defaults() Options {
 
 // NewHTTPClient returns a client whose transport keeps enough idle connections for
 // maxConns concurrent calls to one host (net/http keeps 2 by default, which under load
-// means a new connection, and a socket in TIME_WAIT, per call).
-func NewHTTPClient(maxConns int) *http.Client {
+// means a new connection, and a socket in TIME_WAIT, per call), and opens them with a
+// Dialer: a few at a time per instance, TLS (when tlsConf is set) with sessions
+// resumed. A call waiting for its dial takes a connection handed back meanwhile.
+func NewHTTPClient(maxConns int, tlsConf *tls.Config) *http.Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConns = maxConns * 4
 	t.MaxIdleConnsPerHost = maxConns
 	t.IdleConnTimeout = 90 * time.Second
+	d := &Dialer{TLS: tlsConf}
+	if tlsConf != nil {
+		t.DialTLSContext = d.DialContext
+	} else {
+		t.DialContext = d.DialContext
+	}
 	return &http.Client{Transport: t}
 }
 
