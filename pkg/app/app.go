@@ -202,6 +202,9 @@ func (a *App) OpenDB(ctx context.Context, migrations fs.FS) (*sql.DB, error) {
 	}
 	a.AddCheck("postgres", db.PingContext)
 	a.OnClose(db)
+	warmCtx, stopWarm := context.WithCancel(context.Background())
+	go postgres.KeepWarm(warmCtx, db, postgres.DefaultPool)
+	a.OnClose(closerFunc(func() error { stopWarm(); return nil })) // closed before db
 	return db, nil
 }
 
@@ -271,3 +274,7 @@ func (a *App) Close() {
 func (a *App) Observer() observe.Observer {
 	return observe.Observer{Logger: a.Logger, Metrics: a.Metrics, Tracer: a.Tracer}
 }
+
+type closerFunc func() error
+
+func (f closerFunc) Close() error { return f() }

@@ -21,8 +21,14 @@ import (
 
 // Pool limits for a service's connection pool.
 type Pool struct {
-	MaxOpen     int
-	MaxIdle     int
+	MaxOpen int
+	MaxIdle int
+	// MinIdle connections are opened before Open returns and kept open while idle
+	// (KeepWarm uses each again before MaxIdleTime would close it). A new PostgreSQL
+	// session is a fork of the server and about 5 ms of its CPU, and the server makes
+	// them one after another: a crowd on a pool that opens its sessions as it goes
+	// waits hundreds of milliseconds for them.
+	MinIdle     int
 	MaxIdleTime time.Duration
 	MaxLifetime time.Duration
 }
@@ -30,8 +36,9 @@ type Pool struct {
 // DefaultPool suits one service instance on a small machine: up to 20 connections,
 // all kept while in use (a pool that keeps fewer idle than it opens under load opens
 // and closes sessions all the time: 136 new sessions in 6 s of checkouts), and closed
-// after a minute idle, so that ten quiet instances do not sit on the server's slots.
-var DefaultPool = Pool{MaxOpen: 20, MaxIdle: 20, MaxIdleTime: time.Minute, MaxLifetime: 30 * time.Minute}
+// after a minute idle but for a floor of MinIdle, so that ten quiet instances do not
+// sit on the server's slots and are not cold either.
+var DefaultPool = Pool{MaxOpen: 20, MaxIdle: 20, MinIdle: 4, MaxIdleTime: time.Minute, MaxLifetime: 30 * time.Minute}
 
 // Open creates the database named in dsn if it does not exist, opens it with the pool
 // limits, pings it and applies the migrations in migrations (files *.sql, in name order).
@@ -58,7 +65,53 @@ func Open(ctx context.Context, dsn string, pool Pool, migrations fs.FS) (*sql.DB
 			return nil, err
 		}
 	}
+	if err := warm(ctx, db, pool.MinIdle); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("postgres: opening the pool's first connections: %w", err)
+	}
 	return db, nil
+}
+
+// KeepWarm keeps pool.MinIdle connections of db open until ctx ends, using them
+// again before MaxIdleTime would close them.
+func KeepWarm(ctx context.Context, db *sql.DB, pool Pool) {
+	if pool.MinIdle <= 0 || pool.MaxIdleTime <= 0 {
+		return
+	}
+	t := time.NewTicker(pool.MaxIdleTime / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			// A failure (the server restarting) only means fewer warm connections
+			// until the next round.
+			_ = warm(ctx, db, pool.MinIdle)
+		}
+	}
+}
+
+// warm holds n connections of db at once, opening those the pool lacks and checking
+// the others, then gives them back to the pool.
+func warm(ctx context.Context, db *sql.DB, n int) error {
+	conns := make([]*sql.Conn, 0, n)
+	defer func() {
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	}()
+	for range n {
+		c, err := db.Conn(ctx)
+		if err != nil {
+			return err
+		}
+		conns = append(conns, c)
+		if err := c.PingContext(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // withBinaryParameters turns on lib/pq's binary_parameters unless dsn sets it: a

@@ -172,3 +172,33 @@ func TestInTxSurvivesATerminatedConnection(t *testing.T) {
 		t.Fatalf("name = %q, %v", name, err)
 	}
 }
+
+// TestPoolKeepsWarm: Open opens MinIdle connections; KeepWarm keeps them past the
+// idle timeout that closes them in a pool left alone.
+func TestPoolKeepsWarm(t *testing.T) {
+	dsn := testenv.PostgresURL(t)
+	pool := postgres.Pool{MaxOpen: 10, MaxIdle: 10, MinIdle: 3, MaxIdleTime: 200 * time.Millisecond}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	open := func() *sql.DB {
+		db, err := postgres.Open(ctx, dsn, pool, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		if n := db.Stats().OpenConnections; n != 3 {
+			t.Fatalf("%d connections open after Open, want MinIdle (3)", n)
+		}
+		return db
+	}
+	kept, alone := open(), open()
+	go postgres.KeepWarm(ctx, kept, pool)
+	// database/sql closes idle connections at most once a second.
+	time.Sleep(2500 * time.Millisecond)
+	if n := kept.Stats().OpenConnections; n != 3 {
+		t.Errorf("kept warm: %d connections open, want 3", n)
+	}
+	if n := alone.Stats().OpenConnections; n != 0 {
+		t.Errorf("left alone: %d connections open, want 0 (the idle timeout closes them)", n)
+	}
+}
