@@ -127,6 +127,7 @@ func removeHopByHop(h http.Header) {
 var gatewayHeaders = []string{
 	"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "Forwarded", "X-Real-Ip",
 	"X-Request-Id", "B3", "X-B3-Traceid", "X-B3-Spanid", "X-B3-Parentspanid", "X-B3-Sampled", "X-B3-Flags",
+	"X-Request-Timeout-Ms", // the gateway's own deadline goes upstream (admission.TimeoutHeader)
 }
 
 // forwardHeaders is the header set sent upstream for a client request. It shares the

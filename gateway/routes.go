@@ -36,9 +36,22 @@ const (
 	WithKeyOnly       // safe only when the client sent an Idempotency-Key header
 )
 
+// Class groups the routes whose work costs alike; each class has an admission limit
+// of its own (Options.Admission), so a crowd of checkouts cannot take the slots of
+// the product pages, nor a login storm those of checkouts.
+type Class string
+
+const (
+	ClassRead     Class = "read"     // GETs: a lookup or two
+	ClassWrite    Class = "write"    // cart edits and admin writes
+	ClassCheckout Class = "checkout" // a saga across inventory and payment
+	ClassAuth     Class = "auth"     // a password hash (argon2id): CPU-bound
+)
+
 // Route is one public operation: which service answers it, what it needs from the
-// caller, how long the gateway waits for it and whether a failed try may be repeated.
-// Path is a gorilla/mux pattern, written exactly as in openapi.json.
+// caller, how long the gateway waits for it, whether a failed try may be repeated and
+// which admission class it counts in. Path is a gorilla/mux pattern, written exactly
+// as in openapi.json.
 type Route struct {
 	Method  string
 	Path    string
@@ -46,6 +59,7 @@ type Route struct {
 	Access  Access
 	Timeout time.Duration
 	Retry   Retry
+	Class   Class
 }
 
 // Name is the route's label in logs, metrics and spans.
@@ -63,24 +77,34 @@ func Routes() []Route {
 		sagaTo = 12 * time.Second
 	)
 	return []Route{
-		{http.MethodPost, "/v1/users", UserService, Public, hash, NoRetry},
-		{http.MethodPost, "/v1/auth/login", UserService, Public, hash, NoRetry},
-		{http.MethodGet, "/v1/users/me", UserService, Customer, read, Idempotent},
-		{http.MethodGet, "/.well-known/jwks.json", UserService, Public, read, Idempotent},
+		{http.MethodPost, "/v1/users", UserService, Public, hash, NoRetry, ClassAuth},
+		{http.MethodPost, "/v1/auth/login", UserService, Public, hash, NoRetry, ClassAuth},
+		{http.MethodGet, "/v1/users/me", UserService, Customer, read, Idempotent, ClassRead},
+		{http.MethodGet, "/.well-known/jwks.json", UserService, Public, read, Idempotent, ClassRead},
 
-		{http.MethodGet, "/v1/products", InventoryService, Public, read, Idempotent},
-		{http.MethodGet, "/v1/products/{sku}", InventoryService, Public, read, Idempotent},
-		{http.MethodPost, "/v1/products", InventoryService, Admin, write, NoRetry},
-		{http.MethodPut, "/v1/products/{sku}/stock", InventoryService, Admin, write, Idempotent},
+		{http.MethodGet, "/v1/products", InventoryService, Public, read, Idempotent, ClassRead},
+		{http.MethodGet, "/v1/products/{sku}", InventoryService, Public, read, Idempotent, ClassRead},
+		{http.MethodPost, "/v1/products", InventoryService, Admin, write, NoRetry, ClassWrite},
+		{http.MethodPut, "/v1/products/{sku}/stock", InventoryService, Admin, write, Idempotent, ClassWrite},
 
-		{http.MethodGet, "/v1/cart", OrderService, Customer, read, Idempotent},
-		{http.MethodPut, "/v1/cart/items/{sku}", OrderService, Customer, write, Idempotent},
-		{http.MethodDelete, "/v1/cart/items/{sku}", OrderService, Customer, write, Idempotent},
-		{http.MethodPost, "/v1/orders", OrderService, Customer, sagaTo, WithKeyOnly},
-		{http.MethodGet, "/v1/orders", OrderService, Customer, read, Idempotent},
-		{http.MethodGet, "/v1/orders/{id}", OrderService, Customer, read, Idempotent},
-		{http.MethodPost, "/v1/orders/{id}/cancel", OrderService, Customer, sagaTo, WithKeyOnly},
+		{http.MethodGet, "/v1/cart", OrderService, Customer, read, Idempotent, ClassRead},
+		{http.MethodPut, "/v1/cart/items/{sku}", OrderService, Customer, write, Idempotent, ClassWrite},
+		{http.MethodDelete, "/v1/cart/items/{sku}", OrderService, Customer, write, Idempotent, ClassWrite},
+		{http.MethodPost, "/v1/orders", OrderService, Customer, sagaTo, WithKeyOnly, ClassCheckout},
+		{http.MethodGet, "/v1/orders", OrderService, Customer, read, Idempotent, ClassRead},
+		{http.MethodGet, "/v1/orders/{id}", OrderService, Customer, read, Idempotent, ClassRead},
+		{http.MethodPost, "/v1/orders/{id}/cancel", OrderService, Customer, sagaTo, WithKeyOnly, ClassCheckout},
 
-		{http.MethodGet, "/v1/notifications", NotificationService, Customer, read, Idempotent},
+		{http.MethodGet, "/v1/notifications", NotificationService, Customer, read, Idempotent, ClassRead},
 	}
 }
+
+// DefaultAdmission is the admission limit of each class: calls in flight through
+// the gateway at once, above which one waits up to Options.AdmitWait for its turn,
+// then gets 503 overloaded. Sized for the two-core demo machine: several times what
+// its upstreams work on at once, so that they stay busy (goodput holds at its peak)
+// while what is admitted still finishes well inside the route's deadline.
+var DefaultAdmission = map[Class]int{ClassRead: 256, ClassWrite: 128, ClassCheckout: 64, ClassAuth: 16}
+
+// DefaultAdmitWait is how long a call waits for a slot of its class by default.
+const DefaultAdmitWait = 250 * time.Millisecond

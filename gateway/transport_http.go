@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"strconv"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/openzipkin/zipkin-go"
 
+	"github.com/kitshop/kitshop/pkg/admission"
 	"github.com/kitshop/kitshop/pkg/auth"
 	"github.com/kitshop/kitshop/pkg/client"
 	"github.com/kitshop/kitshop/pkg/errs"
@@ -43,8 +45,13 @@ type Options struct {
 	// Verifier checks the tokens of 🔒 routes.
 	Verifier auth.Verifier
 
-	UserLimit  Limit // per user, on 🔒 routes
-	AnonLimit  Limit // per client address, on public routes
+	UserLimit Limit // per user, on 🔒 routes
+	AnonLimit Limit // per client address, on public routes
+	// Admission limits calls in flight per route class (missing classes take
+	// DefaultAdmission); a call over the limit waits up to AdmitWait (zero:
+	// DefaultAdmitWait) for a slot, then gets 503 overloaded with Retry-After.
+	Admission  map[Class]int
+	AdmitWait  time.Duration
 	MaxClients int   // rate-limit buckets kept, per kind
 	MaxBody    int64 // request bodies above this are refused with 413
 	// MaxResponse bounds the upstream answer the gateway buffers (so a failed try can
@@ -83,6 +90,12 @@ func (o Options) defaults() Options {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	admission := maps.Clone(DefaultAdmission)
+	maps.Copy(admission, o.Admission)
+	o.Admission = admission
+	if o.AdmitWait == 0 {
+		o.AdmitWait = DefaultAdmitWait
+	}
 	if o.Client.Caller == "" {
 		o.Client.Caller = "gateway"
 	}
@@ -108,6 +121,7 @@ type gateway struct {
 	opts     Options
 	users    *limiters
 	anons    *limiters
+	classes  map[Class]*admission.Limiter
 	requests metrics.Counter
 	duration metrics.Histogram
 }
@@ -124,8 +138,13 @@ func New(o Options) (http.Handler, error) {
 		opts:     o,
 		users:    newLimiters(o.UserLimit, o.MaxClients, o.Now),
 		anons:    newLimiters(o.AnonLimit, o.MaxClients, o.Now),
+		classes:  map[Class]*admission.Limiter{},
 		requests: o.Metrics.Counter("gateway", "requests_total", "Requests by route and status.", "route", "status"),
 		duration: o.Metrics.Histogram("gateway", "request_duration_seconds", "Request latency by route and status.", "route", "status"),
+	}
+	shed := o.Metrics.Counter("gateway", "shed_total", "Requests answered 503 overloaded by the admission limit of their route class.", "class")
+	for class, limit := range o.Admission {
+		g.classes[class] = admission.NewLimiter(limit, o.AdmitWait, shed.With("class", string(class)))
 	}
 	endpoints, err := g.makeEndpoints(Routes())
 	if err != nil {
@@ -261,8 +280,8 @@ func (re routeEndpoints) endpoint(rt Route) endpoint.Endpoint {
 	}
 }
 
-// routeHandler is one route: token check and rate limit, then the go-kit server
-// around the route's client endpoint.
+// routeHandler is one route: token check and rate limit, then admission in the
+// route's class, then the go-kit server around the route's client endpoint.
 func (g *gateway) routeHandler(rt Route, re routeEndpoints) http.Handler {
 	var h http.Handler = kithttp.NewServer(
 		re.endpoint(rt),
@@ -270,6 +289,7 @@ func (g *gateway) routeHandler(rt Route, re routeEndpoints) http.Handler {
 		encodeProxyResponse,
 		kithttp.ServerErrorEncoder(encodeError),
 	)
+	h = g.admit(g.classes[rt.Class], h)
 	switch rt.Access {
 	case Public:
 		h = g.limitByAddress(h)
@@ -279,6 +299,21 @@ func (g *gateway) routeHandler(rt Route, re routeEndpoints) http.Handler {
 		h = g.authenticate(true, g.limitByUser(h))
 	}
 	return h
+}
+
+// admit lets a request through l, or answers it 503 overloaded (with the reason in
+// the access log).
+func (g *gateway) admit(l *admission.Limiter, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		release, err := l.Admit(r.Context())
+		if err != nil {
+			exchangeFrom(r.Context()).err = err
+			writeError(w, errs.ErrOverloaded)
+			return
+		}
+		defer release()
+		next.ServeHTTP(w, r)
+	})
 }
 
 // ErrTooLarge answers a request body above the limit.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"strconv"
@@ -397,4 +398,47 @@ func TestMetricsAndAccessLog(t *testing.T) {
 			t.Errorf("metrics lack %s", want)
 		}
 	}
+}
+
+// TestAdmissionPerClass: with its class's slots taken a checkout is answered 503
+// overloaded at once, with Retry-After and without reaching the upstream, while a read
+// of another class goes through; the upstream learns the route's deadline.
+func TestAdmissionPerClass(t *testing.T) {
+	keys := newTestKeys(t)
+	order := startInstance(t, http.HandlerFunc(echo))
+	o := testOptions(keys.verifier)
+	o.Admission = map[Class]int{ClassCheckout: 1}
+	o.AdmitWait = 20 * time.Millisecond
+	gw := startGateway(t, withUpstreams(o, map[string][]string{OrderService: {order.addr()}}))
+	header := map[string]string{
+		"Authorization":        "Bearer " + keys.token(t, auth.Caller{UserID: "u1", Role: auth.RoleCustomer}),
+		"Idempotency-Key":      "k1",
+		"X-Request-Timeout-Ms": "5", // a client's own is dropped: the gateway sends its route's
+	}
+	held := make(chan struct{})
+	go func() {
+		defer close(held)
+		h := maps.Clone(header)
+		h["X-Echo-Sleep"] = "500ms"
+		if resp, body := call(t, "POST", gw.URL+"/v1/orders", strings.NewReader(`{}`), h); resp.StatusCode != 200 {
+			t.Errorf("the admitted checkout: %d %s", resp.StatusCode, body)
+		}
+	}()
+	for order.hits.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+
+	resp, body := call(t, "POST", gw.URL+"/v1/orders", strings.NewReader(`{}`), header)
+	if resp.StatusCode != 503 || errorCode(t, body) != "overloaded" || resp.Header.Get("Retry-After") == "" || order.hits.Load() != 1 {
+		t.Fatalf("a second checkout: %d, Retry-After %q, %d upstream calls: %s", resp.StatusCode, resp.Header.Get("Retry-After"), order.hits.Load(), body)
+	}
+	resp, body = call(t, "GET", gw.URL+"/v1/cart", nil, header)
+	if resp.StatusCode != 200 {
+		t.Fatalf("a read while checkouts are full: %d %s", resp.StatusCode, body)
+	}
+	got := decodeEcho(t, body).Header.Get("X-Request-Timeout-Ms")
+	if ms, err := strconv.Atoi(got); err != nil || ms < 500 || ms > 1000 {
+		t.Fatalf("the upstream was sent a deadline of %q ms, want the try's (up to the 1 s attempt timeout)", got)
+	}
+	<-held
 }

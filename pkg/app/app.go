@@ -60,6 +60,12 @@ type Config struct {
 	Edge            bool          // the listener faces clients, not services (the gateway)
 	IntentionsCache time.Duration // how long an intention decision is reused
 
+	// Admission (pkg/admission): requests worked on at once, and how long one more
+	// waits for its turn before it is answered 503 overloaded. The edge (gateway) has
+	// limits of its own per route class instead.
+	AdmitLimit int
+	AdmitWait  time.Duration
+
 	// Calls to other services.
 	CallTimeout    time.Duration
 	AttemptTimeout time.Duration
@@ -71,6 +77,7 @@ type Config struct {
 }
 
 // RegisterFlags declares the common flags on fs with service's default listen address.
+// Set Edge first for the public edge, which has no -admit-limit of its own.
 func (c *Config) RegisterFlags(fs *flag.FlagSet, service, defaultAddr string) {
 	c.Service = service
 	fs.StringVar(&c.HTTPAddr, "http-addr", defaultAddr, "listen address (\":0\" picks a free port)")
@@ -91,6 +98,10 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, service, defaultAddr string) {
 	fs.StringVar(&c.TLSKey, "tls-key", "", "the key of -tls-cert (PEM)")
 	fs.DurationVar(&c.IntentionsCache, "intentions-cache", 5*time.Second, "how long a caller's authorisation by Consul intentions is reused")
 	fs.DurationVar(&c.DiscoveryGrace, "discovery-grace", 15*time.Second, "after Consul was unreachable or restarted, how long an empty instance list is not believed")
+	if !c.Edge { // the edge's limits are its own, per route class
+		fs.IntVar(&c.AdmitLimit, "admit-limit", DefaultAdmitLimit, "requests worked on at once; more wait up to -admit-wait, then get 503 overloaded")
+		fs.DurationVar(&c.AdmitWait, "admit-wait", DefaultAdmitWait, "longest wait of a request for its turn (never past its caller's deadline)")
+	}
 	fs.DurationVar(&c.CallTimeout, "call-timeout", 3*time.Second, "budget of one call to another service, retries included (also the breaker timeout)")
 	fs.DurationVar(&c.AttemptTimeout, "attempt-timeout", time.Second, "budget of one try of a read (GET) from another service; a try of a write gets what is left of -call-timeout")
 	fs.IntVar(&c.CallRetries, "call-retries", 2, "further tries of an idempotent call to another service")
@@ -99,6 +110,14 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, service, defaultAddr string) {
 	fs.IntVar(&c.BreakerVolume, "breaker-volume", client.DefaultBreaker.VolumeThreshold, "calls in 10 s before a breaker may open")
 	fs.DurationVar(&c.BreakerSleep, "breaker-sleep", client.DefaultBreaker.SleepWindow, "how long an open breaker waits before a trial call")
 }
+
+// Defaults of the admission flags: well above what two cores and a database work on
+// at once (more only queues inside the process), and a wait far below the callers'
+// deadlines, so that admitted work finishes in time.
+const (
+	DefaultAdmitLimit = 64
+	DefaultAdmitWait  = 250 * time.Millisecond
+)
 
 // App holds what a running service shares across its parts.
 type App struct {
@@ -128,6 +147,9 @@ func New(cfg Config, logOutput io.Writer) (*App, error) {
 	}
 	if err := cfg.validateTLS(); err != nil {
 		return nil, err
+	}
+	if !cfg.Edge && cfg.AdmitLimit < 1 {
+		return nil, fmt.Errorf("-admit-limit must be at least 1")
 	}
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {

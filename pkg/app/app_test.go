@@ -143,3 +143,62 @@ func TestRegistrationFailsWithoutAgent(t *testing.T) {
 		t.Fatalf("Run = %v, want a consul registration error", err)
 	}
 }
+
+// TestRunAdmits: at its admission limit an instance answers its routes 503 overloaded
+// at once, while its health check still answers; a caller's deadline reaches the
+// handler.
+func TestRunAdmits(t *testing.T) {
+	_, addr := testenv.Consul(t)
+	a := newApp(t, addr, "-tls=off", "-admit-limit", "1", "-admit-wait", "0s")
+	busy, release := make(chan struct{}), make(chan struct{})
+	deadlines := make(chan time.Duration, 1)
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	go func() {
+		_ = a.Run(ctx, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/deadline" {
+				d, _ := r.Context().Deadline()
+				deadlines <- time.Until(d)
+				return
+			}
+			close(busy)
+			<-release
+		}))
+	}()
+	base := "http://" + a.HostPort()
+	eventually(t, "the instance serves", func() bool {
+		resp, err := http.Get(base + "/health")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil
+	})
+	go func() {
+		if resp, err := http.Get(base + "/hold"); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	<-busy
+	if status, body := get(t, base+"/more"); status != http.StatusServiceUnavailable || !strings.Contains(body, `"overloaded"`) {
+		t.Fatalf("at the limit: %d %s", status, body)
+	}
+	if status, body := get(t, base+"/health"); status != http.StatusOK {
+		t.Fatalf("health at the limit: %d %s", status, body)
+	}
+	close(release)
+
+	// The held request gives its slot back as it finishes.
+	eventually(t, "a request with a deadline is admitted", func() bool {
+		req, _ := http.NewRequest(http.MethodGet, base+"/deadline", nil)
+		req.Header.Set("X-Request-Timeout-Ms", "1500")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	if d := <-deadlines; d <= 0 || d > 1500*time.Millisecond {
+		t.Fatalf("the handler's deadline is in %v, want within the caller's 1.5 s", d)
+	}
+}

@@ -17,6 +17,7 @@ import (
 	kitlog "github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 
+	"github.com/kitshop/kitshop/pkg/admission"
 	"github.com/kitshop/kitshop/pkg/client"
 	"github.com/kitshop/kitshop/pkg/discovery"
 )
@@ -32,7 +33,7 @@ func (a *App) Run(ctx context.Context, h http.Handler) error {
 	mux := http.NewServeMux()
 	mux.Handle("GET /health", a.healthHandler(&draining))
 	mux.Handle("GET /metrics", a.Metrics.Handler())
-	mux.Handle("/", h)
+	mux.Handle("/", a.admit(h))
 	handler, listener, err := a.secure(mux)
 	if err != nil {
 		return err
@@ -112,6 +113,18 @@ func (a *App) Run(ctx context.Context, h http.Handler) error {
 	}
 	_ = level.Info(a.Logger).Log("msg", "stopped")
 	return nil
+}
+
+// admit bounds a service's own routes (not /health nor /metrics, which must answer
+// however busy the instance is) by its admission limit, within the deadline its caller
+// sent. The edge is left alone: its limits are per route class (gateway), and its
+// callers' deadlines are their own business.
+func (a *App) admit(h http.Handler) http.Handler {
+	if a.Config.Edge {
+		return h
+	}
+	shed := a.Metrics.Counter("admission", "shed_total", "Requests answered 503 overloaded by the admission limit.")
+	return admission.WithCallerTimeout(admission.NewLimiter(a.Config.AdmitLimit, a.Config.AdmitWait, shed).Middleware(h))
 }
 
 // healthHandler answers 200 when every check passes and the instance is not draining,

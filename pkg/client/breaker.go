@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/afex/hystrix-go/hystrix"
+
+	"github.com/kitshop/kitshop/pkg/errs"
 )
 
 // breaker guards the calls to one service with a hystrix-go circuit, in the caller's
@@ -54,25 +56,34 @@ func (b *breaker) do(ctx context.Context, call func(context.Context) error) erro
 	select {
 	case b.slots <- struct{}{}:
 	default:
-		b.report("rejected", start, 0)
+		// Not reported: hystrix counts a "rejected" call as an error, and the caller's
+		// own spike of calls says nothing of the service's health.
 		return hystrix.ErrMaxConcurrency
 	}
 	defer func() { <-b.slots }() // a panicking call must not keep its slot forever
 	err := call(ctx)
-	b.report(event(ctx, err), start, time.Since(start))
+	if ev := event(ctx, err); ev != "" {
+		b.report(ev, start, time.Since(start))
+	}
 	return err
 }
 
-// event names the outcome as hystrix does. A deadline running out is a "timeout" and
-// counts against the service, whichever budget set it (the call's, the route's, the
-// saga's: kitshop's deadlines are its own, so a hung upstream opens the circuit); only
-// a caller that went away (its context cancelled) does not count.
+// event names the outcome as hystrix counts it; "" is an outcome it is not told of.
+// The circuit opens on a service that fails, not on one that only says it is busy:
+//   - a call the service shed (errs.ErrOverloaded: alive, protecting the work it has
+//     admitted) is not reported, and neither is a caller that went away;
+//   - a deadline running out is a "timeout" and counts against the service, whichever
+//     budget set it (the call's, the route's, the saga's: kitshop's deadlines are its
+//     own, so a hung upstream opens the circuit). With admission limits on every
+//     server, a service that is merely busy sheds before its callers' deadlines pass.
 func event(ctx context.Context, err error) string {
 	switch {
 	case err == nil:
 		return "success"
 	case errors.Is(ctx.Err(), context.Canceled):
 		return "context_canceled"
+	case errors.Is(err, errs.ErrOverloaded):
+		return ""
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return "timeout"
 	}

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/afex/hystrix-go/hystrix"
+
+	"github.com/kitshop/kitshop/pkg/errs"
 )
 
 func TestBreakerEvent(t *testing.T) {
@@ -28,6 +30,7 @@ func TestBreakerEvent(t *testing.T) {
 		{"caller went away", canceled, context.Canceled, "context_canceled"},
 		{"caller's deadline", expired, context.DeadlineExceeded, "timeout"},
 		{"caller went away while failing", canceled, failed, "context_canceled"},
+		{"shed by the service", live, &upstreamError{status: 503, err: errs.ErrOverloaded}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -74,6 +77,35 @@ func TestBreakerConcurrency(t *testing.T) {
 	}
 }
 
+// TestBreakerOwnSpike: calls refused by the caller's own concurrency cap do not open
+// the circuit (hystrix would count them as errors).
+func TestBreakerOwnSpike(t *testing.T) {
+	name := "breakertest→spike-" + t.Name()
+	hystrix.ConfigureCommand(name, hystrix.CommandConfig{MaxConcurrentRequests: 1, RequestVolumeThreshold: 5, ErrorPercentThreshold: 50, SleepWindow: 60000})
+	b := breakerFor(name, 1)
+	release := make(chan struct{})
+	held := make(chan error, 1)
+	go func() {
+		held <- b.do(context.Background(), func(context.Context) error { <-release; return nil })
+	}()
+	for len(b.slots) == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	for range 20 {
+		if err := b.do(context.Background(), func(context.Context) error { return nil }); !errors.Is(err, hystrix.ErrMaxConcurrency) {
+			t.Fatalf("err = %v, want ErrMaxConcurrency", err)
+		}
+	}
+	close(release)
+	if err := <-held; err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // hystrix folds reports in a goroutine of its own
+	if b.circuit.IsOpen() {
+		t.Fatal("the caller's own rejections opened the circuit")
+	}
+}
+
 // TestBreakerOpens: failures open the circuit, which then answers ErrCircuitOpen
 // without running the call; the caller's own cancellations never do.
 func TestBreakerOpens(t *testing.T) {
@@ -95,6 +127,7 @@ func TestBreakerOpens(t *testing.T) {
 			cancel()
 			return ctx
 		}, context.Canceled, false},
+		{"sheds", context.Background, &upstreamError{status: 503, err: errs.ErrOverloaded.WithMessage("busy")}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -4,9 +4,12 @@
 //	Consul instancer (passing only) → round-robin → bounded retry → hystrix → zipkin
 //
 // Retries happen only for idempotent calls and only for failures of the system
-// (connection refused, 502/503/504, an attempt timing out); a business answer such as
-// 422 out_of_stock travels through retry and breaker as a value, so it neither repeats
-// the call nor trips the breaker, and comes out as the *errs.Error it was upstream.
+// (connection refused, 502/503/504, a read's attempt timing out); a business answer
+// such as 422 out_of_stock travels through retry and breaker as a value, so it neither
+// repeats the call nor trips the breaker, and comes out as the *errs.Error it was
+// upstream. An instance that sheds the call (503 overloaded) may be retried elsewhere
+// but is not counted by the breaker (see event). Every try carries its deadline to the
+// instance (admission.TimeoutHeader).
 package client
 
 import (
@@ -30,6 +33,7 @@ import (
 	"github.com/go-kit/log"
 	"github.com/openzipkin/zipkin-go"
 
+	"github.com/kitshop/kitshop/pkg/admission"
 	"github.com/kitshop/kitshop/pkg/errs"
 )
 
@@ -189,7 +193,8 @@ func (s *Service) factory(r Route) sd.Factory {
 		if s.opts.TLS != nil {
 			tgt.Scheme = "https"
 		}
-		opts := []kithttp.ClientOption{kithttp.SetClient(s.opts.HTTPClient)}
+		// Every try tells the instance how long it is waited for (admission.TimeoutHeader).
+		opts := []kithttp.ClientOption{kithttp.SetClient(s.opts.HTTPClient), kithttp.ClientBefore(sendTimeout)}
 		if len(s.opts.Before) > 0 {
 			opts = append(opts, kithttp.ClientBefore(s.opts.Before...))
 		}
@@ -218,6 +223,11 @@ func (s *Service) factory(r Route) sd.Factory {
 			return response, err
 		}, closerFunc(func() error { ej.remove(instance); return nil }), nil
 	}
+}
+
+func sendTimeout(ctx context.Context, r *http.Request) context.Context {
+	admission.SetTimeout(ctx, r.Header)
+	return ctx
 }
 
 // isRead reports whether method only reads, so that a try cut off and sent to
@@ -311,7 +321,7 @@ func (s *Service) translate(err error) error {
 	case errors.Is(err, hystrix.ErrCircuitOpen):
 		return errs.E(errs.Unavailable, "service_unavailable", "%s is failing; its circuit breaker is open", s.name)
 	case errors.Is(err, hystrix.ErrMaxConcurrency):
-		return errs.E(errs.Unavailable, "service_unavailable", "too many calls to %s in flight", s.name)
+		return errs.ErrOverloaded.WithMessage("too many calls to %s in flight", s.name)
 	case errors.Is(err, context.DeadlineExceeded):
 		return errs.E(errs.Timeout, "upstream_timeout", "%s did not answer in time", s.name)
 	case errors.Is(err, lb.ErrNoEndpoints):
@@ -329,6 +339,9 @@ type upstreamError struct {
 }
 
 func (e *upstreamError) Error() string { return fmt.Sprintf("upstream %d: %v", e.status, e.err) }
+
+// Unwrap lets errors.Is see the upstream's own error (errs.ErrOverloaded, say).
+func (e *upstreamError) Unwrap() error { return e.err }
 
 // businessFailure carries a 4xx answer through retry and breaker as a value.
 type businessFailure struct{ err *errs.Error }

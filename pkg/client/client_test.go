@@ -18,6 +18,7 @@ import (
 	"github.com/go-kit/log"
 	consul "github.com/hashicorp/consul/api"
 
+	"github.com/kitshop/kitshop/pkg/admission"
 	"github.com/kitshop/kitshop/pkg/client"
 	"github.com/kitshop/kitshop/pkg/discovery"
 	"github.com/kitshop/kitshop/pkg/errs"
@@ -333,6 +334,72 @@ func TestAttemptTimeoutReadsOnly(t *testing.T) {
 			}
 			if got := calls.Load(); got != tt.wantCalls {
 				t.Fatalf("upstream called %d times, want %d", got, tt.wantCalls)
+			}
+		})
+	}
+}
+
+// TestBreakerBothSides: a crowd on an upstream that sheds what it cannot take (an
+// admission limit) leaves the breaker closed, and the crowd gets answers, some 503
+// overloaded; the same upstream failing, or hanging, opens it.
+func TestBreakerBothSides(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		handler  func(w http.ResponseWriter, r *http.Request)
+		shed     bool // the upstream sheds beyond two calls at once
+		wantOpen bool
+	}{
+		{"busy, shedding", func(w http.ResponseWriter, r *http.Request) {
+			time.Sleep(30 * time.Millisecond)
+			_ = json.NewEncoder(w).Encode(map[string]string{"name": "busy"})
+		}, true, false},
+		{"failing", func(w http.ResponseWriter, r *http.Request) {
+			errs.WriteHTTP(w, errors.New("broken"))
+		}, false, true},
+		{"hanging", func(w http.ResponseWriter, r *http.Request) {
+			<-r.Context().Done()
+		}, false, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var h http.Handler = http.HandlerFunc(tt.handler)
+			if tt.shed {
+				h = admission.NewLimiter(2, 10*time.Millisecond, nil).Middleware(h)
+			}
+			srv := httptest.NewServer(admission.WithCallerTimeout(h))
+			defer srv.Close()
+			svc := client.New(testenv.Name("bothsides"), staticInstancer(srv.Listener.Addr().String()), client.Options{
+				Caller: "test", Timeout: 300 * time.Millisecond, Retries: 0,
+				Breaker: client.Breaker{MaxConcurrent: 100, ErrorPercent: 50, VolumeThreshold: 10, SleepWindow: time.Minute},
+			})
+			who := svc.Endpoint(route("who", false))
+			// go-kit's endpointer takes the instancer's list in a goroutine of its own.
+			for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+				if _, err := who(context.Background(), nil); errs.From(err).Code != "service_unavailable" {
+					break
+				}
+			}
+			var wg sync.WaitGroup
+			var ok, overloaded atomic.Int64
+			for range 40 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					_, err := who(context.Background(), nil)
+					switch {
+					case err == nil:
+						ok.Add(1)
+					case errors.Is(err, errs.ErrOverloaded):
+						overloaded.Add(1)
+					}
+				}()
+			}
+			wg.Wait()
+			if tt.shed && (ok.Load() == 0 || overloaded.Load() == 0 || ok.Load()+overloaded.Load() != 40) {
+				t.Fatalf("%d answered, %d shed of 40: want both, and nothing else", ok.Load(), overloaded.Load())
+			}
+			open := circuitOpen(t, svc.BreakerName())
+			if open != tt.wantOpen {
+				t.Fatalf("breaker open = %v, want %v", open, tt.wantOpen)
 			}
 		})
 	}

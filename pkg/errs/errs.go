@@ -86,6 +86,11 @@ func (e *Error) WithMessage(format string, args ...any) *Error {
 	return &Error{Kind: e.Kind, Code: e.Code, Message: fmt.Sprintf(format, args...)}
 }
 
+// ErrOverloaded is a service or the gateway refusing work it cannot finish in time
+// (503 with Retry-After): it is alive and protecting what it has admitted, so a
+// caller may try another instance or later, and a circuit breaker does not count it.
+var ErrOverloaded = E(Unavailable, "overloaded", "the service is at capacity; try again in a moment")
+
 // From finds the *Error in err's chain. Anything else is an internal error, whose
 // details must not reach a client.
 func From(err error) *Error {

@@ -21,9 +21,8 @@ func main() { app.Main("gateway", run) }
 
 func run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("gateway", flag.ExitOnError)
-	var cfg app.Config
+	cfg := app.Config{Edge: true}
 	cfg.RegisterFlags(fs, "gateway", ":8080")
-	cfg.Edge = true
 	services := map[string]*string{}
 	for _, s := range []string{gateway.UserService, gateway.InventoryService, gateway.OrderService, gateway.NotificationService} {
 		services[s] = fs.String(s+"-service", s, "Consul name of the "+s+" service")
@@ -35,6 +34,11 @@ func run(ctx context.Context, args []string) error {
 	maxClients := fs.Int("rate-max-clients", gateway.DefaultMaxClients, "rate-limit buckets kept per kind (users, addresses); idle ones are dropped first")
 	maxBody := fs.Int64("max-body", gateway.DefaultMaxBody, "largest request body accepted (413 above)")
 	maxResponse := fs.Int64("max-response", gateway.DefaultMaxResponse, "largest upstream answer relayed")
+	admit := map[gateway.Class]*int{}
+	for _, class := range []gateway.Class{gateway.ClassRead, gateway.ClassWrite, gateway.ClassCheckout, gateway.ClassAuth} {
+		admit[class] = fs.Int("admit-"+string(class), gateway.DefaultAdmission[class], "calls of class "+string(class)+" in flight at once; more wait up to -admit-wait, then get 503 overloaded")
+	}
+	admitWait := fs.Duration("admit-wait", gateway.DefaultAdmitWait, "longest wait of a call for a slot of its class")
 	jwksRefresh := fs.Duration("jwks-refresh", 10*time.Second, "least time between two fetches of the user service's keys for an unknown key ID")
 	// The gateway's live heap is small (buffered bodies, limiter buckets) and almost all
 	// its allocation is per request garbage: collecting less often buys throughput
@@ -45,6 +49,11 @@ func run(ctx context.Context, args []string) error {
 	}
 	if *userRate <= 0 || *anonRate <= 0 || *userBurst < 1 || *anonBurst < 1 {
 		return fmt.Errorf("rate limits must be positive (raise them for load tests; they cannot be switched off)")
+	}
+	for class, limit := range admit {
+		if *limit < 1 {
+			return fmt.Errorf("-admit-%s must be at least 1", class)
+		}
 	}
 
 	debug.SetGCPercent(*gcPercent)
@@ -66,6 +75,8 @@ func run(ctx context.Context, args []string) error {
 		UserLimit:   gateway.Limit{Rate: *userRate, Burst: *userBurst},
 		AnonLimit:   gateway.Limit{Rate: *anonRate, Burst: *anonBurst},
 		MaxClients:  *maxClients,
+		Admission:   map[gateway.Class]int{},
+		AdmitWait:   *admitWait,
 		MaxBody:     *maxBody,
 		MaxResponse: *maxResponse,
 		Logger:      a.Logger,
@@ -74,6 +85,9 @@ func run(ctx context.Context, args []string) error {
 	}
 	for s, name := range services {
 		opts.Services[s] = *name
+	}
+	for class, limit := range admit {
+		opts.Admission[class] = *limit
 	}
 	users, err := a.Instancer(opts.ServiceName(gateway.UserService))
 	if err != nil {

@@ -1,0 +1,169 @@
+package admission_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-kit/kit/metrics"
+
+	"github.com/kitshop/kitshop/pkg/admission"
+	"github.com/kitshop/kitshop/pkg/errs"
+)
+
+// TestAdmit: with every slot taken, a call waits for one within MaxWait and its own
+// deadline, or is refused; one more than Limit waiting is refused at once.
+func TestAdmit(t *testing.T) {
+	canceled, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, tt := range []struct {
+		name      string
+		limit     int
+		maxWait   time.Duration
+		ctx       func() (context.Context, context.CancelFunc)
+		waiters   int           // calls already waiting in line
+		freeAfter time.Duration // a slot is given back this long after the call (0: never)
+		wantErr   error
+	}{
+		{"a slot frees while it waits", 1, time.Minute, background, 0, 20 * time.Millisecond, nil},
+		{"no wait allowed", 1, 0, background, 0, 20 * time.Millisecond, errs.ErrOverloaded},
+		{"its wait runs out", 1, 30 * time.Millisecond, background, 0, 0, errs.ErrOverloaded},
+		{"its deadline comes first", 1, time.Minute, deadline(30 * time.Millisecond), 0, 0, errs.ErrOverloaded},
+		{"the line is full", 1, time.Minute, background, 1, 20 * time.Millisecond, errs.ErrOverloaded},
+		{"room in line", 2, time.Minute, background, 1, 20 * time.Millisecond, nil},
+		{"the caller leaves", 1, time.Minute, func() (context.Context, context.CancelFunc) { return canceled, func() {} }, 0, 0, context.Canceled},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			shed := &counter{}
+			l := admission.NewLimiter(tt.limit, tt.maxWait, shed)
+			var held []func()
+			for range tt.limit {
+				release, err := l.Admit(context.Background())
+				if err != nil {
+					t.Fatal(err)
+				}
+				held = append(held, release)
+			}
+			lineCtx, leaveLine := context.WithCancel(context.Background())
+			defer leaveLine()
+			for range tt.waiters {
+				go func() {
+					if release, err := l.Admit(lineCtx); err == nil {
+						release()
+					}
+				}()
+			}
+			time.Sleep(10 * time.Millisecond) // the waiters are in line
+			if tt.freeAfter > 0 {
+				time.AfterFunc(tt.freeAfter, held[0])
+			}
+			ctx, cancel := tt.ctx()
+			defer cancel()
+			release, err := l.Admit(ctx)
+			if !errors.Is(err, tt.wantErr) || (err == nil) != (tt.wantErr == nil) {
+				t.Fatalf("err = %v, want %v", err, tt.wantErr)
+			}
+			if err == nil {
+				release()
+			}
+			wantShed := 0.0
+			if errors.Is(tt.wantErr, errs.ErrOverloaded) {
+				wantShed = 1
+			}
+			if got := shed.n.Load(); float64(got) != wantShed {
+				t.Fatalf("%v calls counted as shed, want %v", got, wantShed)
+			}
+		})
+	}
+}
+
+// counter is a metrics.Counter the test reads.
+type counter struct{ n atomic.Int64 }
+
+func (c *counter) With(...string) metrics.Counter { return c }
+func (c *counter) Add(d float64)                  { c.n.Add(int64(d)) }
+
+func background() (context.Context, context.CancelFunc) { return context.Background(), func() {} }
+
+func deadline(d time.Duration) func() (context.Context, context.CancelFunc) {
+	return func() (context.Context, context.CancelFunc) { return context.WithTimeout(context.Background(), d) }
+}
+
+// TestMiddleware: a refused request gets 503, Retry-After and the overloaded code,
+// and never reaches the handler; an admitted one does, and gives its slot back.
+func TestMiddleware(t *testing.T) {
+	l := admission.NewLimiter(1, 0, nil)
+	reached := 0
+	h := l.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { reached++ }))
+
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	if rec.Code != http.StatusOK || reached != 1 || l.InFlight() != 0 {
+		t.Fatalf("admitted: status %d, reached %d, in flight %d", rec.Code, reached, l.InFlight())
+	}
+
+	hold, err := l.Admit(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hold()
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" ||
+		!strings.Contains(rec.Body.String(), `"overloaded"`) || reached != 1 {
+		t.Fatalf("refused: status %d, Retry-After %q, body %s, reached %d",
+			rec.Code, rec.Header().Get("Retry-After"), rec.Body.String(), reached)
+	}
+}
+
+// TestCallerTimeout: the deadline a caller sends becomes the request's; a missing or
+// unusable one changes nothing.
+func TestCallerTimeout(t *testing.T) {
+	for _, tt := range []struct {
+		header string
+		want   time.Duration // 0: no deadline
+	}{
+		{"250", 250 * time.Millisecond},
+		{"", 0},
+		{"soon", 0},
+		{"0", 0},
+		{"-5", 0},
+		{"600001", 0}, // over ten minutes
+	} {
+		t.Run(tt.header, func(t *testing.T) {
+			var got time.Duration
+			h := admission.WithCallerTimeout(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if d, ok := r.Context().Deadline(); ok {
+					got = time.Until(d)
+				}
+			}))
+			r := httptest.NewRequest(http.MethodGet, "/", nil)
+			if tt.header != "" {
+				r.Header.Set(admission.TimeoutHeader, tt.header)
+			}
+			h.ServeHTTP(httptest.NewRecorder(), r)
+			if tt.want == 0 && got != 0 || tt.want > 0 && (got <= 0 || got > tt.want) {
+				t.Fatalf("deadline in %v, want %v", got, tt.want)
+			}
+		})
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	h := http.Header{}
+	admission.SetTimeout(ctx, h)
+	if ms, err := strconv.Atoi(h.Get(admission.TimeoutHeader)); err != nil || ms < 1900 || ms > 2000 {
+		t.Fatalf("sent %q for a 2 s deadline", h.Get(admission.TimeoutHeader))
+	}
+	h = http.Header{}
+	admission.SetTimeout(context.Background(), h)
+	if v := h.Get(admission.TimeoutHeader); v != "" {
+		t.Fatalf("sent %q without a deadline", v)
+	}
+}
