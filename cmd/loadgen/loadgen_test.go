@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,6 +19,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/kitshop/kitshop/pkg/admission"
 )
 
 func TestHistogramQuantiles(t *testing.T) {
@@ -179,6 +182,9 @@ func TestFlagBounds(t *testing.T) {
 		{"-products", "-1"},
 		{"-burst", "-rate", "10"},
 		{"-burst", "-url", "http://127.0.0.1:1/"},
+		{"-curve", "0,1"},
+		{"-curve", "1,two"},
+		{"-curve", "1,2", "-rate", "10"},
 	} {
 		if _, err := parseFlags(args, &strings.Builder{}); err == nil {
 			t.Errorf("parseFlags(%v) accepted", args)
@@ -514,5 +520,41 @@ func TestBurst(t *testing.T) {
 	}
 	if len(g.idle) != users {
 		t.Errorf("%d users given back, want %d", len(g.idle), users)
+	}
+}
+
+// TestCurve: the saturation point of a target that works on two requests at once, lets
+// a few wait a moment and sheds the rest, then a step below it (all answered) and one
+// above it (some shed, and the admitted ones counted apart).
+func TestCurve(t *testing.T) {
+	limit := admission.NewLimiter(2, 50*time.Millisecond, nil)
+	srv := httptest.NewServer(limit.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(5 * time.Millisecond)
+	})))
+	defer srv.Close()
+	out := filepath.Join(t.TempDir(), "curve.json")
+	var stdout, stderr strings.Builder
+	err := run(context.Background(), []string{"-url", srv.URL + "/x", "-curve", "0.5,3", "-concurrency", "2", "-users", "64",
+		"-duration", "700ms", "-settle", "50ms", "-json", out}, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var curve Curve
+	if err := json.Unmarshal(b, &curve); err != nil {
+		t.Fatal(err)
+	}
+	if curve.Saturation.ActionRate <= 0 || len(curve.Steps) != 2 {
+		t.Fatalf("saturation %.1f actions/s, %d steps", curve.Saturation.ActionRate, len(curve.Steps))
+	}
+	below, above := curve.Steps[0], curve.Steps[1]
+	if below.Multiple != 0.5 || below.Errors != 0 || below.Good == 0 {
+		t.Errorf("below saturation: %+v", below.Report)
+	}
+	if above.Multiple != 3 || above.All.Errors["503"] == 0 || above.Admitted.Count != above.Good {
+		t.Errorf("above saturation: 503s %d, admitted %d, good %d", above.All.Errors["503"], above.Admitted.Count, above.Good)
 	}
 }

@@ -13,7 +13,11 @@
 //	loadgen -url http://127.0.0.1:8080/v1/products/kit-001 -rate 1000 -duration 10s
 //
 // With -burst every user acts once, all at the same moment: a crowd arriving on a stack
-// that has just started.
+// that has just started. With -curve it finds the saturation point (a closed loop of
+// -concurrency users), then offers fixed rates of the given multiples of it: goodput
+// and the latency of admitted work past the point where the target is full.
+//
+//	loadgen -stack .kitshop/stack.json -curve 0.5,1,2,4 -concurrency 64 -users 800
 //
 //	loadgen -stack .kitshop/stack.json -burst -concurrency 60 -mix buycart=1
 //
@@ -35,6 +39,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -64,6 +69,8 @@ type config struct {
 	concurrency, users    int
 	rate                  float64
 	burst                 bool
+	curve                 []float64
+	settle                time.Duration
 	duration              time.Duration
 	requests              uint64
 	mixSpec               string
@@ -87,8 +94,10 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.users, "users", 0, "accounts created for the run, at least -concurrency; each acts one thing at a time (default: -concurrency)")
 	fs.Float64Var(&c.rate, "rate", 0, "actions started per second (fixed rate); 0: fixed concurrency")
 	fs.BoolVar(&c.burst, "burst", false, "every user acts once, all at the same moment (after the accounts are made), then the run ends")
+	fs.DurationVar(&c.settle, "settle", 3*time.Second, "with -curve, the pause before each step, for the work the last one left queued (sagas, the outbox) to drain")
+	curve := fs.String("curve", "", "multiples, e.g. 0.5,1,2,4: measure the saturation point (-concurrency users for -duration), then load at each multiple of its actions/s for -duration, with up to -users in flight")
 	fs.DurationVar(&c.duration, "duration", 10*time.Second, "how long to load (at most 1h)")
-	fs.Uint64Var(&c.requests, "requests", 1_000_000, "stop after this many requests (at most 1e8)")
+	fs.Uint64Var(&c.requests, "requests", 1_000_000, "stop after this many requests (at most 1e8; with -curve, per step)")
 	fs.StringVar(&c.mixSpec, "mix", "browse=50,product=20,cart=20,checkout=5,buycart=5", "actions and their weights (browse, product, cart, checkout, buycart)")
 	fs.IntVar(&c.products, "products", 16, "products created for the run when admin credentials are known, so checkouts do not empty the catalogue's stock; 0: buy from the catalogue")
 	fs.IntVar(&c.stock, "stock", 1_000_000, "stock of each product created (inventory takes at most 1000000)")
@@ -97,6 +106,15 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&c.timeout, "timeout", 30*time.Second, "deadline of one request")
 	if err := fs.Parse(args); err != nil {
 		return c, err
+	}
+	if *curve != "" {
+		for _, f := range strings.Split(*curve, ",") {
+			m, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+			if err != nil || m <= 0 || m > 100 {
+				return c, fmt.Errorf("-curve: %q is not a multiple in (0, 100]", f)
+			}
+			c.curve = append(c.curve, m)
+		}
 	}
 	if c.adminPass == "" {
 		c.adminPass = os.Getenv("KITSHOP_ADMIN_PASSWORD")
@@ -114,6 +132,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return c, fmt.Errorf("-burst and -rate exclude each other")
 	case c.burst && c.url != "":
 		return c, fmt.Errorf("-burst loads the shop's mix, not -url")
+	case len(c.curve) > 0 && (c.burst || c.rate > 0):
+		return c, fmt.Errorf("-curve sets its own rates: not with -burst or -rate")
 	case c.progress <= 0:
 		return c, fmt.Errorf("-progress must be positive")
 	case c.products < 0 || c.products > 1000:
@@ -171,8 +191,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 
 	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConns = c.concurrency * 2
-	tr.MaxIdleConnsPerHost = c.concurrency * 2
+	tr.MaxIdleConns = max(c.concurrency, c.users) * 2
+	tr.MaxIdleConnsPerHost = max(c.concurrency, c.users) * 2
 	hc := &http.Client{Transport: tr, Timeout: c.timeout,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	g := &generator{base: base, http: hc, mix: m, runID: randomHex(4), path: path}
@@ -193,28 +213,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "loadgen: %d users, %d products; loading for %s (or %d requests)\n", c.users, len(g.skus), c.duration, c.requests)
 	}
 
-	g.stats = newStats()
 	g.limit = c.requests
-	start := time.Now()
-	runCtx, cancel := context.WithTimeout(ctx, c.duration)
-	defer cancel()
-	g.cancel = cancel
-	done := make(chan struct{})
-	go g.progressLoop(runCtx, c.progress, stderr, done)
-	switch {
-	case c.burst:
-		g.runBurst(runCtx)
-	case c.rate > 0:
-		g.runRate(runCtx, c.rate, c.concurrency)
-	default:
-		g.runConcurrency(runCtx, c.concurrency)
+	if len(c.curve) > 0 {
+		return g.runCurve(ctx, c, stdout, stderr)
 	}
-	elapsed := time.Since(start)
-	cancel()
-	<-done
-
-	r := g.stats.report(elapsed)
-	r.Target, r.Users, r.Mix = base, c.users, c.mixSpec
+	r := g.phase(ctx, c, stderr, func(ctx context.Context) {
+		switch {
+		case c.burst:
+			g.runBurst(ctx)
+		case c.rate > 0:
+			g.runRate(ctx, c.rate, c.concurrency)
+		default:
+			g.runConcurrency(ctx, c.concurrency)
+		}
+	})
 	switch {
 	case c.burst:
 		r.Mode, r.Concurrency = "burst", c.users
@@ -223,18 +235,80 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	default:
 		r.Mode, r.Concurrency = "concurrency", c.concurrency
 	}
-	r.Skipped = g.stats.skippedCount()
 	r.writeText(stdout)
-	if c.jsonOut != "" {
-		b, err := json.MarshalIndent(r, "", "  ")
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(c.jsonOut, append(b, '\n'), 0o644); err != nil {
-			return err
-		}
+	return errors.Join(writeJSON(c.jsonOut, r), ctx.Err())
+}
+
+// phase loads with load for at most c.duration (or c.requests answers), printing
+// progress, and reports what it saw.
+func (g *generator) phase(ctx context.Context, c config, stderr io.Writer, load func(context.Context)) Report {
+	g.stats = newStats()
+	start := time.Now()
+	runCtx, cancel := context.WithTimeout(ctx, c.duration)
+	defer cancel()
+	g.cancel = cancel
+	done := make(chan struct{})
+	go g.progressLoop(runCtx, c.progress, stderr, done)
+	load(runCtx)
+	elapsed := time.Since(start)
+	cancel()
+	<-done
+	r := g.stats.report(elapsed)
+	r.Target, r.Users, r.Mix = g.base, c.users, c.mixSpec
+	return r
+}
+
+// Curve is the result of -curve: the saturation point, then a step at each multiple.
+type Curve struct {
+	Saturation Report `json:"saturation"`
+	Steps      []Step `json:"steps"`
+}
+
+// Step is one fixed-rate run of a curve.
+type Step struct {
+	Multiple float64 `json:"multiple"` // of the saturation point's actions/s
+	Report
+}
+
+// runCurve measures the saturation point, a closed loop of -concurrency users, then
+// loads at fixed rates of each -curve multiple of the actions it completed a second,
+// with up to every user in flight: what goodput and the latency of admitted work do
+// as the offered load goes past what the target can serve.
+func (g *generator) runCurve(ctx context.Context, c config, stdout, stderr io.Writer) error {
+	fmt.Fprintf(stderr, "loadgen: saturation point: %d users at once for %s\n", c.concurrency, c.duration)
+	var curve Curve
+	curve.Saturation = g.phase(ctx, c, stderr, func(ctx context.Context) { g.runConcurrency(ctx, c.concurrency) })
+	curve.Saturation.Mode, curve.Saturation.Concurrency = "concurrency", c.concurrency
+	curve.Saturation.writeText(stdout)
+	saturation := curve.Saturation.ActionRate
+	if saturation <= 0 {
+		return errors.New("no action finished at the saturation point: nothing to scale the curve by")
 	}
-	return ctx.Err()
+	for _, m := range c.curve {
+		if ctx.Err() != nil {
+			break
+		}
+		time.Sleep(c.settle)
+		rate := m * saturation
+		fmt.Fprintf(stderr, "loadgen: %.1f× the saturation point: %.0f actions/s for %s\n", m, rate, c.duration)
+		r := g.phase(ctx, c, stderr, func(ctx context.Context) { g.runRate(ctx, rate, c.users) })
+		r.Mode, r.Rate, r.Concurrency = "rate", rate, c.users
+		r.writeText(stdout)
+		curve.Steps = append(curve.Steps, Step{Multiple: m, Report: r})
+	}
+	return errors.Join(writeJSON(c.jsonOut, curve), ctx.Err())
+}
+
+// writeJSON writes v to path as indented JSON; an empty path writes nothing.
+func writeJSON(path string, v any) error {
+	if path == "" {
+		return nil
+	}
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
 }
 
 func firstOf(a, b string) string {
@@ -406,6 +480,7 @@ func (g *generator) do(ctx context.Context, route, method, path, token string, b
 
 // act runs one action of u.
 func (g *generator) act(ctx context.Context, r *mrand.Rand, u *user, action string) {
+	defer g.stats.action()
 	if g.path != "" {
 		g.do(ctx, "GET "+g.path, http.MethodGet, g.path, "", nil, nil)
 		return

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net/http"
 	"slices"
 	"strconv"
 	"sync"
@@ -13,13 +14,16 @@ import (
 // stats collects every answer: per route for the final report, plus a window that the
 // progress line reads and resets.
 type stats struct {
-	mu      sync.Mutex
-	routes  map[string]*routeStats
-	window  histogram
-	winN    uint64
-	winErrs uint64
-	total   uint64
-	skipped uint64 // rate mode: actions not started because all slots were busy
+	mu       sync.Mutex
+	routes   map[string]*routeStats
+	admitted histogram // answers the target took on: all but 503, 429 and no answer
+	good     uint64    // 2xx answers
+	window   histogram
+	winN     uint64
+	winErrs  uint64
+	total    uint64
+	actions  uint64 // actions finished, whatever their answers
+	skipped  uint64 // rate mode: actions not started because all slots were busy
 }
 
 type routeStats struct {
@@ -39,6 +43,12 @@ func (s *stats) add(route string, status int, d time.Duration) {
 		s.routes[route] = r
 	}
 	r.hist.record(d)
+	if admitted(status) {
+		s.admitted.record(d)
+	}
+	if status >= 200 && status < 300 {
+		s.good++
+	}
 	s.window.record(d)
 	s.winN++
 	s.total++
@@ -49,6 +59,19 @@ func (s *stats) add(route string, status int, d time.Duration) {
 }
 
 func failed(status int) bool { return status == 0 || status >= 400 }
+
+// admitted reports whether an answer is the target's work rather than a refusal to
+// take it on (shed, rate limited, unavailable) or no answer at all.
+func admitted(status int) bool {
+	return status != 0 && status != http.StatusServiceUnavailable && status != http.StatusTooManyRequests
+}
+
+// action records one finished action.
+func (s *stats) action() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.actions++
+}
 
 func statusLabel(status int) string {
 	if status == 0 {
@@ -72,12 +95,6 @@ func (s *stats) skip() {
 	s.skipped++
 }
 
-func (s *stats) skippedCount() uint64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.skipped
-}
-
 func (s *stats) count() uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -97,8 +114,15 @@ type Report struct {
 	Errors      uint64        `json:"errors"`
 	RPS         float64       `json:"rps"`
 	Skipped     uint64        `json:"skipped,omitempty"` // rate mode: actions not started, every slot busy
+	Actions     uint64        `json:"actions"`
+	ActionRate  float64       `json:"actions_per_s"`
+	Good        uint64        `json:"good"`        // 2xx answers
+	Goodput     float64       `json:"goodput_rps"` // 2xx answers per second
 	Routes      []RouteReport `json:"routes"`
 	All         RouteReport   `json:"all"`
+	// Admitted are the answers the target took on (all but 503, 429 and no answer):
+	// under overload, the latency of the work it admitted.
+	Admitted RouteReport `json:"admitted"`
 }
 
 // RouteReport are one route's figures; latencies in milliseconds.
@@ -136,6 +160,12 @@ func (s *stats) report(elapsed time.Duration) Report {
 	}
 	r.Duration = elapsed.Seconds()
 	r.RPS = r.All.RPS
+	secs := max(elapsed.Seconds(), 1e-9)
+	r.Actions, r.ActionRate = s.actions, float64(s.actions)/secs
+	r.Good, r.Goodput = s.good, float64(s.good)/secs
+	adm := routeStats{hist: s.admitted}
+	r.Admitted = adm.summary("admitted", elapsed)
+	r.Skipped = s.skipped
 	return r
 }
 
@@ -152,6 +182,7 @@ func (rs *routeStats) summary(name string, elapsed time.Duration) RouteReport {
 func (r Report) writeText(w io.Writer) {
 	fmt.Fprintf(w, "\n%s, %s, %d users, %.1f s: %d requests, %d errors, %.0f req/s\n\n",
 		r.Target, r.describeLoad(), r.Users, r.Duration, r.Requests, r.Errors, r.RPS)
+	fmt.Fprintf(w, "goodput %.0f answers/s (2xx); %d actions (%.1f/s)\n", r.Goodput, r.Actions, r.ActionRate)
 	if r.Skipped > 0 {
 		fmt.Fprintf(w, "%d actions skipped: every one of the %d slots was busy (the target is slower than the rate)\n\n", r.Skipped, r.Concurrency)
 	}
@@ -163,7 +194,7 @@ func (r Report) writeText(w io.Writer) {
 			"  KITSHOP_RATE_ANON=1e6 KITSHOP_RATE_ANON_BURST=1000000 KITSHOP_RATE_USER=1e6 KITSHOP_RATE_USER_BURST=1000000 make up\n\n", n)
 	}
 	fmt.Fprintf(w, "%-30s %8s %9s %8s %8s %8s %8s  %s\n", "route", "count", "req/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "errors")
-	for _, rr := range append(slices.Clone(r.Routes), r.All) {
+	for _, rr := range append(slices.Clone(r.Routes), r.All, r.Admitted) {
 		fmt.Fprintf(w, "%-30s %8d %9.1f %8.2f %8.2f %8.2f %8.2f  %s\n",
 			rr.Route, rr.Count, rr.RPS, rr.P50, rr.P90, rr.P99, rr.Max, errorList(rr.Errors))
 	}
