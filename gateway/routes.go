@@ -99,12 +99,31 @@ func Routes() []Route {
 	}
 }
 
-// DefaultAdmission is the admission limit of each class: calls in flight through
-// the gateway at once, above which one waits up to Options.AdmitWait for its turn,
-// then gets 503 overloaded. Sized for the two-core demo machine: several times what
-// its upstreams work on at once, so that they stay busy (goodput holds at its peak)
-// while what is admitted still finishes well inside the route's deadline.
-var DefaultAdmission = map[Class]int{ClassRead: 256, ClassWrite: 128, ClassCheckout: 64, ClassAuth: 16}
+// Admit is the admission of one route class: at most Limit calls in flight through
+// the gateway at once, and fewer while its calls take longer than Target (see
+// pkg/admission: the limit shrinks by a tenth on a call over the target or answered
+// 503/504 upstream, and grows by one a round trip while calls are within it). Above
+// the limit a call waits up to Options.AdmitWait for its turn, then gets 503
+// overloaded with Retry-After.
+type Admit struct {
+	Limit  int
+	Target time.Duration // zero: the limit is fixed
+}
 
-// DefaultAdmitWait is how long a call waits for a slot of its class by default.
+// DefaultAdmission is each class's admission. The ceilings are far above what two
+// cores work on at once, so that a bigger machine is not held back; the targets keep
+// the latency of admitted work well inside each route's deadline however much more
+// is offered (reads answer in 2 s or 504, checkouts in 12 s).
+var DefaultAdmission = map[Class]Admit{
+	ClassRead:     {Limit: 256, Target: 250 * time.Millisecond},
+	ClassWrite:    {Limit: 128, Target: 500 * time.Millisecond},
+	ClassCheckout: {Limit: 64, Target: 800 * time.Millisecond},
+	ClassAuth:     {Limit: 16, Target: 500 * time.Millisecond},
+}
+
+// minAdmission is the least an adaptive limit shrinks to: a few calls keep going
+// whatever the latency, so that it can be seen to fall again.
+const minAdmission = 4
+
+// DefaultAdmitWait is how long a call waits for a turn in its class by default.
 const DefaultAdmitWait = 250 * time.Millisecond

@@ -49,8 +49,8 @@ type Options struct {
 	AnonLimit Limit // per client address, on public routes
 	// Admission limits calls in flight per route class (missing classes take
 	// DefaultAdmission); a call over the limit waits up to AdmitWait (zero:
-	// DefaultAdmitWait) for a slot, then gets 503 overloaded with Retry-After.
-	Admission  map[Class]int
+	// DefaultAdmitWait) for a turn, then gets 503 overloaded with Retry-After.
+	Admission  map[Class]Admit
 	AdmitWait  time.Duration
 	MaxClients int   // rate-limit buckets kept, per kind
 	MaxBody    int64 // request bodies above this are refused with 413
@@ -143,8 +143,12 @@ func New(o Options) (http.Handler, error) {
 		duration: o.Metrics.Histogram("gateway", "request_duration_seconds", "Request latency by route and status.", "route", "status"),
 	}
 	shed := o.Metrics.Counter("gateway", "shed_total", "Requests answered 503 overloaded by the admission limit of their route class.", "class")
-	for class, limit := range o.Admission {
-		g.classes[class] = admission.NewLimiter(limit, o.AdmitWait, shed.With("class", string(class)))
+	limits := o.Metrics.Gauge("gateway", "admission_limit", "Calls of a route class admitted at once.", "class")
+	for class, a := range o.Admission {
+		g.classes[class] = admission.New(admission.Config{
+			Limit: a.Limit, Min: minAdmission, Target: a.Target, MaxWait: o.AdmitWait,
+			Shed: shed.With("class", string(class)), Limits: limits.With("class", string(class)), Now: o.Now,
+		})
 	}
 	endpoints, err := g.makeEndpoints(Routes())
 	if err != nil {
@@ -289,7 +293,7 @@ func (g *gateway) routeHandler(rt Route, re routeEndpoints) http.Handler {
 		encodeProxyResponse,
 		kithttp.ServerErrorEncoder(encodeError),
 	)
-	h = g.admit(g.classes[rt.Class], h)
+	h = g.classes[rt.Class].Middleware(h)
 	switch rt.Access {
 	case Public:
 		h = g.limitByAddress(h)
@@ -299,21 +303,6 @@ func (g *gateway) routeHandler(rt Route, re routeEndpoints) http.Handler {
 		h = g.authenticate(true, g.limitByUser(h))
 	}
 	return h
-}
-
-// admit lets a request through l, or answers it 503 overloaded (with the reason in
-// the access log).
-func (g *gateway) admit(l *admission.Limiter, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		release, err := l.Admit(r.Context())
-		if err != nil {
-			exchangeFrom(r.Context()).err = err
-			writeError(w, errs.ErrOverloaded)
-			return
-		}
-		defer release()
-		next.ServeHTTP(w, r)
-	})
 }
 
 // ErrTooLarge answers a request body above the limit.

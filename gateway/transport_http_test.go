@@ -407,7 +407,7 @@ func TestAdmissionPerClass(t *testing.T) {
 	keys := newTestKeys(t)
 	order := startInstance(t, http.HandlerFunc(echo))
 	o := testOptions(keys.verifier)
-	o.Admission = map[Class]int{ClassCheckout: 1}
+	o.Admission = map[Class]Admit{ClassCheckout: {Limit: 1}}
 	o.AdmitWait = 20 * time.Millisecond
 	gw := startGateway(t, withUpstreams(o, map[string][]string{OrderService: {order.addr()}}))
 	header := map[string]string{

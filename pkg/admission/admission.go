@@ -6,17 +6,21 @@
 // after seconds tells it nothing and, counted by its circuit breaker, takes the
 // server out for everyone.
 //
-// The limits are configured, not adaptive: a concurrency somewhat above what the
-// server's cores and its database can work on at once (more only queues inside the
-// process, where nobody can see it), and a wait well below the callers' deadlines.
+// A limit is fixed, or adaptive: it then grows by one call a round trip while calls
+// finish within a latency target, and shrinks by a tenth when one does not, or when
+// what is behind it says it is overloaded (additive increase, multiplicative decrease,
+// as TCP finds a link's capacity). An adaptive limit finds how much work the machine
+// really takes at once, whatever its size, and keeps the latency of admitted work
+// near the target however much more is offered.
 package admission
 
 import (
+	"container/list"
 	"context"
 	"errors"
 	"net/http"
 	"strconv"
-	"sync/atomic"
+	"sync"
 	"time"
 
 	"github.com/go-kit/kit/metrics"
@@ -24,73 +28,181 @@ import (
 	"github.com/kitshop/kitshop/pkg/errs"
 )
 
-// Limiter admits at most Limit calls at once. A call that finds every slot taken waits
-// in line for at most MaxWait, and never past its own deadline; when as many calls
-// as Limit are already waiting, it is refused at once.
+// Limiter admits calls up to its limit. A call that finds the limit reached waits in
+// line for at most its MaxWait, and never past its own deadline; when as many calls
+// as the limit already wait, it is refused at once.
 type Limiter struct {
-	slots   chan struct{}
-	maxWait time.Duration
-	waiting atomic.Int64
+	cfg Config
 
-	shed metrics.Counter // calls refused; nil: not counted
+	mu           sync.Mutex
+	limit        float64 // calls admitted at once; fractional while it grows
+	inFlight     int
+	line         list.List // of chan struct{}: the calls waiting, first come first
+	lastDecrease time.Time
 }
 
-// NewLimiter returns a limiter of limit calls at once (at least 1) and a wait of at
-// most maxWait for a free slot (zero: no wait). shed, when not nil, counts the refused
-// calls.
+// Config is a Limiter's settings.
+type Config struct {
+	// Limit is the fixed limit, or the adaptive limit's start and ceiling.
+	Limit int
+	// Min is the adaptive limit's floor (at least 1).
+	Min int
+	// Target makes the limit adaptive: a call admitted and done within it counts as
+	// room to grow, one over it as a sign to shrink. Zero: the limit is fixed.
+	Target time.Duration
+	// MaxWait is the longest a call waits for its turn; zero: no wait.
+	MaxWait time.Duration
+	// Shed, when set, counts the calls refused.
+	Shed metrics.Counter
+	// Limits, when set, reports the limit each time it changes.
+	Limits metrics.Gauge
+	// Now is the clock; nil: time.Now.
+	Now func() time.Time
+}
+
+// NewLimiter returns a fixed limiter of limit calls at once (at least 1) and a wait of
+// at most maxWait for a turn. shed, when not nil, counts the refused calls.
 func NewLimiter(limit int, maxWait time.Duration, shed metrics.Counter) *Limiter {
-	return &Limiter{slots: make(chan struct{}, max(limit, 1)), maxWait: maxWait, shed: shed}
+	return New(Config{Limit: limit, MaxWait: maxWait, Shed: shed})
 }
 
-// Admit waits for a slot. It returns the function that gives the slot back, or
-// errs.ErrOverloaded, or ctx's error when ctx ends while it waits.
-func (l *Limiter) Admit(ctx context.Context) (release func(), err error) {
-	select {
-	case l.slots <- struct{}{}:
-		return l.release, nil
-	default:
+// New returns a limiter with cfg.
+func New(cfg Config) *Limiter {
+	cfg.Limit = max(cfg.Limit, 1)
+	cfg.Min = min(max(cfg.Min, 1), cfg.Limit)
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
-	wait := l.maxWait
+	l := &Limiter{cfg: cfg, limit: float64(cfg.Limit)}
+	l.report()
+	return l
+}
+
+// Release gives a call's slot back. overloaded says the call ended in a sign that
+// what is behind the limiter is overloaded (it shed the call, or did not answer in
+// time); an adaptive limit then shrinks, as it does for a call over the target.
+type Release func(overloaded bool)
+
+// Admit waits for a turn. It returns the Release of the call, or errs.ErrOverloaded,
+// or ctx's error when the caller goes away while it waits.
+func (l *Limiter) Admit(ctx context.Context) (Release, error) {
+	l.mu.Lock()
+	if l.inFlight < l.current() && l.line.Len() == 0 {
+		l.inFlight++
+		l.mu.Unlock()
+		return l.releaser(), nil
+	}
+	wait := l.cfg.MaxWait
 	if d, ok := ctx.Deadline(); ok {
 		wait = min(wait, time.Until(d))
 	}
-	if wait <= 0 {
+	if wait <= 0 || l.line.Len() >= l.current() {
+		l.mu.Unlock()
 		return nil, l.refuse()
 	}
-	if l.waiting.Add(1) > int64(cap(l.slots)) {
-		l.waiting.Add(-1)
-		return nil, l.refuse()
-	}
-	defer l.waiting.Add(-1)
+	turn := make(chan struct{}, 1)
+	place := l.line.PushBack(turn)
+	l.mu.Unlock()
+
 	t := time.NewTimer(wait)
 	defer t.Stop()
+	var err error
 	select {
-	case l.slots <- struct{}{}:
-		return l.release, nil
+	case <-turn:
+		return l.releaser(), nil
 	case <-t.C:
-		return nil, l.refuse()
+		err = l.refuse()
 	case <-ctx.Done():
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return nil, l.refuse() // its time ran out in line, as the timer says too
+		err = ctx.Err()
+		if errors.Is(err, context.DeadlineExceeded) {
+			err = l.refuse() // its time ran out in line, as the timer says too
 		}
-		return nil, ctx.Err()
+	}
+	l.mu.Lock()
+	if len(turn) == 0 { // still in line (done hands turns under the lock)
+		l.line.Remove(place)
+		l.mu.Unlock()
+		return nil, err
+	}
+	l.mu.Unlock()
+	l.done(false, 0) // handed a turn just as it gave up: pass it on
+	return nil, err
+}
+
+// current is the limit as a number of calls; l.mu is held.
+func (l *Limiter) current() int { return int(l.limit) }
+
+func (l *Limiter) releaser() Release {
+	start := l.cfg.Now()
+	return func(overloaded bool) { l.done(overloaded, l.cfg.Now().Sub(start)) }
+}
+
+// done ends a call that took took, adapts the limit, and hands free turns to the
+// calls waiting in line.
+func (l *Limiter) done(overloaded bool, took time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.inFlight--
+	if l.cfg.Target > 0 && took > 0 {
+		l.adapt(overloaded || took > l.cfg.Target)
+	}
+	for l.inFlight < l.current() && l.line.Len() > 0 {
+		turn := l.line.Remove(l.line.Front()).(chan struct{})
+		l.inFlight++
+		turn <- struct{}{}
 	}
 }
 
-func (l *Limiter) release() { <-l.slots }
+// adapt grows the limit by one call per limit's worth of calls within the target,
+// and shrinks it by a tenth on a call over it, at most once per target's time: the
+// calls of one slow moment are one sign, not many. l.mu is held.
+func (l *Limiter) adapt(slow bool) {
+	before := l.current()
+	if slow {
+		now := l.cfg.Now()
+		if now.Sub(l.lastDecrease) < l.cfg.Target {
+			return
+		}
+		l.lastDecrease = now
+		l.limit = max(float64(l.cfg.Min), l.limit*0.9)
+	} else {
+		l.limit = min(float64(l.cfg.Limit), l.limit+1/l.limit)
+	}
+	if l.current() != before {
+		l.report()
+	}
+}
+
+func (l *Limiter) report() {
+	if l.cfg.Limits != nil {
+		l.cfg.Limits.Set(float64(l.current()))
+	}
+}
 
 func (l *Limiter) refuse() error {
-	if l.shed != nil {
-		l.shed.Add(1)
+	if l.cfg.Shed != nil {
+		l.cfg.Shed.Add(1)
 	}
 	return errs.ErrOverloaded
 }
 
+// Limit is the number of calls admitted at once now.
+func (l *Limiter) Limit() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.current()
+}
+
 // InFlight is the number of calls admitted and not yet done.
-func (l *Limiter) InFlight() int { return len(l.slots) }
+func (l *Limiter) InFlight() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.inFlight
+}
 
 // Middleware admits each request through l; a refused one is answered 503 with
-// Retry-After and never reaches next.
+// Retry-After and never reaches next. An answer of 503 or 504 from next counts as a
+// sign of overload.
 func (l *Limiter) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		release, err := l.Admit(r.Context())
@@ -99,9 +211,34 @@ func (l *Limiter) Middleware(next http.Handler) http.Handler {
 			errs.WriteHTTP(w, errs.ErrOverloaded)
 			return
 		}
-		defer release()
-		next.ServeHTTP(w, r)
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		defer func() { release(Overloaded(sw.status)) }()
+		next.ServeHTTP(sw, r)
 	})
+}
+
+// Overloaded reports whether an answer's status says the server behind is overloaded:
+// it shed the call (503) or did not answer in time (504).
+func Overloaded(status int) bool {
+	return status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status  int
+	written bool
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if !s.written {
+		s.status, s.written = code, true
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	s.written = true
+	return s.ResponseWriter.Write(b)
 }
 
 // TimeoutHeader carries a caller's deadline across a call between services: the

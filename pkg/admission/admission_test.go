@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -42,7 +43,7 @@ func TestAdmit(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			shed := &counter{}
 			l := admission.NewLimiter(tt.limit, tt.maxWait, shed)
-			var held []func()
+			var held []admission.Release
 			for range tt.limit {
 				release, err := l.Admit(context.Background())
 				if err != nil {
@@ -55,13 +56,13 @@ func TestAdmit(t *testing.T) {
 			for range tt.waiters {
 				go func() {
 					if release, err := l.Admit(lineCtx); err == nil {
-						release()
+						release(false)
 					}
 				}()
 			}
 			time.Sleep(10 * time.Millisecond) // the waiters are in line
 			if tt.freeAfter > 0 {
-				time.AfterFunc(tt.freeAfter, held[0])
+				time.AfterFunc(tt.freeAfter, func() { held[0](false) })
 			}
 			ctx, cancel := tt.ctx()
 			defer cancel()
@@ -70,7 +71,7 @@ func TestAdmit(t *testing.T) {
 				t.Fatalf("err = %v, want %v", err, tt.wantErr)
 			}
 			if err == nil {
-				release()
+				release(false)
 			}
 			wantShed := 0.0
 			if errors.Is(tt.wantErr, errs.ErrOverloaded) {
@@ -112,7 +113,7 @@ func TestMiddleware(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer hold()
+	defer hold(false)
 	rec = httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
 	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" ||
@@ -165,5 +166,74 @@ func TestCallerTimeout(t *testing.T) {
 	admission.SetTimeout(context.Background(), h)
 	if v := h.Get(admission.TimeoutHeader); v != "" {
 		t.Fatalf("sent %q without a deadline", v)
+	}
+}
+
+// TestAdaptiveLimit: the limit shrinks by a tenth for a call over the target or one
+// ending overloaded (once per target's time however many such calls end together),
+// never below Min, and grows back by one for a limit's worth of calls within it.
+func TestAdaptiveLimit(t *testing.T) {
+	now := time.Unix(0, 0)
+	clock := func() time.Time { return now }
+	l := admission.New(admission.Config{Limit: 20, Min: 8, Target: 100 * time.Millisecond, MaxWait: time.Second, Now: clock})
+	call := func(took time.Duration, overloaded bool) {
+		t.Helper()
+		release, err := l.Admit(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		now = now.Add(took)
+		release(overloaded)
+	}
+	for _, step := range []struct {
+		name       string
+		calls      int
+		took       time.Duration
+		overloaded bool
+		want       int
+	}{
+		{"within the target, at the ceiling", 50, 10 * time.Millisecond, false, 20},
+		{"one slow call", 1, 150 * time.Millisecond, false, 18},
+		{"slow calls of one moment count once", 1, 50 * time.Millisecond, true, 18},
+		{"shed upstream", 1, 60 * time.Millisecond, true, 16},
+		{"slow, down to the floor", 10, 150 * time.Millisecond, false, 8},
+		{"grows back one a round", 9, 10 * time.Millisecond, false, 9},
+	} {
+		for range step.calls {
+			call(step.took, step.overloaded)
+		}
+		if got := l.Limit(); got != step.want {
+			t.Fatalf("%s: limit %d, want %d", step.name, got, step.want)
+		}
+	}
+}
+
+// TestLimiterUnderContention: many callers at once never have more than the limit
+// admitted, and every slot comes back.
+func TestLimiterUnderContention(t *testing.T) {
+	l := admission.New(admission.Config{Limit: 4, MaxWait: time.Second})
+	var inside, most atomic.Int64
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 20 {
+				release, err := l.Admit(context.Background())
+				if err != nil {
+					continue
+				}
+				n := inside.Add(1)
+				for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+				}
+				time.Sleep(100 * time.Microsecond)
+				inside.Add(-1)
+				release(false)
+			}
+		}()
+	}
+	wg.Wait()
+	if most.Load() > 4 || l.InFlight() != 0 {
+		t.Fatalf("%d admitted at once (limit 4), %d still in flight", most.Load(), l.InFlight())
 	}
 }

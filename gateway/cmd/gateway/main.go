@@ -36,7 +36,9 @@ func run(ctx context.Context, args []string) error {
 	maxResponse := fs.Int64("max-response", gateway.DefaultMaxResponse, "largest upstream answer relayed")
 	admit := map[gateway.Class]*int{}
 	for _, class := range []gateway.Class{gateway.ClassRead, gateway.ClassWrite, gateway.ClassCheckout, gateway.ClassAuth} {
-		admit[class] = fs.Int("admit-"+string(class), gateway.DefaultAdmission[class], "calls of class "+string(class)+" in flight at once; more wait up to -admit-wait, then get 503 overloaded")
+		d := gateway.DefaultAdmission[class]
+		admit[class] = fs.Int("admit-"+string(class), d.Limit,
+			fmt.Sprintf("most calls of class %s in flight at once, fewer while they take over %s; more wait up to -admit-wait, then get 503 overloaded", class, d.Target))
 	}
 	admitWait := fs.Duration("admit-wait", gateway.DefaultAdmitWait, "longest wait of a call for a slot of its class")
 	jwksRefresh := fs.Duration("jwks-refresh", 10*time.Second, "least time between two fetches of the user service's keys for an unknown key ID")
@@ -75,7 +77,7 @@ func run(ctx context.Context, args []string) error {
 		UserLimit:   gateway.Limit{Rate: *userRate, Burst: *userBurst},
 		AnonLimit:   gateway.Limit{Rate: *anonRate, Burst: *anonBurst},
 		MaxClients:  *maxClients,
-		Admission:   map[gateway.Class]int{},
+		Admission:   map[gateway.Class]gateway.Admit{},
 		AdmitWait:   *admitWait,
 		MaxBody:     *maxBody,
 		MaxResponse: *maxResponse,
@@ -87,7 +89,7 @@ func run(ctx context.Context, args []string) error {
 		opts.Services[s] = *name
 	}
 	for class, limit := range admit {
-		opts.Admission[class] = *limit
+		opts.Admission[class] = gateway.Admit{Limit: *limit, Target: gateway.DefaultAdmission[class].Target}
 	}
 	users, err := a.Instancer(opts.ServiceName(gateway.UserService))
 	if err != nil {
