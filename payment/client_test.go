@@ -49,7 +49,19 @@ func newConsulClient(t *testing.T, proc Processor) (Service, string) {
 		Retries:        2,
 		Breaker:        client.Breaker{MaxConcurrent: 100, ErrorPercent: 50, VolumeThreshold: 5, SleepWindow: time.Minute},
 	}
-	return NewHTTPClient(instancer, opts), name + "→payment"
+	svc := NewHTTPClient(instancer, opts)
+	// go-kit's endpointer takes the instancer's list in a goroutine of its own: until
+	// it has, a call finds no instance.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		_, err := svc.GetCharge(context.Background(), "ch_none")
+		if errs.From(err).Code != "service_unavailable" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the client found no instance: %v", err)
+		}
+	}
+	return svc, name + "→payment"
 }
 
 func breakerOpen(t *testing.T, name string) bool {

@@ -46,11 +46,11 @@ func Open(ctx context.Context, dsn string, pool Pool, migrations fs.FS) (*sql.DB
 	if err := EnsureDatabase(ctx, dsn); err != nil {
 		return nil, err
 	}
-	connector, err := pq.NewConnector(withBinaryParameters(dsn))
+	pqConnector, err := pq.NewConnector(withBinaryParameters(dsn))
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
-	db := sql.OpenDB(tracingConnector{connector})
+	db := sql.OpenDB(connector{pqConnector})
 	db.SetMaxOpenConns(pool.MaxOpen)
 	db.SetMaxIdleConns(pool.MaxIdle)
 	db.SetConnMaxIdleTime(pool.MaxIdleTime)

@@ -59,3 +59,33 @@ func TestStatementsAndTransactionsAreTraced(t *testing.T) {
 		t.Fatalf("spans %v, want one select, one update and one transaction", names)
 	}
 }
+
+// TestStatementsArePreparedOnce: a statement with arguments is prepared once on a
+// connection and run by name after that; one without (several statements, as a
+// migration has) is sent as it is.
+func TestStatementsArePreparedOnce(t *testing.T) {
+	db := testenv.Postgres(t, migrations)
+	ctx := context.Background()
+	c, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const query = `SELECT name FROM things WHERE id = $1`
+	for range 3 {
+		var name string
+		if err := c.QueryRowContext(ctx, query, 1).Scan(&name); err != nil || name != "one" {
+			t.Fatalf("%q %v", name, err)
+		}
+	}
+	if _, err := c.ExecContext(ctx, `UPDATE things SET name = name; UPDATE things SET name = name`); err != nil {
+		t.Fatalf("several statements without arguments: %v", err)
+	}
+	var prepared int
+	if err := c.QueryRowContext(ctx, `SELECT count(*) FROM pg_prepared_statements WHERE statement = $1`, query).Scan(&prepared); err != nil {
+		t.Fatal(err)
+	}
+	if prepared != 1 {
+		t.Fatalf("the statement is prepared %d times on the connection, want once", prepared)
+	}
+}
