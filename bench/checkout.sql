@@ -7,6 +7,8 @@
 -- earlier charge looked up, charged → reservation committed → order confirmed with its
 -- event in the outbox → event marked sent. The relay marks events sent in batches, after
 -- a claim query, off the request path; here one UPDATE per event stands for that work.
+-- bench/run.sh runs it with pgbench -M prepared: the services prepare every statement
+-- with arguments once per connection too (pkg/postgres).
 \set p random(0, 15)
 \set n random(1, 2000000000)
 SELECT request_hash, order_id FROM idempotency_keys

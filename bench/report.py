@@ -36,7 +36,7 @@ def wrk(name):
     sock = re.search(r"Socket errors: (.*)", text)
     n = int(re.search(r"(\d+) requests in", text).group(1))
     used = cpu(f"wrk-{name}")
-    worker = {"direct": "inventory-1", "gateway": "gateway", "nginx": "nginx", "goproxy": "goproxy"}[name]
+    worker = {"direct": "inventory-1", "gateway": "gateway", "nginx": "nginx", "caddy": "caddy", "goproxy": "goproxy"}[name]
     return {
         "requests": n,
         "cpu_us_per_req": used.get(worker, 0) / max(n, 1),
@@ -82,7 +82,7 @@ def checkout(c):
     route = next((x for x in r["routes"] if x["route"] == "POST /v1/orders"), r["all"])
     ok = route["count"] - sum(route["errors"].values())
     used = cpu(f"checkout-{c}")
-    per = {k: v / max(ok, 1) / 1000 for k, v in used.items() if k not in ("nginx", "goproxy")}
+    per = {k: v / max(ok, 1) / 1000 for k, v in used.items() if k not in ("nginx", "caddy", "goproxy")}
     return {"users": c, "checkouts_per_s": ok / r["duration_s"], "requests": route["count"],
             "cpu_ms_per_checkout": per, "cpu_ms_per_checkout_total": sum(per.values()),
             "errors": route["errors"], "p50_ms": route["p50_ms"], "p99_ms": route["p99_ms"], "max_ms": route["max_ms"]}
@@ -109,6 +109,34 @@ def startup():
     return out
 
 
+def bursts():
+    """Each run of bench/burst.sh: the crowd's answers, and the next shopper's."""
+    runs = []
+    for f in sorted(glob.glob(os.path.join(work, "burst", "burst-*.json"))):
+        n = re.search(r"burst-(\d+)\.json$", f).group(1)
+        r = json.load(open(f))
+        after = os.path.join(work, "burst", f"after-{n}.json")
+        nxt = json.load(open(after)) if os.path.exists(after) else None
+        bad = lambda errs: sum(v for k, v in errs.items() if k.startswith("5") or k == "transport")
+        runs.append({"requests": r["requests"], "errors": r["all"]["errors"], "5xx": bad(r["all"]["errors"]),
+                     "p50_ms": r["all"]["p50_ms"], "p99_ms": r["all"]["p99_ms"], "max_ms": r["all"]["max_ms"],
+                     "next_shopper_5xx": None if nxt is None else bad(nxt["all"]["errors"])})
+    return runs
+
+
+def goodput():
+    c = json.load(open(os.path.join(work, "goodput", "curve.json")))
+    sat = c["saturation"]
+    peak = max([sat["goodput_rps"]] + [st["goodput_rps"] for st in c["steps"]])
+    steps = [{"multiple": st["multiple"], "offered_actions_per_s": st["rate"], "goodput_rps": st["goodput_rps"],
+              "admitted_p50_ms": st["admitted"]["p50_ms"], "admitted_p99_ms": st["admitted"]["p99_ms"],
+              "errors": st["all"]["errors"], "skipped": st.get("skipped", 0)} for st in c["steps"]]
+    return {"saturation": {"users": sat["concurrency"], "actions_per_s": sat["actions_per_s"],
+                           "goodput_rps": sat["goodput_rps"], "admitted_p50_ms": sat["admitted"]["p50_ms"],
+                           "admitted_p99_ms": sat["admitted"]["p99_ms"], "errors": sat["all"]["errors"]},
+            "peak_goodput_rps": peak, "steps": steps}
+
+
 def sh(*cmd):
     try:
         return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip()
@@ -116,9 +144,9 @@ def sh(*cmd):
         return ""
 
 
-paths = ("direct", "gateway", "nginx", "goproxy")
+paths = ("direct", "gateway", "nginx", "caddy", "goproxy")
 proxy = {n: wrk(n) for n in paths}
-g, ng, d, gp = proxy["gateway"], proxy["nginx"], proxy["direct"], proxy["goproxy"]
+g, ng, d, gp, cd = proxy["gateway"], proxy["nginx"], proxy["direct"], proxy["goproxy"], proxy["caddy"]
 fixed = {n: at_rate(n) for n in paths}
 checkouts = {c: checkout(c) for c in (1, 32)}
 ceilings = {c: pgbench(c) for c in (1, 32)}
@@ -140,6 +168,9 @@ result = {
         "gateway_added_p99_ms": g["p99_ms"] - d["p99_ms"],
         "nginx_added_p99_ms": ng["p99_ms"] - d["p99_ms"],
         "gateway_nginx_cpu_per_req": g["cpu_us_per_req"] / max(ng["cpu_us_per_req"], 1e-9),
+        "gateway_caddy_rps": g["rps"] / cd["rps"],
+        "caddy_nginx_rps": cd["rps"] / ng["rps"],
+        "gateway_caddy_cpu_per_req": g["cpu_us_per_req"] / max(cd["cpu_us_per_req"], 1e-9),
         "gateway_goproxy_rps": g["rps"] / gp["rps"],
         "goproxy_nginx_rps": gp["rps"] / ng["rps"],
         "gateway_goproxy_cpu_per_req": g["cpu_us_per_req"] / max(gp["cpu_us_per_req"], 1e-9),
@@ -147,12 +178,15 @@ result = {
         "gateway_added_p99_ms_at_rate": fixed["gateway"]["p99_ms"] - fixed["direct"]["p99_ms"],
         "nginx_added_p50_ms_at_rate": fixed["nginx"]["p50_ms"] - fixed["direct"]["p50_ms"],
         "nginx_added_p99_ms_at_rate": fixed["nginx"]["p99_ms"] - fixed["direct"]["p99_ms"],
+        "caddy_added_p99_ms_at_rate": fixed["caddy"]["p99_ms"] - fixed["direct"]["p99_ms"],
     },
     "checkout": {str(c): checkouts[c] for c in checkouts},
     "pgbench": {str(c): ceilings[c] for c in ceilings},
     "checkout_ratios": {str(c): checkouts[c]["checkouts_per_s"] / ceilings[c]["tps"] for c in checkouts},
     "rss": rss(),
     "start_to_passing_s": startup(),
+    "burst": bursts(),
+    "goodput": goodput(),
     "targets": {},
 }
 r = result["proxy_ratios"]
@@ -161,7 +195,15 @@ result["targets"] = {
     f"gateway added p99 <= 1 ms at {float(rate):.0f} req/s": r["gateway_added_p99_ms_at_rate"] <= 1.0,
     "gateway added p99 <= 1 ms under wrk's saturating load": r["gateway_added_p99_ms"] <= 1.0,
     "checkout at 32 users >= 30% of pgbench": result["checkout_ratios"]["32"] >= 0.3,
+    "gateway ahead of Caddy (rps), with all of its middleware": r["gateway_caddy_rps"] >= 1.0,
+    "no 5xx in a crowd on a stack that has just started": all(b["5xx"] == 0 for b in result["burst"]),
 }
+gp4 = max(result["goodput"]["steps"], key=lambda st: st["multiple"])
+result["targets"].update({
+    f"goodput at {gp4['multiple']:g}x saturation >= 90% of peak": gp4["goodput_rps"] >= 0.9 * result["goodput"]["peak_goodput_rps"],
+    f"admitted p99 at {gp4['multiple']:g}x saturation < 1 s": gp4["admitted_p99_ms"] < 1000,
+    "no 504 at any step of the curve": all("504" not in st["errors"] for st in result["goodput"]["steps"]),
+})
 json.dump(result, open(out_json, "w"), indent=2)
 open(out_json, "a").write("\n")
 
@@ -178,13 +220,15 @@ L.append(f"## GET /v1/products/{{sku}} — wrk {result['settings']['wrk']}\n")
 L.append("| path | req/s | p50 ms | p99 ms | non-2xx | CPU µs/req of the serving process |")
 L.append("|---|---:|---:|---:|---:|---:|")
 for n, who in (("direct", "inventory"), ("gateway", "gateway"), ("nginx", "nginx, all workers"),
-               ("goproxy", "bare httputil.ReverseProxy")):
+               ("caddy", "Caddy, access log on"), ("goproxy", "bare httputil.ReverseProxy")):
     x = proxy[n]
     L.append(f"| {n} | {x['rps']:.0f} | {x['p50_ms']:.2f} | {x['p99_ms']:.2f} | {x['non_2xx']} | {x['cpu_us_per_req']:.1f} ({who}) |")
 L.append("")
 L.append(f"CPU per request, gateway/nginx: **{r['gateway_nginx_cpu_per_req']:.1f}×**, gateway/bare Go reverse proxy: "
          f"**{r['gateway_goproxy_cpu_per_req']:.2f}×** (req/s on a shared machine moves with whatever else runs; CPU time "
          "per request much less so).\n")
+L.append(f"gateway/Caddy rps **{r['gateway_caddy_rps']:.2f}** (target ≥ 1: ahead of Caddy with every middleware on), "
+         f"CPU per request gateway/Caddy {r['gateway_caddy_cpu_per_req']:.2f}×; Caddy/nginx rps {r['caddy_nginx_rps']:.2f}.\n")
 L.append(f"Bare Go reverse proxy (goproxy: net/http server and Transport, nothing else)/nginx rps "
          f"**{r['goproxy_nginx_rps']:.2f}**, gateway/goproxy rps **{r['gateway_goproxy_rps']:.2f}**.\n")
 L.append(f"gateway/nginx rps **{r['gateway_nginx_rps']:.2f}** (target ≥ 0.90); gateway/direct {r['gateway_direct_rps']:.2f}; "
@@ -217,6 +261,32 @@ L.append("|---:|" + "---:|" * (len(names) + 1))
 for c in (1, 32):
     per = checkouts[c]["cpu_ms_per_checkout"]
     L.append(f"| {c} | " + " | ".join(f"{per.get(k, 0):.2f}" for k in names) + f" | {checkouts[c]['cpu_ms_per_checkout_total']:.2f} |")
+L.append("")
+L.append("## A crowd on a stack that has just started (bench/burst.sh)\n")
+L.append("Each run: a fresh stack as `make up` starts it (its own Consul agent and CA, its own databases, mTLS, two "
+         "instances of every service), then 60 shoppers at once, each putting an item in the cart and checking out; "
+         "then one more shopper.\n")
+L.append("| run | requests | 5xx | p50 ms | p99 ms | max ms | errors | next shopper 5xx |")
+L.append("|---:|---:|---:|---:|---:|---:|---|---:|")
+for i, b in enumerate(result["burst"], 1):
+    errs = " ".join(f"{k}×{v}" for k, v in sorted(b["errors"].items())) or "-"
+    L.append(f"| {i} | {b['requests']} | {b['5xx']} | {b['p50_ms']:.0f} | {b['p99_ms']:.0f} | {b['max_ms']:.0f} | {errs} | "
+             f"{'' if b['next_shopper_5xx'] is None else b['next_shopper_5xx']} |")
+L.append("")
+gpr = result["goodput"]
+sat = gpr["saturation"]
+L.append("## Goodput past saturation (bench/goodput.sh)\n")
+L.append(f"A fresh stack as `make up` starts it; loadgen -curve, the shop's mix. Saturation point: {sat['users']} users in a "
+         f"closed loop, {sat['actions_per_s']:.0f} actions/s, goodput {sat['goodput_rps']:.0f} answers/s, admitted p50 "
+         f"{sat['admitted_p50_ms']:.0f} ms, p99 {sat['admitted_p99_ms']:.0f} ms. Peak goodput {gpr['peak_goodput_rps']:.0f}/s.\n")
+L.append(f"![goodput]({date}-goodput.png)\n")
+L.append("| offered | actions/s | goodput 2xx/s | of peak | admitted p50 ms | admitted p99 ms | errors | skipped |")
+L.append("|---:|---:|---:|---:|---:|---:|---|---:|")
+for st in gpr["steps"]:
+    errs = " ".join(f"{k}×{v}" for k, v in sorted(st["errors"].items())) or "-"
+    L.append(f"| {st['multiple']:g}× | {st['offered_actions_per_s']:.0f} | {st['goodput_rps']:.0f} | "
+             f"{st['goodput_rps'] / max(gpr['peak_goodput_rps'], 1e-9):.2f} | {st['admitted_p50_ms']:.0f} | "
+             f"{st['admitted_p99_ms']:.0f} | {errs} | {st['skipped']} |")
 L.append("")
 L.append("## Processes — RSS and start-to-passing\n")
 L.append("| process | idle RSS MiB | loaded RSS MiB | start → passing in Consul s |")

@@ -3,16 +3,22 @@
 # people would otherwise use, and writes bench/results/<date>.json and .md.
 #   1. GET /v1/products/{sku} under wrk (same connections and duration each):
 #      one inventory instance directly, through the gateway, through nginx (plain
-#      reverse proxy with keepalive to the same instance), through Go's bare
+#      reverse proxy with keepalive to the same instance), through Caddy (the same,
+#      with an access log as the gateway writes one), through Go's bare
 #      httputil.ReverseProxy (gateway/bench/goproxy: the floor of a net/http proxy);
-#      then the same four at a fixed RATE with cmd/loadgen -url, for the latency
+#      then the same five at a fixed RATE with cmd/loadgen -url, for the latency
 #      each hop adds.
 #   2. Checkout through the gateway (cmd/loadgen, POST /v1/orders with items) at 1 and
 #      32 concurrent users, next to pgbench running the same statements straight on
 #      PostgreSQL (bench/checkout.sql), the ceiling.
 #   3. RSS of every process idle and at its highest under load; start-to-passing time
 #      of one more instance of every service.
-#   4. The go test -bench of every service's hot path (reserve, charge, checkout, token
+#   4. A crowd on stacks that have just started (bench/burst.sh: RUNS fresh stacks as
+#      `make up` starts them, 60 shoppers putting an item in the cart and checking out
+#      at once) and the goodput curve of the shop's mix from 0.5× to 4× its saturation
+#      point on another fresh stack (bench/goodput.sh, plotted to
+#      bench/results/<date>-goodput.png).
+#   5. The go test -bench of every service's hot path (reserve, charge, checkout, token
 #      verify, login, gateway proxy, outbox to email), saved for benchstat as
 #      bench/results/<date>.gobench.txt.
 # The stack is `kitshop up -detach` with one instance per service (so the gateway and
@@ -20,13 +26,14 @@
 # own (dropped at the end) and the gateway's rate limits raised through the environment.
 # Plain HTTP between the services (KITSHOP_TLS=off): nginx and wrk reach the inventory
 # instance without a Connect certificate, so all three paths are compared like for like.
-# Needs: wrk, nginx, pgbench (Debian: apt-get install -y wrk nginx postgresql; pgbench ships with the server package, postgresql-15 on Debian 12),
+# Needs: wrk, nginx, gnuplot, pgbench (Debian: apt-get install -y wrk nginx postgresql; pgbench ships with the server package, postgresql-15 on Debian 12),
 # psql, python3, curl, go, PostgreSQL on 127.0.0.1:5432 and RabbitMQ (make deps).
 # Knobs: DURATION (10s), CONNS (50), RATE (500 req/s), CHECKOUT_DURATION (15s), INSTANCES (1), GOBENCH=0
 # (skip the go test -bench part), GOBENCHTIME (2s), GOBENCHCOUNT (1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/nginx.sh
+. bench/caddy.sh
 . bench/lib.sh
 root=$(pwd)
 duration=${DURATION:-10s}
@@ -48,6 +55,7 @@ state=$work/state
 log() { echo "[$(date +%H:%M:%S)] bench: $*" >&2; }
 cleanup() {
   [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
+  [ -f "$work/caddy.pid" ] && kill "$(cat "$work/caddy.pid")" 2>/dev/null || true
   [ -n "${goproxy_pid:-}" ] && kill "$goproxy_pid" 2>/dev/null || true
   [ -n "${extra_pid:-}" ] && kill "$extra_pid" 2>/dev/null || true
   [ -n "${sampler_pid:-}" ] && kill "$sampler_pid" 2>/dev/null || true
@@ -61,6 +69,7 @@ trap cleanup EXIT
 log "building into $work/bin"
 mkdir -p "$work/bin"
 go build -o "$work/bin/" ./cmd/kitshop ./cmd/loadgen ./gateway/bench/goproxy
+caddy_bin >/dev/null # built before anything is measured: minutes, the first time
 
 consul_port=$(free_consul_ports)
 # Raised, not switched off (DESIGN.md): the gateway reads these as its flags' fallbacks.
@@ -112,6 +121,7 @@ cpu_snapshot() { # file
       echo "nginx $t"
     fi
     [ -n "${goproxy_pid:-}" ] && echo "goproxy $(ticks "$goproxy_pid")"
+    [ -f "$work/caddy.pid" ] && echo "caddy $(ticks "$(cat "$work/caddy.pid")")"
     echo "hz $(getconf CLK_TCK)"
   } >"$1"
 }
@@ -120,6 +130,9 @@ nginx_port=$(free_port)
 inv_hostport=${inventory#http://}
 start_nginx "$work" "$nginx_port" "$inv_hostport"
 for _ in $(seq 1 50); do curl -fsS -o /dev/null "http://127.0.0.1:$nginx_port$path" 2>/dev/null && break; sleep 0.1; done
+caddy_port=$(free_port)
+start_caddy "$work" "$caddy_port" "$inv_hostport"
+for _ in $(seq 1 100); do curl -fsS -o /dev/null "http://127.0.0.1:$caddy_port$path" 2>/dev/null && break; sleep 0.1; done
 goproxy_port=$(free_port)
 "$work/bin/goproxy" "127.0.0.1:$goproxy_port" "$inv_hostport" 2>"$work/goproxy.log" &
 goproxy_pid=$!
@@ -135,6 +148,7 @@ wrk_run() { # name url
 wrk_run direct "$inventory$path"
 wrk_run gateway "$gateway$path"
 wrk_run nginx "http://127.0.0.1:$nginx_port$path"
+wrk_run caddy "http://127.0.0.1:$caddy_port$path"
 wrk_run goproxy "http://127.0.0.1:$goproxy_port$path"
 
 # Latency at a fixed rate every path sustains (an open workload, so a slow answer does
@@ -147,6 +161,7 @@ rate_run() { # name url
 rate_run direct "$inventory$path"
 rate_run gateway "$gateway$path"
 rate_run nginx "http://127.0.0.1:$nginx_port$path"
+rate_run caddy "http://127.0.0.1:$caddy_port$path"
 rate_run goproxy "http://127.0.0.1:$goproxy_port$path"
 
 for c in 1 32; do
@@ -172,7 +187,7 @@ psql "$ceiling" -qc "INSERT INTO products SELECT 'pg-' || i, 'Bench kit', '', 50
 for c in 1 32; do
   mkdir -p "$work/pgbench-$c"
   (cd "$work/pgbench-$c" && pgbench -n -c "$c" -j "$(( c < 2 ? 1 : 2 ))" -T "${checkout_duration%s}" -l \
-    -f "$root/bench/checkout.sql" "$ceiling" >"$work/pgbench-$c.txt" 2>&1) || { cat "$work/pgbench-$c.txt" >&2; exit 1; }
+    -M prepared -f "$root/bench/checkout.sql" "$ceiling" >"$work/pgbench-$c.txt" 2>&1) || { cat "$work/pgbench-$c.txt" >&2; exit 1; }
 done
 
 log "start-to-passing time of one more instance of every service"
@@ -204,8 +219,15 @@ for np in $(pids_json); do
 done
 
 "$work/bin/kitshop" down -state "$state" >/dev/null 2>&1 || true
+[ -f "$work/caddy.pid" ] && kill "$(cat "$work/caddy.pid")" 2>/dev/null || true
 date_tag=$(date -u +%Y-%m-%d)
 mkdir -p bench/results
+
+log "a crowd on stacks that have just started (bench/burst.sh, ${BURST_RUNS:-3} runs)"
+RUNS=${BURST_RUNS:-3} OUT=$work/burst bench/burst.sh >"$work/burst.txt"
+log "the goodput curve (bench/goodput.sh)"
+bench/goodput.sh "$work/goodput"
+[ -f "$work/goodput/goodput.png" ] && cp "$work/goodput/goodput.png" "bench/results/$date_tag-goodput.png"
 if [ "${GOBENCH:-1}" != 0 ]; then
 log "go test -bench of the hot paths (bench/results/$date_tag.gobench.txt)"
 go test -run '^$' -bench . -benchmem -benchtime "${GOBENCHTIME:-2s}" -count "${GOBENCHCOUNT:-1}" \

@@ -3,7 +3,7 @@
 # PostgreSQL on 127.0.0.1:5432, RabbitMQ on 127.0.0.1:5672 and a Consul dev agent on
 # 127.0.0.1:8500. Starts what is down (with the machine's own commands) and waits for it.
 # With --require, a component that cannot be brought up is an error; with --bench, the
-# tools make bench drives (wrk, nginx, pgbench) are installed too.
+# tools make bench drives (wrk, nginx, gnuplot, pgbench) are installed too.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 require=false bench=false
@@ -77,6 +77,7 @@ command -v kubectl >/dev/null || failed+=("kubectl")
 if $bench; then
   ensure_pkg wrk wrk || failed+=("wrk (Debian package wrk)")
   ensure_pkg nginx nginx || failed+=("nginx (Debian package nginx)")
+  ensure_pkg gnuplot gnuplot-nox || failed+=("gnuplot (Debian package gnuplot-nox)")
   # pgbench ships with the server package (postgresql-15 on Debian 12), not the client.
   ensure_pkg pgbench postgresql || failed+=("pgbench (Debian package postgresql)")
 fi
