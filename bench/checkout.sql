@@ -3,7 +3,8 @@
 -- Order, inventory and payment keep separate databases in the stack; here their
 -- tables share one. The statements are the ones the stores send for a checkout with
 -- its items in the request (what loadgen's checkout sends), step by step: the
--- idempotency key looked up → the product priced → order created → stock reserved →
+-- idempotency key looked up → the product priced → order created (key, order and items
+-- in one statement) → stock reserved →
 -- earlier charge looked up, charged → reservation committed → order confirmed with its
 -- event in the outbox → event marked sent. The relay marks events sent in batches, after
 -- a claim query, off the request path; here one UPDATE per event stands for that work.
@@ -14,16 +15,24 @@
 SELECT request_hash, order_id FROM idempotency_keys
   WHERE user_id = ('u' || :client_id) AND key = ('o' || :client_id || '-' || :n) AND created_at >= now() - interval '24 hours';
 SELECT sku, name, description, price_amount, currency, stock, reserved, created_at, updated_at FROM products WHERE sku = 'pg-' || :p;
-BEGIN;
-DELETE FROM idempotency_keys WHERE user_id = ('u' || :client_id) AND key = ('o' || :client_id || '-' || :n) AND created_at < now() - interval '24 hours';
-INSERT INTO idempotency_keys (user_id, key, request_hash, order_id, created_at)
-  VALUES (('u' || :client_id), ('o' || :client_id || '-' || :n), 'hash', ('o' || :client_id || '-' || :n), now()) ON CONFLICT (user_id, key) DO NOTHING;
-INSERT INTO orders (id, user_id, email, status, step, total_amount, currency, charge_id, from_cart,
-    failure_code, failure_message, created_at, updated_at, lease_token, lease_until)
-  VALUES (('o' || :client_id || '-' || :n), ('u' || :client_id), 'bench@kitshop.test', 'pending', 'created', 500, 'EUR', '', false, '', '', now(), now(), 'lease', now() + interval '30 seconds');
-INSERT INTO order_items (order_id, sku, name, quantity, price_amount, currency)
-  VALUES (('o' || :client_id || '-' || :n), 'pg-' || :p, 'Bench kit', 1, 500, 'EUR');
-COMMIT;
+WITH k AS (
+    INSERT INTO idempotency_keys (user_id, key, request_hash, order_id, created_at)
+    VALUES (('u' || :client_id), ('o' || :client_id || '-' || :n), 'hash', ('o' || :client_id || '-' || :n), now())
+    ON CONFLICT (user_id, key) DO UPDATE SET request_hash = EXCLUDED.request_hash, order_id = EXCLUDED.order_id, created_at = EXCLUDED.created_at
+      WHERE idempotency_keys.created_at < now() - interval '24 hours'
+    RETURNING order_id
+  ), o AS (
+    INSERT INTO orders (id, user_id, email, status, step, total_amount, currency, charge_id, from_cart,
+        failure_code, failure_message, created_at, updated_at, lease_token, lease_until)
+    SELECT ('o' || :client_id || '-' || :n), ('u' || :client_id), 'bench@kitshop.test', 'pending', 'created', 500, 'EUR', '', false, '', '',
+        now(), now(), 'lease', now() + interval '30 seconds' FROM k
+    RETURNING id
+  ), i AS (
+    INSERT INTO order_items (order_id, sku, name, quantity, price_amount, currency)
+    SELECT o.id, it.sku, it.name, it.quantity, it.price_amount, it.currency
+    FROM o, unnest(ARRAY['pg-' || :p], ARRAY['Bench kit'], ARRAY[1], ARRAY[500::bigint], ARRAY['EUR']) AS it(sku, name, quantity, price_amount, currency)
+  )
+  SELECT count(*) FROM o;
 BEGIN;
 INSERT INTO reservations (order_id, status, expires_at, created_at, updated_at)
   VALUES (('o' || :client_id || '-' || :n), 'reserved', now() + interval '15 minutes', now(), now()) ON CONFLICT (order_id) DO NOTHING;

@@ -163,53 +163,56 @@ func queryOrder(ctx context.Context, q querier, query string, args ...any) (Orde
 	return orders[0], nil
 }
 
+// CreateOrder stores the key, the order and its items in one statement, a single
+// round trip: the key is inserted, or takes the place of an expired one; the order and
+// its items follow only when it was. A concurrent request with the same key waits on
+// the key's row until this one commits.
 func (s *postgresStore) CreateOrder(ctx context.Context, o Order, key IdempotencyKey, lease Lease) (Order, bool, error) {
-	var (
-		stored  Order
-		created bool
-	)
-	err := postgres.InTx(ctx, s.db, nil, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2 AND created_at < $3`,
-			key.UserID, key.Key, key.NotBefore); err != nil {
-			return err
-		}
-		// A concurrent request with the same key waits here until this one commits.
-		res, err := tx.ExecContext(ctx, `INSERT INTO idempotency_keys (user_id, key, request_hash, order_id, created_at)
-			VALUES ($1, $2, $3, $4, $5) ON CONFLICT (user_id, key) DO NOTHING`, key.UserID, key.Key, key.Hash, o.ID, o.CreatedAt)
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			var hash, orderID string
-			if err := tx.QueryRowContext(ctx, `SELECT request_hash, order_id FROM idempotency_keys WHERE user_id = $1 AND key = $2`,
-				key.UserID, key.Key).Scan(&hash, &orderID); err != nil {
-				return err
-			}
-			if hash != key.Hash {
-				return ErrIdempotencyMismatch
-			}
-			stored, err = queryOrder(ctx, tx, `SELECT `+orderColumns+` FROM orders WHERE id = $1`, orderID)
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO orders (`+orderColumns+`, lease_token, lease_until)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
-			o.ID, o.UserID, o.Email, o.Status, o.Step, o.Total.Amount, o.Total.Currency, o.ChargeID, o.FromCart,
-			o.FailureCode, o.FailureMessage, o.CreatedAt, o.UpdatedAt, lease.Token, lease.Until); err != nil {
-			return err
-		}
-		for _, it := range o.Items {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO order_items (order_id, sku, name, quantity, price_amount, currency)
-				VALUES ($1, $2, $3, $4, $5, $6)`, o.ID, it.SKU, it.Name, it.Quantity, it.UnitPrice.Amount, it.UnitPrice.Currency); err != nil {
-				return err
-			}
-		}
-		stored, created = o, true
-		return nil
-	})
+	n := len(o.Items)
+	skus, names, currencies := make([]string, n), make([]string, n), make([]string, n)
+	quantities, prices := make([]int64, n), make([]int64, n)
+	for i, it := range o.Items {
+		skus[i], names[i], quantities[i], prices[i], currencies[i] = it.SKU, it.Name, int64(it.Quantity), it.UnitPrice.Amount, it.UnitPrice.Currency
+	}
+	var inserted int
+	err := s.db.QueryRowContext(ctx, `WITH k AS (
+			INSERT INTO idempotency_keys (user_id, key, request_hash, order_id, created_at) VALUES ($1, $2, $3, $4, $5)
+			ON CONFLICT (user_id, key) DO UPDATE
+				SET request_hash = EXCLUDED.request_hash, order_id = EXCLUDED.order_id, created_at = EXCLUDED.created_at
+				WHERE idempotency_keys.created_at < $6
+			RETURNING order_id
+		), o AS (
+			INSERT INTO orders (`+orderColumns+`, lease_token, lease_until)
+			SELECT $4, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $5, $17, $18, $19 FROM k
+			RETURNING id
+		), i AS (
+			INSERT INTO order_items (order_id, sku, name, quantity, price_amount, currency)
+			SELECT o.id, it.sku, it.name, it.quantity, it.price_amount, it.currency
+			FROM o, unnest($20::text[], $21::text[], $22::int[], $23::bigint[], $24::text[]) AS it(sku, name, quantity, price_amount, currency)
+		)
+		SELECT count(*) FROM o`,
+		key.UserID, key.Key, key.Hash, o.ID, o.CreatedAt, key.NotBefore,
+		o.UserID, o.Email, o.Status, o.Step, o.Total.Amount, o.Total.Currency, o.ChargeID, o.FromCart,
+		o.FailureCode, o.FailureMessage, o.UpdatedAt, lease.Token, lease.Until,
+		pq.Array(skus), pq.Array(names), pq.Array(quantities), pq.Array(prices), pq.Array(currencies),
+	).Scan(&inserted)
 	if err != nil {
 		return Order{}, false, err
 	}
-	return stored, created, nil
+	if inserted == 1 {
+		return o, true, nil
+	}
+	// The key was there and is not expired: the order it names.
+	var hash, orderID string
+	if err := s.db.QueryRowContext(ctx, `SELECT request_hash, order_id FROM idempotency_keys WHERE user_id = $1 AND key = $2`,
+		key.UserID, key.Key).Scan(&hash, &orderID); err != nil {
+		return Order{}, false, err
+	}
+	if hash != key.Hash {
+		return Order{}, false, ErrIdempotencyMismatch
+	}
+	stored, err := queryOrder(ctx, s.db, `SELECT `+orderColumns+` FROM orders WHERE id = $1`, orderID)
+	return stored, false, err
 }
 
 func (s *postgresStore) OrderByKey(ctx context.Context, key IdempotencyKey) (Order, error) {
