@@ -100,20 +100,21 @@ func Routes() []Route {
 }
 
 // Admit is the admission of one route class: at most Limit calls in flight through
-// the gateway at once, and fewer while its calls take longer than Target (see
-// pkg/admission: the limit shrinks by a tenth on a call over the target or answered
-// 503/504 upstream, and grows by one a round trip while calls are within it). Above
-// the limit a call waits up to Options.AdmitWait for its turn, then gets 503
-// overloaded with Retry-After.
+// the gateway at once, and fewer while its calls take longer than Target on average
+// (see pkg/admission: the limit is scaled by target/mean latency once per target's
+// time; an answer 503 or 504 upstream counts as twice the target). Above the limit a
+// call waits up to Options.AdmitWait for its turn, then gets 503 overloaded with
+// Retry-After.
 type Admit struct {
 	Limit  int
 	Target time.Duration // zero: the limit is fixed
 }
 
 // DefaultAdmission is each class's admission. The ceilings are far above what two
-// cores work on at once, so that a bigger machine is not held back; the targets keep
-// the latency of admitted work well inside each route's deadline however much more
-// is offered (reads answer in 2 s or 504, checkouts in 12 s).
+// cores work on at once, so that a crowd arriving on an idle shop is taken in and a
+// bigger machine is not held back; the targets keep the latency of admitted work well
+// inside each route's deadline however much more is offered (reads answer in 2 s or
+// 504, checkouts in 12 s).
 var DefaultAdmission = map[Class]Admit{
 	ClassRead:     {Limit: 256, Target: 250 * time.Millisecond},
 	ClassWrite:    {Limit: 128, Target: 500 * time.Millisecond},
@@ -125,5 +126,7 @@ var DefaultAdmission = map[Class]Admit{
 // whatever the latency, so that it can be seen to fall again.
 const minAdmission = 4
 
-// DefaultAdmitWait is how long a call waits for a turn in its class by default.
-const DefaultAdmitWait = 250 * time.Millisecond
+// DefaultAdmitWait is how long a call waits for a turn in its class by default: long
+// enough to smooth a burst, short enough that under lasting overload a call is told
+// at once rather than after a wait that ends in a refusal anyway.
+const DefaultAdmitWait = 50 * time.Millisecond

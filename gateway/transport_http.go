@@ -284,8 +284,8 @@ func (re routeEndpoints) endpoint(rt Route) endpoint.Endpoint {
 	}
 }
 
-// routeHandler is one route: token check and rate limit, then admission in the
-// route's class, then the go-kit server around the route's client endpoint.
+// routeHandler is one route: admission in the route's class, token check and rate
+// limit, then the go-kit server around the route's client endpoint.
 func (g *gateway) routeHandler(rt Route, re routeEndpoints) http.Handler {
 	var h http.Handler = kithttp.NewServer(
 		re.endpoint(rt),
@@ -293,7 +293,6 @@ func (g *gateway) routeHandler(rt Route, re routeEndpoints) http.Handler {
 		encodeProxyResponse,
 		kithttp.ServerErrorEncoder(encodeError),
 	)
-	h = g.classes[rt.Class].Middleware(h)
 	switch rt.Access {
 	case Public:
 		h = g.limitByAddress(h)
@@ -302,7 +301,9 @@ func (g *gateway) routeHandler(rt Route, re routeEndpoints) http.Handler {
 	case Admin:
 		h = g.authenticate(true, g.limitByUser(h))
 	}
-	return h
+	// Admission first: under overload a call is shed for the price of reading its
+	// request line, before its token's signature is checked.
+	return g.classes[rt.Class].Middleware(h)
 }
 
 // ErrTooLarge answers a request body above the limit.

@@ -6,12 +6,14 @@
 // after seconds tells it nothing and, counted by its circuit breaker, takes the
 // server out for everyone.
 //
-// A limit is fixed, or adaptive: it then grows by one call a round trip while calls
-// finish within a latency target, and shrinks by a tenth when one does not, or when
-// what is behind it says it is overloaded (additive increase, multiplicative decrease,
-// as TCP finds a link's capacity). An adaptive limit finds how much work the machine
-// really takes at once, whatever its size, and keeps the latency of admitted work
-// near the target however much more is offered.
+// A limit is fixed, or adaptive: then, once per target's time, it is scaled by how the
+// calls that ended in that time compare with a latency target — by target/mean, at
+// most halved and at most a tenth (and at least one call) more at a time, within a
+// floor and a ceiling; a call whose answer says what is behind the limiter is
+// overloaded counts as twice the target. It starts at the ceiling, so that a crowd
+// on an idle server is taken in, then finds how much work the machine really takes at
+// once, whatever its size, and keeps the latency of admitted work near the target
+// however much more is offered.
 package admission
 
 import (
@@ -34,11 +36,15 @@ import (
 type Limiter struct {
 	cfg Config
 
-	mu           sync.Mutex
-	limit        float64 // calls admitted at once; fractional while it grows
-	inFlight     int
-	line         list.List // of chan struct{}: the calls waiting, first come first
-	lastDecrease time.Time
+	mu       sync.Mutex
+	limit    float64 // calls admitted at once
+	inFlight int
+	line     list.List // of chan struct{}: the calls waiting, first come first
+
+	// The calls of the current window (adaptive limits).
+	windowStart time.Time
+	windowSum   time.Duration
+	windowCalls int
 }
 
 // Config is a Limiter's settings.
@@ -47,8 +53,8 @@ type Config struct {
 	Limit int
 	// Min is the adaptive limit's floor (at least 1).
 	Min int
-	// Target makes the limit adaptive: a call admitted and done within it counts as
-	// room to grow, one over it as a sign to shrink. Zero: the limit is fixed.
+	// Target makes the limit adaptive: the mean latency of admitted calls it steers
+	// toward. Zero: the limit is fixed.
 	Target time.Duration
 	// MaxWait is the longest a call waits for its turn; zero: no wait.
 	MaxWait time.Duration
@@ -73,14 +79,14 @@ func New(cfg Config) *Limiter {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	l := &Limiter{cfg: cfg, limit: float64(cfg.Limit)}
+	l := &Limiter{cfg: cfg, limit: float64(cfg.Limit), windowStart: cfg.Now()}
 	l.report()
 	return l
 }
 
 // Release gives a call's slot back. overloaded says the call ended in a sign that
 // what is behind the limiter is overloaded (it shed the call, or did not answer in
-// time); an adaptive limit then shrinks, as it does for a call over the target.
+// time); an adaptive limit counts it as twice its target.
 type Release func(overloaded bool)
 
 // Admit waits for a turn. It returns the Release of the call, or errs.ErrOverloaded,
@@ -144,7 +150,10 @@ func (l *Limiter) done(overloaded bool, took time.Duration) {
 	defer l.mu.Unlock()
 	l.inFlight--
 	if l.cfg.Target > 0 && took > 0 {
-		l.adapt(overloaded || took > l.cfg.Target)
+		if overloaded {
+			took = max(took, 2*l.cfg.Target)
+		}
+		l.adapt(took)
 	}
 	for l.inFlight < l.current() && l.line.Len() > 0 {
 		turn := l.line.Remove(l.line.Front()).(chan struct{})
@@ -153,21 +162,24 @@ func (l *Limiter) done(overloaded bool, took time.Duration) {
 	}
 }
 
-// adapt grows the limit by one call per limit's worth of calls within the target,
-// and shrinks it by a tenth on a call over it, at most once per target's time: the
-// calls of one slow moment are one sign, not many. l.mu is held.
-func (l *Limiter) adapt(slow bool) {
-	before := l.current()
-	if slow {
-		now := l.cfg.Now()
-		if now.Sub(l.lastDecrease) < l.cfg.Target {
-			return
-		}
-		l.lastDecrease = now
-		l.limit = max(float64(l.cfg.Min), l.limit*0.9)
-	} else {
-		l.limit = min(float64(l.cfg.Limit), l.limit+1/l.limit)
+// adapt counts a call that took took, and at the end of a window (the target's time)
+// scales the limit by target/mean of the window's calls. l.mu is held.
+func (l *Limiter) adapt(took time.Duration) {
+	l.windowSum += took
+	l.windowCalls++
+	now := l.cfg.Now()
+	if now.Sub(l.windowStart) < l.cfg.Target {
+		return
 	}
+	mean := l.windowSum / time.Duration(l.windowCalls)
+	l.windowStart, l.windowSum, l.windowCalls = now, 0, 0
+	before := l.current()
+	ratio := min(max(float64(l.cfg.Target)/float64(mean), 0.5), 1.1)
+	next := l.limit * ratio
+	if ratio > 1 {
+		next = max(next, l.limit+1)
+	}
+	l.limit = min(max(next, float64(l.cfg.Min)), float64(l.cfg.Limit))
 	if l.current() != before {
 		l.report()
 	}

@@ -169,38 +169,44 @@ func TestCallerTimeout(t *testing.T) {
 	}
 }
 
-// TestAdaptiveLimit: the limit shrinks by a tenth for a call over the target or one
-// ending overloaded (once per target's time however many such calls end together),
-// never below Min, and grows back by one for a limit's worth of calls within it.
+// TestAdaptiveLimit: once per target's time the limit is scaled by target/mean latency
+// of the calls that ended in it (at most halved, at most a tenth and at least one
+// more), within its floor and ceiling; a call ending overloaded counts as twice the
+// target.
 func TestAdaptiveLimit(t *testing.T) {
 	now := time.Unix(0, 0)
 	clock := func() time.Time { return now }
-	l := admission.New(admission.Config{Limit: 20, Min: 8, Target: 100 * time.Millisecond, MaxWait: time.Second, Now: clock})
-	call := func(took time.Duration, overloaded bool) {
-		t.Helper()
-		release, err := l.Admit(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		now = now.Add(took)
-		release(overloaded)
-	}
-	for _, step := range []struct {
-		name       string
-		calls      int
+	l := admission.New(admission.Config{Limit: 100, Min: 4, Target: 100 * time.Millisecond, MaxWait: time.Second, Now: clock})
+	type call struct {
 		took       time.Duration
 		overloaded bool
-		want       int
+	}
+	calls := func(n int, took time.Duration) []call {
+		c := make([]call, n)
+		for i := range c {
+			c[i] = call{took: took}
+		}
+		return c
+	}
+	for _, step := range []struct {
+		name  string
+		calls []call
+		want  int
 	}{
-		{"within the target, at the ceiling", 50, 10 * time.Millisecond, false, 20},
-		{"one slow call", 1, 150 * time.Millisecond, false, 18},
-		{"slow calls of one moment count once", 1, 50 * time.Millisecond, true, 18},
-		{"shed upstream", 1, 60 * time.Millisecond, true, 16},
-		{"slow, down to the floor", 10, 150 * time.Millisecond, false, 8},
-		{"grows back one a round", 9, 10 * time.Millisecond, false, 9},
+		{"within the target, at the ceiling", calls(20, 10*time.Millisecond), 100},
+		{"twice the target: halved", calls(1, 200*time.Millisecond), 50},
+		{"a half over: two thirds", calls(1, 150*time.Millisecond), 33},
+		{"overloaded counts as twice the target", []call{{10 * time.Millisecond, true}, {95 * time.Millisecond, false}}, 22},
+		{"slow windows, down to the floor", calls(5, 500*time.Millisecond), 4},
+		{"fast windows: one more each", calls(4, 50*time.Millisecond), 6},
 	} {
-		for range step.calls {
-			call(step.took, step.overloaded)
+		for _, c := range step.calls {
+			release, err := l.Admit(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			now = now.Add(c.took)
+			release(c.overloaded)
 		}
 		if got := l.Limit(); got != step.want {
 			t.Fatalf("%s: limit %d, want %d", step.name, got, step.want)
