@@ -111,27 +111,10 @@ type Line struct {
 	Quantity int    `json:"quantity"`
 }
 
-// Card is the card a checkout pays with. It lives only in memory, for the length of
-// the saga that charges it: it is never stored or logged.
-type Card struct {
-	Number   string
-	ExpMonth int
-	ExpYear  int
-	CVC      string
-}
-
-// String keeps the number and CVC out of anything that formats a Card.
-func (c Card) String() string { return "card ending " + last4(c.Number) }
-
-// GoString does the same for %#v.
-func (c Card) GoString() string { return c.String() }
-
-func last4(number string) string {
-	if len(number) > 4 {
-		return number[len(number)-4:]
-	}
-	return number
-}
+// Card is the card a checkout pays with: payment's, checked by payment's rules. It
+// lives only in memory, for the length of the saga that charges it: it is never
+// stored or logged.
+type Card = payment.Card
 
 // Checkout asks to buy Items, or the cart when Items is empty, paying with Card.
 type Checkout struct {
@@ -172,8 +155,6 @@ const (
 	MaxLines     = 50
 	MaxListed    = 100
 	maxKeyLength = 200
-	// maxExpiryYears bounds how far ahead a card's expiry may be; further is a typo.
-	maxExpiryYears = 20
 	// lookupConcurrency bounds the product lookups one cart or order makes at once.
 	lookupConcurrency = 8
 	// recoveryBatch is how many stale sagas one recovery pass takes.
@@ -186,8 +167,6 @@ const (
 )
 
 var (
-	cardNumberPattern     = regexp.MustCompile(`^[0-9]{12,19}$`)
-	cvcPattern            = regexp.MustCompile(`^[0-9]{3,4}$`)
 	skuPattern            = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 	orderIDPattern        = regexp.MustCompile(`^ord_[0-9a-f]{24}$`)
 	idempotencyKeyPattern = regexp.MustCompile(`^[\x21-\x7e]{1,200}$`)
@@ -454,37 +433,13 @@ func validateLines(lines []Line) error {
 	return nil
 }
 
-// validateCard checks the card's shape, so that a typo is refused before any stock is
-// reserved; payment checks it again and decides.
+// validateCard checks the card by payment's own rules, so that a card payment would
+// refuse is refused before any stock is reserved.
 func validateCard(c Card, now time.Time) error {
-	switch {
-	case c == (Card{}):
+	if c == (Card{}) {
 		return ErrMissingCard
-	case !cardNumberPattern.MatchString(c.Number) || !luhn(c.Number):
-		return payment.ErrInvalidCardNumber
-	case c.ExpMonth < 1 || c.ExpMonth > 12 || c.ExpYear < 2000 || c.ExpYear > now.Year()+maxExpiryYears:
-		return payment.ErrInvalidExpiry
-	case c.ExpYear < now.Year() || c.ExpYear == now.Year() && c.ExpMonth < int(now.Month()):
-		return payment.ErrCardExpired
-	case !cvcPattern.MatchString(c.CVC):
-		return payment.ErrInvalidCVC
 	}
-	return nil
-}
-
-// luhn reports whether a string of digits passes the Luhn checksum.
-func luhn(number string) bool {
-	sum := 0
-	for i := range len(number) {
-		d := int(number[len(number)-1-i] - '0')
-		if i%2 == 1 {
-			if d *= 2; d > 9 {
-				d -= 9
-			}
-		}
-		sum += d
-	}
-	return sum%10 == 0
+	return c.Validate(now)
 }
 
 // fingerprint identifies a checkout request for its Idempotency-Key. It leaves out the
@@ -496,7 +451,7 @@ func fingerprint(c Checkout) string {
 		Last4    string `json:"last4"`
 		ExpMonth int    `json:"exp_month"`
 		ExpYear  int    `json:"exp_year"`
-	}{c.Items, last4(c.Card.Number), c.Card.ExpMonth, c.Card.ExpYear})
+	}{c.Items, c.Card.Info().Last4, c.Card.ExpMonth, c.Card.ExpYear})
 	return hex.EncodeToString(h.Sum(nil))
 }
 

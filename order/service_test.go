@@ -222,6 +222,9 @@ func TestCheckoutBadInput(t *testing.T) {
 		{"expired card", as("u1"), "k", Checkout{Card: expired, Items: []Line{{"A", 1}}}, payment.ErrCardExpired},
 		{"bad expiry", as("u1"), "k", Checkout{Card: Card{Number: testCard.Number, ExpMonth: 13, ExpYear: 2030, CVC: "123"}, Items: []Line{{"A", 1}}}, payment.ErrInvalidExpiry},
 		{"bad CVC", as("u1"), "k", Checkout{Card: Card{Number: testCard.Number, ExpMonth: 1, ExpYear: 2030, CVC: "12"}, Items: []Line{{"A", 1}}}, payment.ErrInvalidCVC},
+		// payment's rules, not a looser copy: four digits are for American Express only.
+		{"4-digit CVC on a Visa card", as("u1"), "k", Checkout{Card: Card{Number: testCard.Number, ExpMonth: 1, ExpYear: 2030, CVC: "1234"}, Items: []Line{{"A", 1}}}, payment.ErrInvalidCVC},
+		{"3-digit CVC on an Amex card", as("u1"), "k", Checkout{Card: Card{Number: "378282246310005", ExpMonth: 1, ExpYear: 2030, CVC: "123"}, Items: []Line{{"A", 1}}}, payment.ErrInvalidCVC},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

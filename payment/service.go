@@ -262,19 +262,29 @@ func validate(r ChargeRequest, now time.Time) error {
 		return ErrInvalidAmount
 	case !supportedCurrency(r.Amount.Currency):
 		return ErrUnsupportedCurrency
-	case len(r.Card.Number) < 12 || len(r.Card.Number) > 19 || !digits.MatchString(r.Card.Number) || !luhn(r.Card.Number):
+	}
+	return r.Card.Validate(now)
+}
+
+// Validate checks a card as a charge of it is checked, at now: a number of 12 to 19
+// digits that passes the Luhn check, an expiry month that has not passed (a card is
+// valid to the end of it) and is at most maxExpiryYears ahead, and a CVC of 3 digits,
+// 4 for American Express. The order service checks a checkout's card with it before
+// any stock is reserved.
+func (c Card) Validate(now time.Time) error {
+	switch {
+	case len(c.Number) < 12 || len(c.Number) > 19 || !digits.MatchString(c.Number) || !luhn(c.Number):
 		return ErrInvalidCardNumber
-	case r.Card.ExpMonth < 1 || r.Card.ExpMonth > 12 || r.Card.ExpYear < 2000 || r.Card.ExpYear > now.Year()+maxExpiryYears:
+	case c.ExpMonth < 1 || c.ExpMonth > 12 || c.ExpYear < 2000 || c.ExpYear > now.Year()+maxExpiryYears:
 		return ErrInvalidExpiry
-	case r.Card.ExpYear < now.Year() || r.Card.ExpYear == now.Year() && r.Card.ExpMonth < int(now.Month()):
-		// A card is valid to the end of its expiry month.
+	case c.ExpYear < now.Year() || c.ExpYear == now.Year() && c.ExpMonth < int(now.Month()):
 		return ErrCardExpired
 	}
 	cvcLen := 3
-	if brandOf(r.Card.Number) == BrandAmex {
+	if brandOf(c.Number) == BrandAmex {
 		cvcLen = 4
 	}
-	if len(r.Card.CVC) != cvcLen || !digits.MatchString(r.Card.CVC) {
+	if len(c.CVC) != cvcLen || !digits.MatchString(c.CVC) {
 		return ErrInvalidCVC
 	}
 	return nil
