@@ -4,6 +4,7 @@
 #
 #   deploy/compose.sh up [docker-compose up options, e.g. --scale order=3]
 #   deploy/compose.sh down [-v]      (-v also removes the volumes: data, tokens, keys)
+#   deploy/compose.sh build          every image, nothing started (also for deploy/swarm)
 #   deploy/compose.sh compose ARGS   docker-compose with this script's project and files
 #
 # up starts the Docker engine if it is not running (installing Debian's docker.io and
@@ -113,17 +114,22 @@ logged() {
   fi
 }
 
-up() {
-  local started
-  started=$(date +%s)
+# build makes every image: the stand-ins, then kitshop's.
+build() {
   engine
   command -v go >/dev/null || die "go is not on PATH (kitshop's images build with this machine's Go)"
   log "building the stand-in images (deploy/standin/build.sh; minutes the first time)"
   "$root/deploy/standin/build.sh"
   images
-  passwords
   log "building kitshop's images (one compile for all of them)"
   logged build compose build
+}
+
+up() {
+  local started
+  started=$(date +%s)
+  build
+  passwords
   log "starting the stack and waiting for every service to be healthy"
   # Grafana is left out: its image cannot be built here (`docker compose up grafana`
   # where it can be pulled).
@@ -197,7 +203,8 @@ down() {
 
 case ${1:-} in
   up) shift; up "$@" ;;
+  build) build ;;
   down) shift; down "$@" ;;
   compose) shift; images; compose "$@" ;;
-  *) die "usage: deploy/compose.sh up [options] | down [-v] | compose ARGS" ;;
+  *) die "usage: deploy/compose.sh up [options] | down [-v] | build | compose ARGS" ;;
 esac

@@ -314,6 +314,3 @@ func copyFile(from, to string) error {
 	return out.Close()
 }
 
-func (t *test) swarm(ctx context.Context) error {
-	return errors.New("swarm: not yet")
-}
