@@ -313,4 +313,3 @@ func copyFile(from, to string) error {
 	}
 	return out.Close()
 }
-
