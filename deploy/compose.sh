@@ -125,11 +125,28 @@ build() {
   logged build compose build
 }
 
+# free_ports fails, naming the variable to set, when a port the stack publishes is
+# taken by something else than this project.
+free_ports() {
+  local spec svc target var default port
+  for spec in gateway:8080:KITSHOP_GATEWAY_PORT consul:8500:KITSHOP_CONSUL_PORT zipkin:9411:KITSHOP_ZIPKIN_PORT \
+    zipkin:16686:KITSHOP_TRACES_PORT rabbitmq:15672:KITSHOP_RABBITMQ_UI_PORT prometheus:9090:KITSHOP_PROMETHEUS_PORT; do
+    IFS=: read -r svc target var <<<"$spec"
+    default=$target
+    port=${!var:-$(setting "$var" "$default")}
+    [ -n "$(compose port "$svc" "$target" 2>/dev/null)" ] && continue
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      die "port $port is taken (the $svc service's); choose another with $var=<port> in $(basename "$env_file") or the environment"
+    fi
+  done
+}
+
 up() {
   local started
   started=$(date +%s)
   build
   passwords
+  free_ports
   log "starting the stack and waiting for every service to be healthy"
   # Grafana is left out: its image cannot be built here (`docker compose up grafana`
   # where it can be pulled).

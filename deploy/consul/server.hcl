@@ -8,6 +8,8 @@ server           = true
 bootstrap_expect = 1
 client_addr      = "0.0.0.0"
 log_level        = "WARN"
+# No call home to HashiCorp's update service from a demo stack.
+disable_update_check = true
 
 ui_config {
   enabled = true
