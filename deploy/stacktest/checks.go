@@ -290,8 +290,9 @@ func sorted(s []string) []string {
 
 // promTarget is an active target of Prometheus.
 type promTarget struct {
-	Labels map[string]string `json:"labels"`
-	Health string            `json:"health"`
+	Labels     map[string]string `json:"labels"`
+	Health     string            `json:"health"`
+	LastScrape time.Time         `json:"lastScrape"`
 }
 
 func (s *shop) promTargets(ctx context.Context) ([]promTarget, error) {
@@ -365,8 +366,27 @@ func (s *shop) placeOrders(ctx context.Context) (map[string]float64, error) {
 	return counts, nil
 }
 
-// checkoutsReachEach places n checkouts and waits until Prometheus has seen each of the
-// order instances in Consul take at least one of them.
+// scrapedSince waits until Prometheus has scraped each of the order instances ids, up,
+// after t, so that its counts include every call made before t.
+func (s *shop) scrapedSince(ctx context.Context, ids []string, t time.Time) error {
+	return eventually(ctx, 90*time.Second, 2*time.Second, func() error {
+		targets, err := s.promTargets(ctx)
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			if !slices.ContainsFunc(targets, func(pt promTarget) bool {
+				return pt.Labels["consul_id"] == id && pt.Health == "up" && pt.LastScrape.After(t)
+			}) {
+				return fmt.Errorf("order instance %s has not been scraped since %s", id, t.Format(time.TimeOnly))
+			}
+		}
+		return nil
+	})
+}
+
+// checkoutsReachEach places n checkouts and wants Prometheus's count of them to grow
+// by exactly n, each of the order instances in Consul having taken at least one.
 func (s *shop) checkoutsReachEach(ctx context.Context, n int) error {
 	entries, _, err := s.consul.Health().Service("order", "", true, (&consul.QueryOptions{}).WithContext(ctx))
 	if err != nil {
@@ -376,28 +396,14 @@ func (s *shop) checkoutsReachEach(ctx context.Context, n int) error {
 	for _, e := range entries {
 		ids = append(ids, e.Service.ID)
 	}
-	// Every instance scraped at least once before the checkouts, so none starts from a
-	// count Prometheus has not seen yet.
-	err = eventually(ctx, 90*time.Second, 2*time.Second, func() error {
-		targets, err := s.promTargets(ctx)
-		if err != nil {
-			return err
-		}
-		for _, id := range ids {
-			if !slices.ContainsFunc(targets, func(t promTarget) bool { return t.Labels["consul_id"] == id && t.Health == "up" }) {
-				return fmt.Errorf("order instance %s is not scraped yet", id)
-			}
-		}
-		return nil
-	})
+	c, _, err := s.shopper(ctx)
 	if err != nil {
+		return err
+	}
+	if err := s.scrapedSince(ctx, ids, time.Now()); err != nil {
 		return err
 	}
 	before, err := s.placeOrders(ctx)
-	if err != nil {
-		return err
-	}
-	c, _, err := s.shopper(ctx)
 	if err != nil {
 		return err
 	}
@@ -407,31 +413,25 @@ func (s *shop) checkoutsReachEach(ctx context.Context, n int) error {
 			return fmt.Errorf("checkout %d: %w", i+1, err)
 		}
 	}
-	var deltas []string
-	err = eventually(ctx, 60*time.Second, 2*time.Second, func() error {
-		after, err := s.placeOrders(ctx)
-		if err != nil {
-			return err
-		}
-		deltas = deltas[:0]
-		var sum float64
-		for _, id := range ids {
-			d := after[id] - before[id]
-			sum += d
-			deltas = append(deltas, fmt.Sprintf("%s %.0f", id, d))
-			if d < 1 {
-				return fmt.Errorf("after %d checkouts Prometheus counts %v", n, deltas)
-			}
-		}
-		if sum < float64(n) {
-			return fmt.Errorf("Prometheus has counted %.0f of the %d checkouts", sum, n)
-		}
-		return nil
-	})
-	if err == nil {
-		s.logf("%d checkouts spread over the %d order instances: %s", n, len(ids), strings.Join(deltas, ", "))
+	if err := s.scrapedSince(ctx, ids, time.Now()); err != nil {
+		return err
 	}
-	return err
+	after, err := s.placeOrders(ctx)
+	if err != nil {
+		return err
+	}
+	var deltas []string
+	var sum float64
+	for _, id := range ids {
+		d := after[id] - before[id]
+		sum += d
+		deltas = append(deltas, fmt.Sprintf("%s %.0f", id, d))
+	}
+	if sum != float64(n) || slices.ContainsFunc(ids, func(id string) bool { return after[id]-before[id] < 1 }) {
+		return fmt.Errorf("after %d checkouts Prometheus counts %s: want %d in all, at least one on each order instance", n, strings.Join(deltas, ", "), n)
+	}
+	s.logf("%d checkouts spread over the %d order instances: %s", n, len(ids), strings.Join(deltas, ", "))
+	return nil
 }
 
 // readLoop reads the catalogue rate times a second for d, calls during once, after a
