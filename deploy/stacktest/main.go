@@ -121,6 +121,10 @@ const composeProject = "kitshop-test"
 
 // compose is make compose-test.
 func (t *test) compose(ctx context.Context) error {
+	// Checked first, not after the minutes the stack takes to build.
+	if _, err := exec.LookPath("chromium"); err != nil {
+		return fmt.Errorf("the storefront check needs Debian's chromium (apt-get install chromium; make test's scripts/deps.sh installs it): %w", err)
+	}
 	state := filepath.Join(t.root, ".kitshop", "compose-"+composeProject)
 	if err := os.MkdirAll(state, 0o700); err != nil {
 		return err
