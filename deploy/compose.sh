@@ -75,25 +75,25 @@ passwords() {
     log "no $env_file and the project has volumes: keeping the passwords they were made with (compose's defaults)"
     return
   fi
-  local rand
-  rand() { od -An -N12 -tx1 /dev/urandom | tr -d ' \n'; }
   (
     umask 077
     cat >"$env_file" <<EOF
 # Made by deploy/compose.sh for the compose project "$project": its passwords. PostgreSQL
 # and RabbitMQ take theirs when their volumes are first made (compose-down -v to start afresh).
-POSTGRES_PASSWORD=$(rand)
-RABBITMQ_PASSWORD=$(rand)
-KITSHOP_ADMIN_PASSWORD=$(rand)
-GRAFANA_ADMIN_PASSWORD=$(rand)
+POSTGRES_PASSWORD=$(random_hex)
+RABBITMQ_PASSWORD=$(random_hex)
+KITSHOP_ADMIN_PASSWORD=$(random_hex)
+GRAFANA_ADMIN_PASSWORD=$(random_hex)
 EOF
   )
   log "wrote random passwords to $env_file"
 }
 
-setting() { # name default → the value in the env file, or the default
-  local v=""
-  if [ -e "$env_file" ]; then v=$(sed -n "s/^$1=//p" "$env_file" | tail -n 1); fi
+random_hex() { od -An -N12 -tx1 /dev/urandom | tr -d ' \n'; }
+
+setting() { # name default → the value compose uses: the environment's, the env file's, or the default
+  local v=${!1:-}
+  if [ -z "$v" ] && [ -e "$env_file" ]; then v=$(sed -n "s/^$1=//p" "$env_file" | tail -n 1); fi
   echo "${v:-$2}"
 }
 
@@ -106,6 +106,7 @@ logged() {
   local out=$state/$name.log
   if ! "$@" 2>&1 | tee "$out" | while IFS= read -r line; do
     case $line in
+      "Removing intermediate"*) ;;
       Building* | Step* | Successfully* | Creating* | Starting* | Recreating* | Stopping* | Removing*) log "${line:0:110}" ;;
     esac
   done; then
@@ -133,7 +134,7 @@ free_ports() {
     zipkin:16686:KITSHOP_TRACES_PORT rabbitmq:15672:KITSHOP_RABBITMQ_UI_PORT prometheus:9090:KITSHOP_PROMETHEUS_PORT; do
     IFS=: read -r svc target var <<<"$spec"
     default=$target
-    port=${!var:-$(setting "$var" "$default")}
+    port=$(setting "$var" "$default")
     [ -n "$(compose port "$svc" "$target" 2>/dev/null)" ] && continue
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
       die "port $port is taken (the $svc service's); choose another with $var=<port> in $(basename "$env_file") or the environment"
