@@ -3,7 +3,8 @@ GO      ?= go
 BIN     ?= bin
 export CI
 
-.PHONY: demo up down status launcher test deps build consul fmt vet bench clean
+.PHONY: demo up down status launcher test deps build consul fmt vet bench clean \
+	compose-up compose-down compose-test swarm-test
 
 # The whole shop on this machine, no Docker: Consul, two instances of every service,
 # the gateway on :8080, a seeded catalogue and a walk through one checkout. Ctrl-C stops.
@@ -32,6 +33,25 @@ test: deps
 
 deps:
 	@if [ "$(CI)" = "true" ]; then scripts/deps.sh --require; else scripts/deps.sh; fi
+
+# The stack of docker-compose.yml, every image built on this machine (no registry
+# needed; deploy/compose.sh starts or installs Docker when it must). compose-down keeps
+# the volumes; ARGS=-v removes them too. ARGS of compose-up go to docker-compose up,
+# e.g. ARGS="--scale order=3".
+compose-up:
+	deploy/compose.sh up $(ARGS)
+
+compose-down:
+	deploy/compose.sh down $(ARGS)
+
+# up, the checks of deploy/stacktest through the published ports, down: a stack of its
+# own (project kitshop-test) on free ports, removed with its volumes at the end.
+compose-test:
+	$(GO) run ./deploy/stacktest compose $(ARGS)
+
+# The same images on a one-node Docker Swarm (deploy/swarm), checked by the smoke path.
+swarm-test:
+	$(GO) run ./deploy/stacktest swarm $(ARGS)
 
 build:
 	$(GO) build -o $(BIN)/ ./...

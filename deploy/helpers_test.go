@@ -1,8 +1,9 @@
 // Package deploy_test checks kitshop's deployment files with the tools that will run
-// them, since no Docker engine or cluster exists where the tests run: docker-compose
-// config, kubectl kustomize and a client-side kubectl apply, a strict schema check of
-// every manifest, promtool, and a real Prometheus that scrapes every instance of a
-// running stack found in Consul.
+// them, without a Docker engine or a cluster: docker-compose config, kubectl kustomize
+// and a client-side kubectl apply, a strict schema check of every manifest, promtool,
+// and a real Prometheus that scrapes every instance of a running stack found in Consul.
+// The containers themselves run in make compose-test and make swarm-test
+// (deploy/stacktest).
 package deploy_test
 
 import (

@@ -5,6 +5,8 @@
 //	kitshop demo           start the stack, walk a shopping story, keep it up until Ctrl-C
 //	kitshop status         services, instances and their health in Consul
 //	kitshop down           stop a detached stack
+//	kitshop bootstrap      prepare Consul's ACLs and the gateway's certificate (containers)
+//	kitshop seed           put the demo catalogue on sale through a gateway (containers)
 package main
 
 import (
@@ -35,6 +37,10 @@ commands:
   status   show every service's instances and their health in Consul
   down     stop a stack started with "up -detach"
 
+commands of a container deployment (docker-compose.yml, deploy/swarm), run once at start:
+  bootstrap  prepare Consul's ACLs (a token per service) and the gateway's certificate
+  seed       put the demo catalogue on sale and create the demo shopper, through the gateway
+
 Run "kitshop <command> -h" for the flags of a command.
 `
 
@@ -44,6 +50,15 @@ func run(args []string) error {
 		return fmt.Errorf("no command")
 	}
 	cmd, args := args[0], args[1:]
+	switch cmd {
+	case "bootstrap", "seed":
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		if cmd == "bootstrap" {
+			return bootstrap(ctx, args, os.Stdout)
+		}
+		return seed(ctx, args, os.Stdout)
+	}
 	fs := flag.NewFlagSet("kitshop "+cmd, flag.ExitOnError)
 	o := stack.Options{Progress: os.Stdout}
 	register(fs, &o)

@@ -49,14 +49,25 @@ func (s *Stack) Admin(ctx context.Context) (*Client, error) {
 	return admin, nil
 }
 
-// Seed creates the catalogue (as the admin) and the demo shopper; both are idempotent,
-// so a restarted stack on PostgreSQL keeps what it had.
+// Seed creates the catalogue and the demo shopper on the stack (see SeedShop).
 func Seed(ctx context.Context, s *Stack) error {
-	admin, err := s.Admin(ctx)
+	created, err := SeedShop(ctx, s.GatewayURL, s.AdminEmail, s.AdminPassword)
 	if err != nil {
 		return err
 	}
-	created := 0
+	s.logf("catalogue: %d products (%d new); demo user %s", len(Catalogue()), created, DemoEmail)
+	return nil
+}
+
+// SeedShop creates the catalogue (as the admin, who must exist) and the demo shopper
+// through the gateway at gatewayURL, and says how many products were new. Both are
+// idempotent: a product or the shopper that exists already is left as it is, so a
+// restarted shop keeps its stock and orders.
+func SeedShop(ctx context.Context, gatewayURL, adminEmail, adminPassword string) (created int, err error) {
+	admin := NewClient(gatewayURL)
+	if err := admin.Login(ctx, adminEmail, adminPassword); err != nil {
+		return 0, fmt.Errorf("admin login: %w", err)
+	}
 	for _, p := range Catalogue() {
 		_, err := admin.Call(ctx, "POST", "/v1/products", p, nil)
 		switch {
@@ -64,13 +75,12 @@ func Seed(ctx context.Context, s *Stack) error {
 			created++
 		case IsCode(err, "sku_taken"):
 		default:
-			return fmt.Errorf("product %s: %w", p.SKU, err)
+			return created, fmt.Errorf("product %s: %w", p.SKU, err)
 		}
 	}
-	_, err = NewClient(s.GatewayURL).Call(ctx, "POST", "/v1/users", map[string]string{"email": DemoEmail, "password": DemoPassword, "name": demoName}, nil)
+	_, err = NewClient(gatewayURL).Call(ctx, "POST", "/v1/users", map[string]string{"email": DemoEmail, "password": DemoPassword, "name": demoName}, nil)
 	if err != nil && !IsCode(err, "email_taken") {
-		return fmt.Errorf("demo user: %w", err)
+		return created, fmt.Errorf("demo user: %w", err)
 	}
-	s.logf("catalogue: %d products (%d new); demo user %s", len(Catalogue()), created, DemoEmail)
-	return nil
+	return created, nil
 }

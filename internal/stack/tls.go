@@ -70,27 +70,48 @@ func (s *Stack) edgeCertificate() (cert, key string, err error) {
 	if s.Options.TLSCert != "" {
 		return s.Options.TLSCert, s.Options.TLSKey, nil
 	}
-	dir := filepath.Join(s.Options.State, "tls")
-	cert, key = filepath.Join(dir, "localhost.pem"), filepath.Join(dir, "localhost-key.pem")
-	s.CACert = filepath.Join(dir, "ca.pem")
-	if usable(cert, key) {
-		return cert, key, nil
+	files, made, err := EdgeCertificate(filepath.Join(s.Options.State, "tls"), "localhost", []string{"localhost", "127.0.0.1", "::1"})
+	if err != nil {
+		return "", "", err
+	}
+	s.CACert = files.CA
+	if made {
+		s.logf("HTTPS: made a local CA for the demo; trust %s to browse the gateway over HTTPS without a warning", s.CACert)
+	}
+	return files.Cert, files.Key, nil
+}
+
+// EdgeFiles are a certificate, its key and the CA that signed it.
+type EdgeFiles struct{ Cert, Key, CA string }
+
+// EdgeCertificate returns the files <name>.pem, <name>-key.pem and ca.pem in dir: a
+// certificate for hosts (DNS names or IP addresses) signed by a demo CA. They are made
+// (made is true) unless a certificate made earlier there covers every host and still
+// has a month to live. The CA's key is not kept: the CA signs this one certificate.
+func EdgeCertificate(dir, name string, hosts []string) (files EdgeFiles, made bool, err error) {
+	files = EdgeFiles{
+		Cert: filepath.Join(dir, name+".pem"),
+		Key:  filepath.Join(dir, name+"-key.pem"),
+		CA:   filepath.Join(dir, "ca.pem"),
+	}
+	if usable(files.Cert, files.Key, hosts) {
+		return files, false, nil
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", "", err
+		return files, false, err
 	}
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return "", "", err
+		return files, false, err
 	}
 	now := time.Now()
 	caSerial, err := serial()
 	if err != nil {
-		return "", "", err
+		return files, false, err
 	}
 	leafSerial, err := serial()
 	if err != nil {
-		return "", "", err
+		return files, false, err
 	}
 	caTmpl := &x509.Certificate{
 		SerialNumber: caSerial, Subject: pkix.Name{CommonName: "kitshop local demo CA", Organization: []string{"kitshop"}},
@@ -100,50 +121,62 @@ func (s *Stack) edgeCertificate() (cert, key string, err error) {
 	}
 	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
 	if err != nil {
-		return "", "", err
+		return files, false, err
 	}
 	ca, _ := x509.ParseCertificate(caDER)
 	leafKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return "", "", err
+		return files, false, err
 	}
 	leafTmpl := &x509.Certificate{
-		SerialNumber: leafSerial, Subject: pkix.Name{CommonName: "localhost"},
+		SerialNumber: leafSerial, Subject: pkix.Name{CommonName: hosts[0]},
 		NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(1, 0, 0),
-		DNSNames:    []string{"localhost"},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-		KeyUsage:    x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	for _, h := range hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			leafTmpl.IPAddresses = append(leafTmpl.IPAddresses, ip)
+		} else {
+			leafTmpl.DNSNames = append(leafTmpl.DNSNames, h)
+		}
 	}
 	leafDER, err := x509.CreateCertificate(rand.Reader, leafTmpl, ca, &leafKey.PublicKey, caKey)
 	if err != nil {
-		return "", "", err
+		return files, false, err
 	}
-	// The CA key is not kept: the CA signs this one certificate and nothing else.
 	keyDER, err := x509.MarshalECPrivateKey(leafKey)
 	if err != nil {
-		return "", "", err
+		return files, false, err
 	}
 	for path, block := range map[string]*pem.Block{
-		s.CACert: {Type: "CERTIFICATE", Bytes: caDER},
-		cert:     {Type: "CERTIFICATE", Bytes: leafDER},
-		key:      {Type: "EC PRIVATE KEY", Bytes: keyDER},
+		files.CA:   {Type: "CERTIFICATE", Bytes: caDER},
+		files.Cert: {Type: "CERTIFICATE", Bytes: leafDER},
+		files.Key:  {Type: "EC PRIVATE KEY", Bytes: keyDER},
 	} {
 		if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
-			return "", "", err
+			return files, false, err
 		}
 	}
-	s.logf("HTTPS: made a local CA for the demo; trust %s to browse the gateway over HTTPS without a warning", s.CACert)
-	return cert, key, nil
+	return files, true, nil
 }
 
-// usable reports whether a certificate made earlier still has a month to live.
-func usable(certFile, keyFile string) bool {
+// usable reports whether a certificate made earlier covers hosts and still has a month
+// to live.
+func usable(certFile, keyFile string, hosts []string) bool {
 	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
 		return false
 	}
 	c, err := x509.ParseCertificate(pair.Certificate[0])
-	return err == nil && time.Until(c.NotAfter) > 30*24*time.Hour
+	if err != nil || time.Until(c.NotAfter) < 30*24*time.Hour {
+		return false
+	}
+	for _, h := range hosts {
+		if c.VerifyHostname(h) != nil {
+			return false
+		}
+	}
+	return true
 }
 
 func serial() (*big.Int, error) {

@@ -39,7 +39,7 @@ import (
 type Config struct {
 	Service       string
 	HTTPAddr      string // listen address; ":0" picks a free port
-	AdvertiseHost string // the host registered in Consul
+	AdvertiseHost string // the host registered in Consul; AdvertiseRoute: found at start
 	ConsulAddr    string // empty: do not register or discover
 	DatabaseURL   string // empty: the service uses its in-memory store
 	ZipkinURL     string // empty: propagate traces, report nothing
@@ -47,6 +47,11 @@ type Config struct {
 	Tags          string        // comma-separated Consul tags
 	Drain         time.Duration // pause between deregistering and closing the listener
 	ShutdownGrace time.Duration // how long in-flight requests get to finish
+
+	// The instance's Consul ACL token, for an agent with ACLs on: ConsulTokenFile (read
+	// at start) or ConsulToken. Empty: the agent's default token.
+	ConsulToken     string
+	ConsulTokenFile string
 
 	CheckInterval   time.Duration
 	DeregisterAfter time.Duration
@@ -81,8 +86,10 @@ type Config struct {
 func (c *Config) RegisterFlags(fs *flag.FlagSet, service, defaultAddr string) {
 	c.Service = service
 	fs.StringVar(&c.HTTPAddr, "http-addr", defaultAddr, "listen address (\":0\" picks a free port)")
-	fs.StringVar(&c.AdvertiseHost, "advertise-host", "127.0.0.1", "host other services reach this instance at")
+	fs.StringVar(&c.AdvertiseHost, "advertise-host", "127.0.0.1", "host other services reach this instance at; \""+AdvertiseRoute+"\": this machine's address on its route to the Consul agent (in a container: the container's own address, so each replica registers its own)")
 	fs.StringVar(&c.ConsulAddr, "consul-addr", "127.0.0.1:8500", "Consul agent address; empty disables registration and discovery")
+	fs.StringVar(&c.ConsulToken, "consul-token", "", "Consul ACL token of this instance (with ACLs on, it must allow registering the service and fetching its certificate); empty: the agent's default")
+	fs.StringVar(&c.ConsulTokenFile, "consul-token-file", "", "file holding the Consul ACL token, read at start (wins over -consul-token)")
 	fs.StringVar(&c.DatabaseURL, "database-url", "", "PostgreSQL URL (postgres://…?sslmode=disable); empty uses an in-memory store")
 	fs.StringVar(&c.ZipkinURL, "zipkin-url", "", "Zipkin span collector, e.g. http://127.0.0.1:9411/api/v2/spans")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
@@ -119,6 +126,11 @@ const (
 	DefaultAdmitWait  = 250 * time.Millisecond
 )
 
+// AdvertiseRoute as the advertised host stands for the local address of the route to
+// the Consul agent: where Consul's checks and the instance's peers, on the agent's
+// network, reach the instance.
+const AdvertiseRoute = "auto"
+
 // App holds what a running service shares across its parts.
 type App struct {
 	Config  Config
@@ -151,6 +163,14 @@ func New(cfg Config, logOutput io.Writer) (*App, error) {
 	if !cfg.Edge && cfg.AdmitLimit < 1 {
 		return nil, fmt.Errorf("-admit-limit must be at least 1")
 	}
+	if cfg.AdvertiseHost == AdvertiseRoute {
+		if cfg.ConsulAddr == "" {
+			return nil, fmt.Errorf("-advertise-host %s needs -consul-addr", AdvertiseRoute)
+		}
+		if cfg.AdvertiseHost, err = discovery.RouteAddress(cfg.ConsulAddr); err != nil {
+			return nil, fmt.Errorf("-advertise-host %s: %w", AdvertiseRoute, err)
+		}
+	}
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", cfg.HTTPAddr, err)
@@ -173,6 +193,12 @@ func New(cfg Config, logOutput io.Writer) (*App, error) {
 	if cfg.ConsulAddr != "" {
 		conf := consul.DefaultConfig()
 		conf.Address = cfg.ConsulAddr
+		if cfg.ConsulToken != "" {
+			conf.Token = cfg.ConsulToken
+		}
+		if cfg.ConsulTokenFile != "" {
+			conf.TokenFile = cfg.ConsulTokenFile
+		}
 		if a.Consul, err = consul.NewClient(conf); err != nil {
 			a.Close()
 			return nil, fmt.Errorf("consul client: %w", err)

@@ -6,6 +6,9 @@ import (
 	"flag"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -200,5 +203,65 @@ func TestRunAdmits(t *testing.T) {
 	})
 	if d := <-deadlines; d <= 0 || d > 1500*time.Millisecond {
 		t.Fatalf("the handler's deadline is in %v, want within the caller's 1.5 s", d)
+	}
+}
+
+// TestConsulToken: the instance calls its agent with the token of -consul-token-file
+// (which wins over -consul-token), or of -consul-token; a missing file stops it at start.
+func TestConsulToken(t *testing.T) {
+	tokens := make(chan string, 1)
+	agent := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tokens <- r.Header.Get("X-Consul-Token")
+		_, _ = io.WriteString(w, `{}`)
+	}))
+	defer agent.Close()
+	addr := strings.TrimPrefix(agent.URL, "http://")
+	file := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(file, []byte("from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{name: "none", want: ""},
+		{name: "flag", args: []string{"-consul-token", "from-flag"}, want: "from-flag"},
+		{name: "file", args: []string{"-consul-token-file", file}, want: "from-file"},
+		{name: "file wins", args: []string{"-consul-token", "from-flag", "-consul-token-file", file}, want: "from-file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := newApp(t, addr, append([]string{"-tls=off"}, tt.args...)...)
+			if _, err := a.Consul.Agent().Self(); err != nil {
+				t.Fatal(err)
+			}
+			if got := <-tokens; got != tt.want {
+				t.Fatalf("the agent got token %q, want %q", got, tt.want)
+			}
+		})
+	}
+
+	cfg := app.Config{Service: "apptest", HTTPAddr: "127.0.0.1:0", ConsulAddr: addr, ConsulTokenFile: file + ".missing", LogLevel: "info"}
+	if a, err := app.New(cfg, io.Discard); err == nil {
+		a.Close()
+		t.Fatal("New with a missing token file succeeded")
+	}
+}
+
+// TestAdvertiseRoute: "-advertise-host auto" registers the address of the route to
+// the agent (here loopback), and needs an agent address to find it.
+func TestAdvertiseRoute(t *testing.T) {
+	a := newApp(t, "127.0.0.1:8500", "-tls=off", "-advertise-host", app.AdvertiseRoute)
+	if got := a.Config.AdvertiseHost; got != "127.0.0.1" {
+		t.Fatalf("advertised host %q, want 127.0.0.1", got)
+	}
+	if !strings.HasPrefix(a.HostPort(), "127.0.0.1:") {
+		t.Fatalf("HostPort %q", a.HostPort())
+	}
+	cfg := app.Config{Service: "apptest", HTTPAddr: "127.0.0.1:0", AdvertiseHost: app.AdvertiseRoute, TLS: app.TLSOff, LogLevel: "info"}
+	if a, err := app.New(cfg, io.Discard); err == nil {
+		a.Close()
+		t.Fatal("New with -advertise-host auto and no Consul address succeeded")
 	}
 }

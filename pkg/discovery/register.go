@@ -7,7 +7,9 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
+	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-kit/log"
@@ -116,4 +118,19 @@ func randomSuffix() string {
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// RouteAddress is the local IP address of this machine's route to target (host:port,
+// or an http:// URL): in a container, its own address on the network it shares with
+// target, which is where target's side reaches it back. Nothing is sent.
+func RouteAddress(target string) (string, error) {
+	if u, err := url.Parse(target); err == nil && u.Host != "" && strings.Contains(target, "://") {
+		target = u.Host
+	}
+	conn, err := net.Dial("udp", target)
+	if err != nil {
+		return "", fmt.Errorf("route to %s: %w", target, err)
+	}
+	defer conn.Close()
+	return conn.LocalAddr().(*net.UDPAddr).IP.String(), nil
 }

@@ -1,0 +1,228 @@
+#!/usr/bin/env bash
+# The whole stack of docker-compose.yml on a machine that cannot pull images (CI, an
+# air-gapped host, the development machine): make compose-up / compose-down.
+#
+#   deploy/compose.sh up [docker-compose up options, e.g. --scale order=3]
+#   deploy/compose.sh down [-v]      (-v also removes the volumes: data, tokens, keys)
+#   deploy/compose.sh build          every image, nothing started (also for deploy/swarm)
+#   deploy/compose.sh compose ARGS   docker-compose with this script's project and files
+#
+# up starts the Docker engine if it is not running (installing Debian's docker.io and
+# docker-compose when they are missing), builds the stand-in images (deploy/standin)
+# and kitshop's own, starts everything but Grafana (whose image cannot be built here),
+# and returns when every container is healthy and the seed step has filled the shop.
+#
+# KITSHOP_COMPOSE_PROJECT names the compose project (default kitshop). The passwords come
+# from .env beside docker-compose.yml, or KITSHOP_COMPOSE_ENV_FILE: when the file does
+# not exist and the project has no volumes yet, up writes one with random passwords.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+project=${KITSHOP_COMPOSE_PROJECT:-kitshop}
+env_file=${KITSHOP_COMPOSE_ENV_FILE:-$root/.env}
+state=$root/.kitshop/compose-$project
+
+log() { printf '[compose %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
+die() { echo "deploy/compose.sh: $*" >&2; exit 1; }
+
+apt_install() { # package...
+  [ "$(id -u)" = 0 ] || die "Debian packages $* are missing; install them (as root: apt-get install $*)"
+  log "installing Debian packages $*"
+  apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null ||
+    die "apt-get install $* failed"
+}
+
+# engine makes sure docker and docker-compose are installed and the engine answers.
+engine() {
+  local missing=()
+  command -v docker >/dev/null || missing+=(docker.io)
+  command -v docker-compose >/dev/null || missing+=(docker-compose)
+  if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
+  docker info >/dev/null 2>&1 && return
+  [ "$(id -u)" = 0 ] || die "the Docker engine does not answer, and starting it needs root"
+  command -v dockerd >/dev/null || apt_install docker.io
+  mkdir -p "$root/.kitshop"
+  log "starting the Docker engine (log $root/.kitshop/dockerd.log)"
+  setsid nohup dockerd >"$root/.kitshop/dockerd.log" 2>&1 </dev/null &
+  for _ in $(seq 1 60); do
+    docker info >/dev/null 2>&1 && return
+    sleep 0.5
+  done
+  tail -n 20 "$root/.kitshop/dockerd.log" >&2
+  die "the Docker engine did not start within 30 s"
+}
+
+compose() {
+  local args=(-p "$project" -f "$root/docker-compose.yml" -f "$root/deploy/standin/compose.yml")
+  if [ -e "$env_file" ]; then args+=(--env-file "$env_file"); fi
+  docker-compose "${args[@]}" "$@"
+}
+
+# images selects the stand-ins and the bases of kitshop's Dockerfile.
+images() {
+  set -a
+  # shellcheck source=standin/images.env
+  . "$root/deploy/standin/images.env"
+  KITSHOP_GO_IMAGE=kitshop-standin/golang:$(go env GOVERSION | sed 's/^go//')
+  set +a
+}
+
+# passwords writes the env file with random passwords, unless it exists or the project
+# has volumes already (PostgreSQL and RabbitMQ took their passwords when those were made).
+passwords() {
+  [ -e "$env_file" ] && return
+  if docker volume ls -q --filter "label=com.docker.compose.project=$project" | grep -q .; then
+    log "no $env_file and the project has volumes: keeping the passwords they were made with (compose's defaults)"
+    return
+  fi
+  (
+    umask 077
+    cat >"$env_file" <<EOF
+# Made by deploy/compose.sh for the compose project "$project": its passwords. PostgreSQL
+# and RabbitMQ take theirs when their volumes are first made (compose-down -v to start afresh).
+POSTGRES_PASSWORD=$(random_hex)
+RABBITMQ_PASSWORD=$(random_hex)
+KITSHOP_ADMIN_PASSWORD=$(random_hex)
+GRAFANA_ADMIN_PASSWORD=$(random_hex)
+EOF
+  )
+  log "wrote random passwords to $env_file"
+}
+
+random_hex() { od -An -N12 -tx1 /dev/urandom | tr -d ' \n'; }
+
+setting() { # name default → the value compose uses: the environment's, the env file's, or the default
+  local v=${!1:-}
+  if [ -z "$v" ] && [ -e "$env_file" ]; then v=$(sed -n "s/^$1=//p" "$env_file" | tail -n 1); fi
+  echo "${v:-$2}"
+}
+
+# logged name command...: runs command with its whole output in $state/<name>.log,
+# showing its progress lines with the time; on failure, the end of the log.
+logged() {
+  local name=$1
+  shift
+  mkdir -p "$state"
+  local out=$state/$name.log
+  if ! "$@" 2>&1 | tee "$out" | while IFS= read -r line; do
+    case $line in
+      "Removing intermediate"*) ;;
+      Building* | Step* | Successfully* | Creating* | Starting* | Recreating* | Stopping* | Removing*) log "${line:0:110}" ;;
+    esac
+  done; then
+    tail -n 30 "$out" >&2
+    die "$name failed; its output is in $out"
+  fi
+}
+
+# build makes every image: the stand-ins, then kitshop's.
+build() {
+  engine
+  command -v go >/dev/null || die "go is not on PATH (kitshop's images build with this machine's Go)"
+  log "building the stand-in images (deploy/standin/build.sh; minutes the first time)"
+  "$root/deploy/standin/build.sh"
+  images
+  log "building kitshop's images (one compile for all of them)"
+  logged build compose build
+}
+
+# free_ports fails, naming the variable to set, when a port the stack publishes is
+# taken by something else than this project.
+free_ports() {
+  local spec svc target var default port
+  for spec in gateway:8080:KITSHOP_GATEWAY_PORT consul:8500:KITSHOP_CONSUL_PORT zipkin:9411:KITSHOP_ZIPKIN_PORT \
+    zipkin:16686:KITSHOP_TRACES_PORT rabbitmq:15672:KITSHOP_RABBITMQ_UI_PORT prometheus:9090:KITSHOP_PROMETHEUS_PORT; do
+    IFS=: read -r svc target var <<<"$spec"
+    default=$target
+    port=$(setting "$var" "$default")
+    [ -n "$(compose port "$svc" "$target" 2>/dev/null)" ] && continue
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      die "port $port is taken (the $svc service's); choose another with $var=<port> in $(basename "$env_file") or the environment"
+    fi
+  done
+}
+
+up() {
+  local started
+  started=$(date +%s)
+  build
+  passwords
+  free_ports
+  log "starting the stack and waiting for every service to be healthy"
+  # Grafana is left out: its image cannot be built here (`docker compose up grafana`
+  # where it can be pulled).
+  logged up compose up -d --no-build "$@" seed prometheus zipkin
+  local seed
+  seed=$(compose ps -q seed | head -n 1)
+  [ -n "$seed" ] || die "no seed container"
+  if [ "$(docker wait "$seed")" != 0 ]; then
+    docker logs "$seed" >&2
+    die "seeding the shop failed"
+  fi
+  docker logs "$seed" 2>&1 | tail -n 1
+  wait_healthy
+  mkdir -p "$state"
+  docker cp "$(compose ps -q bootstrap | head -n 1)":/var/lib/kitshop/tls/ca.pem "$state/ca.pem"
+  log "the stack is up after $(($(date +%s) - started)) s"
+  summary
+}
+
+# wait_healthy waits until no running container of the project is starting or unhealthy.
+wait_healthy() {
+  local deadline=$((SECONDS + 180)) bad
+  while :; do
+    bad=$(docker ps --filter "label=com.docker.compose.project=$project" --format '{{.Names}} {{.Status}}' |
+      grep -E '\((health: starting|unhealthy)\)' || true)
+    [ -z "$bad" ] && return
+    [ $SECONDS -lt $deadline ] || die "containers not healthy after 3 minutes: $bad"
+    sleep 2
+  done
+}
+
+published() { # service port → host:port
+  compose port "$1" "$2" 2>/dev/null | tail -n 1 | sed 's/^0\.0\.0\.0:/localhost:/'
+}
+
+summary() {
+  local gw
+  gw=$(published gateway 8080)
+  cat <<EOF
+
+  kitshop is up in Docker (compose project $project)
+    storefront  http://$gw/   and https://$gw/  (trust $state/ca.pem)
+    API         http://$gw/v1/products
+    Consul UI   http://$(published consul 8500)/ui/
+    traces      http://$(published zipkin 16686)/   (Jaeger, fed Zipkin spans)
+    RabbitMQ    http://$(published rabbitmq 15672)/   (kitshop / RABBITMQ_PASSWORD in $(basename "$env_file"))
+    Prometheus  http://$(published prometheus 9090)/targets
+    admin       $(setting KITSHOP_ADMIN_EMAIL admin@kitshop.local) / $(setting KITSHOP_ADMIN_PASSWORD change-me-admin)
+    demo user   demo@kitshop.local / demo-password
+    containers  $(docker ps -q --filter "label=com.docker.compose.project=$project" | wc -l) running: deploy/compose.sh compose ps
+    stop        make compose-down   (keeps the volumes; make compose-down ARGS=-v removes them)
+
+EOF
+}
+
+down() {
+  local volumes=()
+  case ${1:-} in
+    -v | --volumes) volumes=(--volumes) ;;
+    "") ;;
+    *) die "down takes -v or nothing, not $1" ;;
+  esac
+  engine
+  images
+  logged down compose down --remove-orphans "${volumes[@]}"
+  local left
+  left=$(docker ps -aq --filter "label=com.docker.compose.project=$project")
+  [ -z "$left" ] || die "containers of project $project are left: $left"
+  log "project $project: no container left${volumes:+, volumes removed}"
+}
+
+case ${1:-} in
+  up) shift; up "$@" ;;
+  build) build ;;
+  down) shift; down "$@" ;;
+  compose) shift; images; compose "$@" ;;
+  *) die "usage: deploy/compose.sh up [options] | down [-v] | build | compose ARGS" ;;
+esac

@@ -1,0 +1,63 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+)
+
+// storefront loads the storefront at url in headless Chromium (the Debian package),
+// gives its script time to fetch the catalogue, and wants the seeded product name
+// product in the page as rendered; then it saves a screenshot to png.
+func storefront(ctx context.Context, url, product, png string) error {
+	chromium, err := exec.LookPath("chromium")
+	if err != nil {
+		return fmt.Errorf("chromium (Debian package chromium): %w", err)
+	}
+	run := func(args ...string) ([]byte, error) {
+		// A fresh profile each time, never the user's; Chromium downloads nothing.
+		dir, err := os.MkdirTemp("", "kitshop-stacktest-chromium-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(dir)
+		ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		defer cancel()
+		args = append([]string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+			"--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+			"--hide-scrollbars", "--user-data-dir=" + dir, "--window-size=1280,960", "--virtual-time-budget=10000"}, args...)
+		cmd := exec.CommandContext(ctx, chromium, append(args, url)...)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			return nil, fmt.Errorf("chromium: %w: %s", err, tail(stderr.String(), 5))
+		}
+		return out, nil
+	}
+	dom, err := run("--dump-dom")
+	if err != nil {
+		return err
+	}
+	if !strings.Contains(string(dom), product) {
+		return fmt.Errorf("the storefront at %s, as Chromium rendered it, does not show %q (%d bytes of page)", url, product, len(dom))
+	}
+	if _, err := run("--screenshot=" + png); err != nil {
+		return err
+	}
+	if info, err := os.Stat(png); err != nil || info.Size() == 0 {
+		return fmt.Errorf("chromium wrote no screenshot to %s", png)
+	}
+	return nil
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
