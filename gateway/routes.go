@@ -117,8 +117,8 @@ type Admit struct {
 // 504, checkouts in 12 s).
 var DefaultAdmission = map[Class]Admit{
 	ClassRead:     {Limit: 256, Target: 250 * time.Millisecond},
-	ClassWrite:    {Limit: 128, Target: 500 * time.Millisecond},
-	ClassCheckout: {Limit: 64, Target: 800 * time.Millisecond},
+	ClassWrite:    {Limit: 128, Target: 250 * time.Millisecond},
+	ClassCheckout: {Limit: 64, Target: 500 * time.Millisecond},
 	ClassAuth:     {Limit: 16, Target: 500 * time.Millisecond},
 }
 
