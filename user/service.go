@@ -83,7 +83,7 @@ type Keys interface {
 type Options struct {
 	Passwords *Passwords
 	Keys      Keys
-	// EmailThrottle and AddrThrottle count failed logins per email and per client
+	// EmailThrottle and AddrThrottle budget failed logins per email and per client
 	// address.
 	EmailThrottle *Throttle
 	AddrThrottle  *Throttle
@@ -184,32 +184,17 @@ func (s *service) Login(ctx context.Context, email, password string) (Token, err
 		return Token{}, ErrInvalidPassword
 	}
 	addr := clientAddrFrom(ctx)
-	if wait := max(s.EmailThrottle.Wait(email), s.AddrThrottle.Wait(addr)); wait > 0 {
+	// The attempt is paid for before argon2 runs and refunded unless the password
+	// turns out wrong: guesses sent together all count.
+	if wait := s.takeAttempt(email, addr); wait > 0 {
 		return Token{}, rateLimitedError{wait: wait}
 	}
-
-	acc, err := s.store.ByEmail(ctx, email)
-	if errors.Is(err, ErrUserNotFound) {
-		// The same argon2 work as a wrong password, so timing does not reveal accounts.
-		if err := s.Passwords.CheckDummy(ctx, password); err != nil {
-			return Token{}, err
-		}
-		s.failed(email, addr)
-		return Token{}, ErrInvalidCredentials
+	acc, err := s.checkPassword(ctx, email, password)
+	if !errors.Is(err, ErrInvalidCredentials) {
+		s.returnAttempt(email, addr)
 	}
 	if err != nil {
 		return Token{}, err
-	}
-	ok, weaker, err := s.Passwords.Check(ctx, password, acc.PasswordHash)
-	if err != nil {
-		return Token{}, err
-	}
-	if !ok {
-		s.failed(email, addr)
-		return Token{}, ErrInvalidCredentials
-	}
-	if weaker {
-		s.rehash(ctx, acc.ID, password)
 	}
 
 	signer, err := s.Keys.Signer()
@@ -223,10 +208,53 @@ func (s *service) Login(ctx context.Context, email, password string) (Token, err
 	return Token{AccessToken: token, ExpiresIn: signer.TTL()}, nil
 }
 
-func (s *service) failed(email, addr string) {
-	s.EmailThrottle.Fail(email)
+// checkPassword returns the account of email when password is its password, and
+// ErrInvalidCredentials when it is not or there is no such account.
+func (s *service) checkPassword(ctx context.Context, email, password string) (Account, error) {
+	acc, err := s.store.ByEmail(ctx, email)
+	if errors.Is(err, ErrUserNotFound) {
+		// The same argon2 work as a wrong password, so timing does not reveal accounts.
+		if err := s.Passwords.CheckDummy(ctx, password); err != nil {
+			return Account{}, err
+		}
+		return Account{}, ErrInvalidCredentials
+	}
+	if err != nil {
+		return Account{}, err
+	}
+	ok, weaker, err := s.Passwords.Check(ctx, password, acc.PasswordHash)
+	if err != nil {
+		return Account{}, err
+	}
+	if !ok {
+		return Account{}, ErrInvalidCredentials
+	}
+	if weaker {
+		s.rehash(ctx, acc.ID, password)
+	}
+	return acc, nil
+}
+
+// takeAttempt takes a login attempt from the budgets of email and addr, or takes
+// nothing and says how long to wait.
+func (s *service) takeAttempt(email, addr string) time.Duration {
+	if wait := s.EmailThrottle.Take(email); wait > 0 {
+		return wait
+	}
+	if addr == "" {
+		return 0
+	}
+	if wait := s.AddrThrottle.Take(addr); wait > 0 {
+		s.EmailThrottle.Return(email)
+		return wait
+	}
+	return 0
+}
+
+func (s *service) returnAttempt(email, addr string) {
+	s.EmailThrottle.Return(email)
 	if addr != "" {
-		s.AddrThrottle.Fail(addr)
+		s.AddrThrottle.Return(addr)
 	}
 }
 
