@@ -40,7 +40,7 @@ func startShop(t *testing.T) *shop {
 	if err != nil {
 		t.Fatal(err)
 	}
-	verifier := auth.NewVerifier(keys, auth.DefaultIssuer, auth.DefaultAudience)
+	verifier := auth.NewVerifier(keys, auth.DefaultIssuer, auth.DefaultAudience, time.Hour)
 	passwords, err := user.NewPasswords(user.DefaultArgon2, 2)
 	if err != nil {
 		t.Fatal(err)
@@ -93,7 +93,9 @@ func startShop(t *testing.T) *shop {
 		UserService: addr(userSrv), InventoryService: addr(invSrv), OrderService: addr(orderSrv), NotificationService: addr(notifSrv),
 	})
 	// The gateway checks tokens with the keys the user service publishes.
-	o.Verifier = auth.NewUserVerifier(fixedInstancer(addr(userSrv)), VerifierClientOptions(o), 10*time.Second)
+	userKeys := auth.NewUserKeys(fixedInstancer(addr(userSrv)), VerifierClientOptions(o), auth.JWKSConfig{})
+	t.Cleanup(func() { _ = userKeys.Close() })
+	o.Verifier = auth.NewVerifier(userKeys, auth.DefaultIssuer, auth.DefaultAudience, time.Hour)
 	return &shop{gateway: startGateway(t, o), orders: orders, emails: emails}
 }
 

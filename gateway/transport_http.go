@@ -251,13 +251,17 @@ func longestTimeouts(routes []Route) map[string]time.Duration {
 }
 
 // VerifierClientOptions are the client options to fetch the user service's keys with
-// (auth.NewUserVerifier). That call shares the gateway→user breaker with the proxied
-// user routes, so it configures the breaker identically.
+// (auth.NewUserKeys): the breaker's settings of the routes (the fetch has a breaker of
+// its own, so a login flood that opens gateway→user cannot stop it), and with TLS on
+// the user service's pinned identity, as its routes have.
 func VerifierClientOptions(o Options) client.Options {
 	o = o.defaults()
 	c := o.Client
 	c.Timeout = longestTimeouts(Routes())[UserService]
 	c.Before = nil
+	if o.UpstreamTLS != nil && c.TLS != nil {
+		c.TLS = o.UpstreamTLS(o.ServiceName(UserService))
+	}
 	return c
 }
 

@@ -2,19 +2,25 @@ package gateway
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/json"
 	"io"
 	"maps"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/go-kit/kit/sd"
+
 	"github.com/kitshop/kitshop/pkg/auth"
+	"github.com/kitshop/kitshop/pkg/client"
 	"github.com/kitshop/kitshop/pkg/observe"
+	"github.com/kitshop/kitshop/pkg/testenv"
 )
 
 // echoed is what the echo upstream saw.
@@ -441,4 +447,87 @@ func TestAdmissionPerClass(t *testing.T) {
 		t.Fatalf("the upstream was sent a deadline of %q ms, want the try's (up to the 1 s attempt timeout)", got)
 	}
 	<-held
+}
+
+// TestVerifierClientOptions: the gateway fetches the user service's keys as it calls
+// the user routes, pinned to the user service's identity.
+func TestVerifierClientOptions(t *testing.T) {
+	any, pinned := &tls.Config{ServerName: "any kitshop service"}, map[string]*tls.Config{}
+	o := testOptions(nil)
+	o.Services = map[string]string{UserService: "accounts"}
+	o.Client.TLS = any
+	o.UpstreamTLS = func(service string) *tls.Config {
+		if pinned[service] == nil {
+			pinned[service] = &tls.Config{ServerName: service}
+		}
+		return pinned[service]
+	}
+	if got := VerifierClientOptions(o).TLS; got == nil || got != pinned["accounts"] {
+		t.Fatalf("the key fetch's TLS is for %q, want the one pinned to the user service (Consul name accounts)", got.ServerName)
+	}
+	o.Client.TLS = nil // TLS off
+	if got := VerifierClientOptions(o).TLS; got != nil {
+		t.Fatalf("TLS off: the key fetch's TLS is for %q", got.ServerName)
+	}
+}
+
+// TestLoginFloodKeepsKeysFetchable: failing logins open the gateway→user breaker; a
+// token signed with a key the gateway has not seen yet (after a rotation) still
+// verifies, because the keys are fetched through a breaker of their own.
+func TestLoginFloodKeepsKeysFetchable(t *testing.T) {
+	old, fresh := newTestKeys(t), newTestKeys(t)
+	var mu sync.Mutex
+	published := []*auth.Signer{old.signer}
+	user := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != auth.JWKSPath {
+			http.Error(w, `{"error":{"code":"internal","message":"down"}}`, http.StatusInternalServerError)
+			return
+		}
+		mu.Lock()
+		var set auth.JWKS
+		for _, s := range published {
+			set.Keys = append(set.Keys, auth.PublicJWK(s.KeyID(), s.PublicKey()))
+		}
+		mu.Unlock()
+		_ = json.NewEncoder(w).Encode(set)
+	}))
+	defer user.Close()
+	userAddr := strings.TrimPrefix(user.URL, "http://")
+	order := startInstance(t, http.HandlerFunc(echo))
+	o := withUpstreams(testOptions(nil), map[string][]string{UserService: {userAddr}, OrderService: {order.addr()}})
+	// The routes and the key fetch call the user service by the same Consul name, as
+	// in production; breakers are process-wide, so the caller has the test's own name.
+	const name = auth.UserService
+	o.Services[UserService] = name
+	routed := o.Instancer
+	o.Instancer = func(service string) (sd.Instancer, error) {
+		if service == name {
+			return fixedInstancer{userAddr}, nil
+		}
+		return routed(service)
+	}
+	o.Client.Caller = testenv.Name("gateway")
+	keys := auth.NewUserKeys(fixedInstancer{userAddr}, VerifierClientOptions(o), auth.JWKSConfig{MinRefresh: 50 * time.Millisecond})
+	defer keys.Close()
+	o.Verifier = auth.NewVerifier(keys, auth.DefaultIssuer, auth.DefaultAudience, time.Hour)
+	gw := startGateway(t, o)
+	cart := func(k testKeys) (*http.Response, string) {
+		return call(t, "GET", gw.URL+"/v1/cart", nil, map[string]string{"Authorization": "Bearer " + k.token(t, auth.Caller{UserID: "u1", Role: auth.RoleCustomer})})
+	}
+	if resp, b := cart(old); resp.StatusCode != http.StatusOK {
+		t.Fatalf("before the flood: %d %s", resp.StatusCode, b)
+	}
+	for range 30 {
+		call(t, "POST", gw.URL+"/v1/auth/login", strings.NewReader(`{}`), nil)
+	}
+	if state := client.BreakerStates()[o.Client.Caller+"→"+name]; state != "open" {
+		t.Fatalf("after 30 failed logins the breaker %s→%s is %q, want open", o.Client.Caller, name, state)
+	}
+	mu.Lock()
+	published = append(published, fresh.signer)
+	mu.Unlock()
+	time.Sleep(100 * time.Millisecond) // past MinRefresh: an unknown kid is fetched
+	if resp, b := cart(fresh); resp.StatusCode != http.StatusOK {
+		t.Fatalf("a token of a new key while gateway→user is open: %d %s", resp.StatusCode, b)
+	}
 }

@@ -63,7 +63,7 @@ func newTestEnv(t testing.TB, params Argon2Params, perEmail, perAddr int) *testE
 		keyFile:   keyFile,
 		passwords: newTestPasswords(t, params),
 		clock:     c,
-		verifier:  auth.NewVerifier(keys, auth.DefaultIssuer, auth.DefaultAudience),
+		verifier:  auth.NewVerifier(keys, auth.DefaultIssuer, auth.DefaultAudience, 15*time.Minute),
 		logs:      &syncBuffer{},
 	}
 	e.svc = NewService(e.store, Options{

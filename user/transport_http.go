@@ -15,8 +15,9 @@ import (
 	"github.com/kitshop/kitshop/pkg/httpjson"
 )
 
-// jwksMaxAge lets verifiers and proxies cache the key set briefly; a verifier that
-// meets an unknown kid fetches again anyway.
+// jwksMaxAge is how long verifiers use the key set before fetching it again
+// (auth.JWKSSource), so a key withdrawn from the keyring stops verifying everywhere
+// within a minute; a verifier that meets an unknown kid fetches at once anyway.
 const jwksMaxAge = "public, max-age=60"
 
 // MakeHTTPHandler mounts the endpoints on their routes. With trustForwarded the client

@@ -246,17 +246,15 @@ func TestHTTPJWKSVerifiesTokens(t *testing.T) {
 	}
 	_ = json.Unmarshal([]byte(body), &login)
 
-	// Another service verifies with nothing but the published keys.
-	fetch := func(ctx context.Context) (auth.JWKS, error) {
-		resp, body := do(t, "GET", srv.URL+auth.JWKSPath, "", nil)
-		if cc := resp.Header.Get("Cache-Control"); cc != jwksMaxAge {
-			t.Errorf("Cache-Control %q", cc)
-		}
-		var set auth.JWKS
-		err := json.Unmarshal([]byte(body), &set)
-		return set, err
+	// Another service verifies with nothing but the published keys, kept as long as
+	// their Cache-Control says.
+	fetch := auth.NewUserJWKSFetcher(sd.FixedInstancer{strings.TrimPrefix(srv.URL, "http://")}, client.Options{Caller: "jwks-test"})
+	if _, maxAge, err := fetch(context.Background()); err != nil || maxAge != time.Minute {
+		t.Fatalf("fetching the keys: max-age %v, %v; want 1m", maxAge, err)
 	}
-	v := auth.NewVerifier(auth.NewJWKSSource(fetch, time.Minute), auth.DefaultIssuer, auth.DefaultAudience)
+	keys := auth.NewJWKSSource(fetch, auth.JWKSConfig{})
+	defer keys.Close()
+	v := auth.NewVerifier(keys, auth.DefaultIssuer, auth.DefaultAudience, 15*time.Minute)
 	c, err := v.Verify(context.Background(), login.AccessToken)
 	if err != nil || c.Email != "ada@example.com" || c.Role != auth.RoleCustomer {
 		t.Fatalf("verify through JWKS: %+v, %v", c, err)

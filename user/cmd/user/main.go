@@ -24,7 +24,7 @@ func run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("user", flag.ExitOnError)
 	var cfg app.Config
 	cfg.RegisterFlags(fs, "user", ":8081")
-	ttl := fs.Duration("token-ttl", 15*time.Minute, "how long an access token is valid")
+	ttl := fs.Duration("token-ttl", auth.DefaultTokenTTL, "how long an access token is valid (the other services refuse longer ones: give them the same -token-ttl)")
 	issuer := fs.String("issuer", auth.DefaultIssuer, "the iss claim of access tokens")
 	audience := fs.String("audience", auth.DefaultAudience, "the aud claim of access tokens")
 	keyFile := fs.String("key-file", user.DefaultKeyFile(), "signing keyring (JSON, 0600), created on first start; share it between instances (empty: a key in memory, lost on restart)")
@@ -98,7 +98,7 @@ func run(ctx context.Context, args []string) error {
 		Logger:        a.Logger,
 		Now:           time.Now,
 	})
-	verifier := auth.NewVerifier(keys, *issuer, *audience)
+	verifier := auth.NewVerifier(keys, *issuer, *audience, *ttl)
 	endpoints := user.MakeServerEndpoints(svc, a.Observer(), verifier)
 	return a.Run(ctx, user.MakeHTTPHandler(endpoints, a.Tracer, *trustForwarded))
 }
