@@ -49,7 +49,7 @@ func startShop(t *testing.T) *shop {
 		Passwords: passwords, Keys: keys, Logger: nop, Now: time.Now,
 		EmailThrottle: user.NewThrottle(10, time.Minute, time.Now), AddrThrottle: user.NewThrottle(10, time.Minute, time.Now),
 	})
-	userSrv := httptest.NewServer(user.MakeHTTPHandler(user.MakeServerEndpoints(users, obs("user"), verifier), nil, true))
+	userSrv := httptest.NewServer(user.MakeHTTPHandler(user.MakeServerEndpoints(users, obs("user"), verifier), nil, nil))
 	t.Cleanup(userSrv.Close)
 
 	inv := inventory.NewService(inventory.NewMemoryStore(), "EUR", 15*time.Minute, time.Now)

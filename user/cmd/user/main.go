@@ -29,7 +29,7 @@ func run(ctx context.Context, args []string) error {
 	audience := fs.String("audience", auth.DefaultAudience, "the aud claim of access tokens")
 	keyFile := fs.String("key-file", user.DefaultKeyFile(), "signing keyring (JSON, 0600), created on first start; share it between instances (empty: a key in memory, lost on restart)")
 	rotate := fs.Bool("rotate-key", false, "make a new signing key current, keep the old one verifiable until its tokens expire, and exit")
-	trustForwarded := fs.Bool("trust-forwarded", true, "take the client address from the first X-Forwarded-For entry (right behind the gateway, which sets it)")
+	trustForwarded := fs.Bool("trust-forwarded", true, "take the client address of a login from the X-Forwarded-For of calls made by the gateway (proven by its mTLS certificate; never with -tls off)")
 	adminEmail := fs.String("admin-email", "", "create this admin account at start if missing (with -admin-password)")
 	adminPassword := fs.String("admin-password", "", "password of the -admin-email account")
 	perEmail := fs.Int("login-failures-per-email", 10, "failed logins allowed per email per -login-failure-window (0: unlimited)")
@@ -100,5 +100,9 @@ func run(ctx context.Context, args []string) error {
 	})
 	verifier := auth.NewVerifier(keys, *issuer, *audience, *ttl)
 	endpoints := user.MakeServerEndpoints(svc, a.Observer(), verifier)
-	return a.Run(ctx, user.MakeHTTPHandler(endpoints, a.Tracer, *trustForwarded))
+	var forwarded user.Forwarded
+	if *trustForwarded {
+		forwarded = user.ForwardedBy("gateway")
+	}
+	return a.Run(ctx, user.MakeHTTPHandler(endpoints, a.Tracer, forwarded))
 }
