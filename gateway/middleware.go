@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"net"
 	"net/http"
 	"strconv"
 
@@ -13,6 +12,7 @@ import (
 	zipkinhttp "github.com/openzipkin/zipkin-go/middleware/http"
 
 	"github.com/kitshop/kitshop/pkg/auth"
+	"github.com/kitshop/kitshop/pkg/clientip"
 )
 
 // instrument wraps every request: a request ID (the client's X-Request-ID when sane,
@@ -22,7 +22,7 @@ func (g *gateway) instrument(next http.Handler) http.Handler {
 	accessLog := level.Info(g.opts.Logger)
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := g.opts.Now()
-		ex := &exchange{route: "unmatched", requestID: requestID(r.Header.Get("X-Request-ID"))}
+		ex := &exchange{route: "unmatched", requestID: requestID(r.Header.Get("X-Request-ID")), client: g.opts.ClientIP.Addr(r)}
 		w.Header().Set("X-Request-ID", ex.requestID)
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		ctx := context.WithValue(r.Context(), exchangeKey{}, ex)
@@ -36,7 +36,7 @@ func (g *gateway) instrument(next http.Handler) http.Handler {
 		kv = append(kv,
 			"msg", "request", "request_id", ex.requestID, "method", r.Method, "route", ex.route,
 			"path", r.URL.Path, "status", rec.status, "duration_ms", float64(elapsed.Microseconds())/1000,
-			"upstream", ex.instance(), "client", clientAddr(r),
+			"upstream", ex.instance(), "client", ex.clientAddr(),
 		)
 		if ex.err != nil && rec.status >= 500 {
 			kv = append(kv, "err", ex.err)
@@ -103,16 +103,6 @@ func printableToken(s string) bool {
 	return true
 }
 
-// clientAddr is the address of the client's connection: the gateway is the edge, so a
-// client's own X-Forwarded-For is not believed.
-func clientAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
-
 // authenticate answers 401 (with WWW-Authenticate) without a valid bearer token, 403
 // to a non-admin on admin routes, and otherwise puts the Caller in the context. The
 // token itself is forwarded in the Authorization header, and upstreams check it again.
@@ -145,10 +135,12 @@ func (g *gateway) limitByUser(next http.Handler) http.Handler {
 	})
 }
 
-// limitByAddress applies the per-address limit to an anonymous request.
+// limitByAddress applies the per-address limit, keyed by the client's address (its
+// /64 for IPv6). It comes before the token check on 🔒 routes too, so a flood of
+// made-up tokens is limited like any other.
 func (g *gateway) limitByAddress(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		g.limit(g.anons, clientAddr(r), next, w, r)
+		g.limit(g.anons, clientip.Key(exchangeFrom(r.Context()).client), next, w, r)
 	})
 }
 

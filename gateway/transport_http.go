@@ -22,6 +22,7 @@ import (
 	"github.com/kitshop/kitshop/pkg/admission"
 	"github.com/kitshop/kitshop/pkg/auth"
 	"github.com/kitshop/kitshop/pkg/client"
+	"github.com/kitshop/kitshop/pkg/clientip"
 	"github.com/kitshop/kitshop/pkg/errs"
 	"github.com/kitshop/kitshop/pkg/httpjson"
 	"github.com/kitshop/kitshop/pkg/observe"
@@ -46,7 +47,12 @@ type Options struct {
 	Verifier auth.Verifier
 
 	UserLimit Limit // per user, on 🔒 routes
-	AnonLimit Limit // per client address, on public routes
+	// AnonLimit is per client address, on every route: 🔒 routes check it before the
+	// token, so made-up tokens are limited too.
+	AnonLimit Limit
+	// ClientIP finds the client's address behind the trusted proxies (load balancers
+	// that set X-Forwarded-For); the zero Resolver takes the connection's peer.
+	ClientIP clientip.Resolver
 	// Admission limits calls in flight per route class (missing classes take
 	// DefaultAdmission); a call over the limit waits up to AdmitWait (zero:
 	// DefaultAdmitWait) for a turn, then gets 503 overloaded with Retry-After.
@@ -302,9 +308,9 @@ func (g *gateway) routeHandler(rt Route, re routeEndpoints) http.Handler {
 	case Public:
 		h = g.limitByAddress(h)
 	case Customer:
-		h = g.authenticate(false, g.limitByUser(h))
+		h = g.limitByAddress(g.authenticate(false, g.limitByUser(h)))
 	case Admin:
-		h = g.authenticate(true, g.limitByUser(h))
+		h = g.limitByAddress(g.authenticate(true, g.limitByUser(h)))
 	}
 	return h
 }
@@ -330,14 +336,14 @@ func (g *gateway) decodeProxyRequest(ctx context.Context, r *http.Request) (any,
 	}
 	ex := exchangeFrom(ctx)
 	proto := "http"
-	if r.TLS != nil {
+	if g.opts.ClientIP.HTTPS(r) {
 		proto = "https"
 	}
 	return &proxyRequest{
 		path:     r.URL.Path,
 		rawPath:  r.URL.RawPath,
 		rawQuery: r.URL.RawQuery,
-		header:   forwardHeaders(r.Header, clientAddr(r), r.Host, proto, ex.requestID),
+		header:   forwardHeaders(r.Header, ex.clientAddr(), r.Host, proto, ex.requestID),
 		body:     body,
 		exchange: ex,
 	}, nil

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/kitshop/kitshop/pkg/auth"
 	"github.com/kitshop/kitshop/pkg/client"
+	"github.com/kitshop/kitshop/pkg/clientip"
 	"github.com/kitshop/kitshop/pkg/observe"
 	"github.com/kitshop/kitshop/pkg/testenv"
 )
@@ -241,12 +243,12 @@ func TestRateLimits(t *testing.T) {
 	keys := newTestKeys(t)
 	inv := startInventory(t, keys.verifier)
 	order := startInstance(t, http.HandlerFunc(echo))
-	o := withUpstreams(testOptions(keys.verifier), map[string][]string{InventoryService: {inv.addr()}, OrderService: {order.addr()}})
-	o.AnonLimit = Limit{Rate: 0.5, Burst: 2}
-	o.UserLimit = Limit{Rate: 0.5, Burst: 3}
-	gw := startGateway(t, o)
-
-	statuses := func(n int, path string, header map[string]string) (got []int, last *http.Response) {
+	gateway := func(anon, user Limit) *httptest.Server {
+		o := withUpstreams(testOptions(keys.verifier), map[string][]string{InventoryService: {inv.addr()}, OrderService: {order.addr()}})
+		o.AnonLimit, o.UserLimit = anon, user
+		return startGateway(t, o)
+	}
+	statuses := func(gw *httptest.Server, n int, path string, header map[string]string) (got []int, last *http.Response) {
 		for range n {
 			resp, _ := call(t, "GET", gw.URL+path, nil, header)
 			got = append(got, resp.StatusCode)
@@ -254,21 +256,85 @@ func TestRateLimits(t *testing.T) {
 		}
 		return got, last
 	}
-	got, last := statuses(3, "/v1/products/"+testSKU, nil)
-	if got[0] != 200 || got[1] != 200 || got[2] != 429 {
-		t.Fatalf("anonymous: %v, want 200 200 429", got)
-	}
-	if ra, _ := strconv.Atoi(last.Header.Get("Retry-After")); ra < 1 || ra > 2 {
-		t.Errorf("Retry-After %q, want 1 or 2 s at 0.5 requests a second", last.Header.Get("Retry-After"))
-	}
-
 	alice := map[string]string{"Authorization": "Bearer " + keys.token(t, auth.Caller{UserID: "alice", Role: auth.RoleCustomer})}
 	bob := map[string]string{"Authorization": "Bearer " + keys.token(t, auth.Caller{UserID: "bob", Role: auth.RoleCustomer})}
-	if got, _ := statuses(4, "/v1/cart", alice); got[2] != 200 || got[3] != 429 {
-		t.Errorf("alice: %v, want 3 × 200 then 429 (users are not limited by address)", got)
+	unlimited := Limit{Rate: 1e6, Burst: 1e6}
+
+	t.Run("per address", func(t *testing.T) {
+		gw := gateway(Limit{Rate: 0.5, Burst: 2}, unlimited)
+		got, last := statuses(gw, 3, "/v1/products/"+testSKU, nil)
+		if got[0] != 200 || got[1] != 200 || got[2] != 429 {
+			t.Fatalf("anonymous: %v, want 200 200 429", got)
+		}
+		if ra, _ := strconv.Atoi(last.Header.Get("Retry-After")); ra < 1 || ra > 2 {
+			t.Errorf("Retry-After %q, want 1 or 2 s at 0.5 requests a second", last.Header.Get("Retry-After"))
+		}
+	})
+	t.Run("per user", func(t *testing.T) {
+		gw := gateway(unlimited, Limit{Rate: 0.5, Burst: 3})
+		if got, _ := statuses(gw, 4, "/v1/cart", alice); got[2] != 200 || got[3] != 429 {
+			t.Errorf("alice: %v, want 3 × 200 then 429", got)
+		}
+		if got, _ := statuses(gw, 1, "/v1/cart", bob); got[0] != 200 {
+			t.Errorf("bob after alice was limited: %v", got)
+		}
+	})
+	// The address is limited before the token is looked at, so made-up tokens cost
+	// their sender like any request.
+	t.Run("address before token", func(t *testing.T) {
+		gw := gateway(Limit{Rate: 0.5, Burst: 3}, unlimited)
+		garbage := map[string]string{"Authorization": "Bearer made.up.token"}
+		if got, _ := statuses(gw, 5, "/v1/cart", garbage); got[2] != 401 || got[3] != 429 || got[4] != 429 {
+			t.Errorf("made-up tokens from one address: %v, want 3 × 401 then 429", got)
+		}
+		if got, _ := statuses(gw, 1, "/v1/cart", alice); got[0] != 429 {
+			t.Errorf("a valid token from the address that spent its budget: %v, want 429", got)
+		}
+	})
+}
+
+// TestClientAddressBehindProxies: behind a trusted load balancer each client gets its
+// own bucket and is the address sent upstream (login throttling uses it); a client
+// cannot pick its address by sending X-Forwarded-For to a gateway that trusts no
+// proxy; an IPv6 client is one /64.
+func TestClientAddressBehindProxies(t *testing.T) {
+	echoing := startInstance(t, http.HandlerFunc(echo))
+	lb, err := clientip.ParsePrefixes("127.0.0.0/8, ::1") // the test's own connections
+	if err != nil {
+		t.Fatal(err)
 	}
-	if got, _ := statuses(1, "/v1/cart", bob); got[0] != 200 {
-		t.Errorf("bob after alice was limited: %v", got)
+	tests := []struct {
+		name         string
+		trusted      []netip.Prefix
+		first, other string // X-Forwarded-For of two clients
+		otherLimited bool   // whether the second shares the first's bucket
+		upstreamSees string // X-Forwarded-For the first's request carries upstream
+	}{
+		{"trusted proxy, two clients", lb, "198.51.100.1", "198.51.100.2", false, "198.51.100.1"},
+		{"trusted proxy, spoofed entries", lb, "6.6.6.6, 198.51.100.1", "6.6.6.6, 198.51.100.2", false, "198.51.100.1"},
+		{"no trusted proxy: the header is the client's word", nil, "198.51.100.1", "198.51.100.2", true, "127.0.0.1"},
+		{"IPv6, one /64", lb, "2001:db8:1:1::1", "2001:db8:1:1::2", true, "2001:db8:1:1::1"},
+		{"IPv6, another /64", lb, "2001:db8:1:1::1", "2001:db8:1:2::1", false, "2001:db8:1:1::1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// The catalogue route goes to the echo, which answers with what it got.
+			o := withUpstreams(testOptions(newTestKeys(t).verifier), map[string][]string{InventoryService: {echoing.addr()}})
+			o.AnonLimit = Limit{Rate: 0.01, Burst: 1}
+			o.ClientIP = clientip.New(tt.trusted)
+			gw := startGateway(t, o)
+			resp, body := call(t, "GET", gw.URL+"/v1/products", nil, map[string]string{"X-Forwarded-For": tt.first})
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("first client: %d %s", resp.StatusCode, body)
+			}
+			if got := decodeEcho(t, body).Header.Get("X-Forwarded-For"); got != tt.upstreamSees {
+				t.Errorf("upstream got X-Forwarded-For %q, want %q", got, tt.upstreamSees)
+			}
+			resp, _ = call(t, "GET", gw.URL+"/v1/products", nil, map[string]string{"X-Forwarded-For": tt.other})
+			if limited := resp.StatusCode == http.StatusTooManyRequests; limited != tt.otherLimited {
+				t.Errorf("second client: status %d, want limited %v", resp.StatusCode, tt.otherLimited)
+			}
+		})
 	}
 }
 

@@ -74,6 +74,7 @@ func run(ctx context.Context, args []string) error {
 		Client:    a.ClientOptions(),
 		// Each upstream must prove it is the service the route names.
 		UpstreamTLS: func(service string) *tls.Config { return a.ClientOptionsFor(service).TLS },
+		ClientIP:    a.ClientIP(),
 		UserLimit:   gateway.Limit{Rate: *userRate, Burst: *userBurst},
 		AnonLimit:   gateway.Limit{Rate: *anonRate, Burst: *anonBurst},
 		MaxClients:  *maxClients,
