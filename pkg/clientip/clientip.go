@@ -5,7 +5,6 @@ package clientip
 
 import (
 	"fmt"
-	"net"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -131,20 +130,6 @@ func Key(a netip.Addr) string {
 	}
 	p, _ := a.Prefix(64)
 	return p.String()
-}
-
-// KeyOf is Key of an address written as text, with or without a port; text that is no
-// address is its own key.
-func KeyOf(s string) string {
-	if a, err := netip.ParseAddr(s); err == nil {
-		return Key(a)
-	}
-	if host, _, err := net.SplitHostPort(s); err == nil {
-		if a, err := netip.ParseAddr(host); err == nil {
-			return Key(a)
-		}
-	}
-	return s
 }
 
 // Loopback reports whether a is a loopback address (127.0.0.0/8, ::1).
