@@ -16,8 +16,8 @@ import (
 )
 
 // instrument wraps every request: a request ID (the client's X-Request-ID when sane,
-// else a new one; echoed and forwarded), a zipkin server span, one access log line
-// and the per-route metrics.
+// else a new one; echoed and forwarded), a zipkin server span of a new trace (the
+// client's B3 headers are dropped), one access log line and the per-route metrics.
 func (g *gateway) instrument(next http.Handler) http.Handler {
 	accessLog := level.Info(g.opts.Logger)
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -50,8 +50,20 @@ func (g *gateway) instrument(next http.Handler) http.Handler {
 	if g.opts.Tracer == nil {
 		return h
 	}
-	return zipkinhttp.NewServerMiddleware(g.opts.Tracer, zipkinhttp.SpanName("gateway"))(h)
+	traced := zipkinhttp.NewServerMiddleware(g.opts.Tracer, zipkinhttp.SpanName("gateway"))(h)
+	// A trace starts here: a client that chose its trace ID could join or pollute
+	// others' traces, and one that set X-B3-Flags: 1 (debug) would force every span of
+	// the request to be recorded and sent, whatever the sampler says.
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for _, name := range b3Headers {
+			delete(r.Header, name)
+		}
+		traced.ServeHTTP(w, r)
+	})
 }
+
+// b3Headers are the B3 propagation headers, canonical keys, single and multi form.
+var b3Headers = []string{"B3", "X-B3-Traceid", "X-B3-Spanid", "X-B3-Parentspanid", "X-B3-Sampled", "X-B3-Flags"}
 
 // named labels the request with its route, for the log, the metrics and the span.
 func named(route string, next http.Handler) http.Handler {

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/go-kit/kit/sd"
+	"github.com/openzipkin/zipkin-go"
+	"github.com/openzipkin/zipkin-go/reporter/recorder"
 
 	"github.com/kitshop/kitshop/pkg/auth"
 	"github.com/kitshop/kitshop/pkg/client"
@@ -595,5 +597,54 @@ func TestLoginFloodKeepsKeysFetchable(t *testing.T) {
 	time.Sleep(100 * time.Millisecond) // past MinRefresh: an unknown kid is fetched
 	if resp, b := cart(fresh); resp.StatusCode != http.StatusOK {
 		t.Fatalf("a token of a new key while gateway→user is open: %d %s", resp.StatusCode, b)
+	}
+}
+
+// TestTraceStartsAtTheEdge: a client's B3 headers (its trace ID, its sampling
+// decision, X-B3-Flags: 1 forcing a debug trace) are not taken: every request starts
+// a trace of the gateway's own, which goes upstream; the client's request ID is kept.
+func TestTraceStartsAtTheEdge(t *testing.T) {
+	rec := recorder.NewReporter()
+	defer rec.Close()
+	tracer, err := zipkin.NewTracer(rec, zipkin.WithSampler(zipkin.NeverSample))
+	if err != nil {
+		t.Fatal(err)
+	}
+	echoing := startInstance(t, http.HandlerFunc(echo))
+	o := withUpstreams(testOptions(newTestKeys(t).verifier), map[string][]string{InventoryService: {echoing.addr()}})
+	o.Tracer = tracer
+	gw := startGateway(t, o)
+
+	const clientTrace = "463ac35c9f6413ad48485a3953bb6124"
+	tests := []struct {
+		name   string
+		header map[string]string
+	}{
+		{"multi-header B3, forced", map[string]string{
+			"X-B3-TraceId": clientTrace, "X-B3-SpanId": "a2fb4a1d1a96d312", "X-B3-Sampled": "1", "X-B3-Flags": "1"}},
+		{"single-header B3, debug", map[string]string{"b3": clientTrace + "-a2fb4a1d1a96d312-d"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.header["X-Request-ID"] = "client-request-7"
+			resp, body := call(t, "GET", gw.URL+"/v1/products", nil, tt.header)
+			if resp.StatusCode != 200 {
+				t.Fatalf("status %d: %s", resp.StatusCode, body)
+			}
+			up := decodeEcho(t, body).Header
+			if got := up.Get("X-B3-Traceid"); got == "" || got == clientTrace {
+				t.Errorf("upstream trace ID %q, want a new one", got)
+			}
+			if up.Get("X-B3-Flags") != "" || up.Get("X-B3-Sampled") == "1" {
+				t.Errorf("upstream X-B3-Flags %q, X-B3-Sampled %q: the client's decision went through (the gateway samples nothing here)",
+					up.Get("X-B3-Flags"), up.Get("X-B3-Sampled"))
+			}
+			if got := resp.Header.Get("X-Request-Id"); got != "client-request-7" || up.Get("X-Request-Id") != got {
+				t.Errorf("request ID %q, upstream %q; want the client's", got, up.Get("X-Request-Id"))
+			}
+			if spans := rec.Flush(); len(spans) != 0 {
+				t.Errorf("%d spans recorded by a tracer that samples nothing (first: trace %s, debug %v)", len(spans), spans[0].TraceID, spans[0].Debug)
+			}
+		})
 	}
 }
