@@ -290,6 +290,24 @@ func (s *service) JWKS(context.Context) (auth.JWKS, error) {
 	return set, nil
 }
 
+// knownPasswords are admin passwords anyone can read: the defaults kitshop's own
+// deployment files ship (docker-compose.yml, the Kubernetes demo overlay) and the
+// first guesses of anyone trying an admin login. Compared after trimming and
+// lower-casing.
+var knownPasswords = map[string]bool{
+	"change-me-admin": true, "kitshop-demo-admin": true, "kitshop-admin": true, "kitshop-demo": true,
+	"demo-password": true, "password": true, "password1": true, "password123": true, "changeme": true,
+	"change-me": true, "changeit": true, "administrator": true, "admin123": true, "admin1234": true,
+	"adminadmin": true, "12345678": true, "123456789": true, "1234567890": true, "qwertyuiop": true,
+	"letmein1": true, "iloveyou": true, "welcome1": true, "secret123": true,
+}
+
+// KnownPassword reports whether password is one of the publicly known defaults no
+// admin account may have outside a demo.
+func KnownPassword(password string) bool {
+	return knownPasswords[strings.ToLower(strings.TrimSpace(password))]
+}
+
 // EnsureAdmin makes sure the admin account email exists with password: it creates
 // it, or sets the configured password on an existing admin whose password differs
 // (the configuration is what an operator controls; a launcher that made a new password

@@ -32,6 +32,7 @@ func run(ctx context.Context, args []string) error {
 	trustForwarded := fs.Bool("trust-forwarded", true, "take the client address of a login from the X-Forwarded-For of calls made by the gateway (proven by its mTLS certificate; never with -tls off)")
 	adminEmail := fs.String("admin-email", "", "create this admin account at start if missing (with -admin-password)")
 	adminPassword := fs.String("admin-password", "", "password of the -admin-email account")
+	allowKnown := fs.Bool("allow-known-admin-password", false, "for a demo nobody else can reach: accept a publicly known -admin-password (such as the compose file's default)")
 	perEmail := fs.Int("login-failures-per-email", 10, "failed logins allowed per email per -login-failure-window (0: unlimited)")
 	perAddr := fs.Int("login-failures-per-addr", 10, "failed logins allowed per client address per -login-failure-window (0: unlimited)")
 	window := fs.Duration("login-failure-window", time.Minute, "window of the failed-login limits")
@@ -49,6 +50,10 @@ func run(ctx context.Context, args []string) error {
 	}
 	if (*adminEmail == "") != (*adminPassword == "") {
 		return errors.New("-admin-email and -admin-password go together")
+	}
+	if *adminPassword != "" && user.KnownPassword(*adminPassword) && !*allowKnown {
+		return errors.New("-admin-password (KITSHOP_ADMIN_PASSWORD) is a publicly known default: anyone could log in as the admin; " +
+			"choose another, or, on a demo nobody else can reach, pass -allow-known-admin-password (KITSHOP_ALLOW_KNOWN_ADMIN_PASSWORD=true)")
 	}
 
 	keys, err := user.OpenKeyring(*keyFile, *issuer, *audience, *ttl, time.Now)
