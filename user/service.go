@@ -73,6 +73,18 @@ type Service interface {
 	JWKS(ctx context.Context) (auth.JWKS, error)
 }
 
+// Budget limits login attempts by key (an email, a client address). A login takes an
+// attempt before its password is checked and gives it back unless the password was
+// wrong, so only failures spend the budget, and attempts sent together cannot outrun
+// it (counted once checked, all of them would pass while argon2 ran).
+type Budget interface {
+	// Take takes an attempt for key and returns zero, or, when key has none left,
+	// takes nothing and returns how long until it has one.
+	Take(ctx context.Context, key string) (time.Duration, error)
+	// Return gives back an attempt Take took.
+	Return(ctx context.Context, key string) error
+}
+
 // Keys signs tokens and publishes the keys that verify them; *Keyring is the one.
 type Keys interface {
 	Signer() (*auth.Signer, error)
@@ -85,8 +97,8 @@ type Options struct {
 	Keys      Keys
 	// EmailThrottle and AddrThrottle budget failed logins per email and per client
 	// address.
-	EmailThrottle *Throttle
-	AddrThrottle  *Throttle
+	EmailThrottle Budget
+	AddrThrottle  Budget
 	Logger        log.Logger
 	Now           func() time.Time
 }
@@ -186,12 +198,16 @@ func (s *service) Login(ctx context.Context, email, password string) (Token, err
 	addr := clientAddrFrom(ctx)
 	// The attempt is paid for before argon2 runs and refunded unless the password
 	// turns out wrong: guesses sent together all count.
-	if wait := s.takeAttempt(email, addr); wait > 0 {
+	wait, err := s.takeAttempt(ctx, email, addr)
+	if err != nil {
+		return Token{}, err
+	}
+	if wait > 0 {
 		return Token{}, rateLimitedError{wait: wait}
 	}
 	acc, err := s.checkPassword(ctx, email, password)
 	if !errors.Is(err, ErrInvalidCredentials) {
-		s.returnAttempt(email, addr)
+		s.returnAttempt(ctx, email, addr)
 	}
 	if err != nil {
 		return Token{}, err
@@ -237,24 +253,32 @@ func (s *service) checkPassword(ctx context.Context, email, password string) (Ac
 
 // takeAttempt takes a login attempt from the budgets of email and addr, or takes
 // nothing and says how long to wait.
-func (s *service) takeAttempt(email, addr string) time.Duration {
-	if wait := s.EmailThrottle.Take(email); wait > 0 {
-		return wait
+func (s *service) takeAttempt(ctx context.Context, email, addr string) (time.Duration, error) {
+	if wait, err := s.EmailThrottle.Take(ctx, email); wait > 0 || err != nil {
+		return wait, err
 	}
 	if addr == "" {
-		return 0
+		return 0, nil
 	}
-	if wait := s.AddrThrottle.Take(addr); wait > 0 {
-		s.EmailThrottle.Return(email)
-		return wait
+	wait, err := s.AddrThrottle.Take(ctx, addr)
+	if wait > 0 || err != nil {
+		s.giveBack(ctx, s.EmailThrottle, email)
 	}
-	return 0
+	return wait, err
 }
 
-func (s *service) returnAttempt(email, addr string) {
-	s.EmailThrottle.Return(email)
+func (s *service) returnAttempt(ctx context.Context, email, addr string) {
+	s.giveBack(ctx, s.EmailThrottle, email)
 	if addr != "" {
-		s.AddrThrottle.Return(addr)
+		s.giveBack(ctx, s.AddrThrottle, addr)
+	}
+}
+
+// giveBack returns an attempt; failing to only leaves it spent, which errs on the safe
+// side.
+func (s *service) giveBack(ctx context.Context, b Budget, key string) {
+	if err := b.Return(context.WithoutCancel(ctx), key); err != nil {
+		_ = level.Warn(s.Logger).Log("msg", "returning a login attempt failed", "err", err)
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/kitshop/kitshop/pkg/auth"
 	"github.com/kitshop/kitshop/pkg/errs"
+	"github.com/kitshop/kitshop/pkg/testenv"
 )
 
 // syncBuffer collects log output from concurrent requests.
@@ -299,6 +300,51 @@ func TestLoginThrottleConcurrent(t *testing.T) {
 					attempts, u, l, budget, attempts-budget)
 			}
 		})
+	}
+}
+
+// TestLoginThrottleSharedByInstances: two instances of the user service on one
+// database spend one budget per email: 40 wrong passwords at once, half to each, are
+// 10 checks, not 10 per instance.
+func TestLoginThrottleSharedByInstances(t *testing.T) {
+	const budget, attempts = 10, 40
+	db := testenv.Postgres(t, Migrations())
+	e := newTestEnv(t, fastArgon2, budget, 1000)
+	store := NewPostgresStore(db)
+	if _, err := createAccount(context.Background(), store, e.passwords, "ada@example.com", "Ada", "correct horse", auth.RoleCustomer, t0); err != nil {
+		t.Fatal(err)
+	}
+	var instances []Service
+	for range 2 {
+		instances = append(instances, NewService(store, Options{
+			Passwords: e.passwords, Keys: e.keys, Logger: log.NewNopLogger(), Now: e.clock.now,
+			EmailThrottle: NewPostgresThrottle(db, "email", budget, time.Minute, e.clock.now),
+			AddrThrottle:  NewPostgresThrottle(db, "addr", 1000, time.Minute, e.clock.now),
+		}))
+	}
+	var unauthorized, limited atomic.Int32
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range attempts {
+		wg.Go(func() {
+			ctx := WithClientAddr(context.Background(), fmt.Sprintf("192.0.2.%d", i))
+			<-start
+			_, err := instances[i%2].Login(ctx, "ada@example.com", "wrong password")
+			switch {
+			case errors.Is(err, ErrInvalidCredentials):
+				unauthorized.Add(1)
+			case errors.Is(err, ErrRateLimited):
+				limited.Add(1)
+			default:
+				t.Errorf("attempt %d: %v", i, err)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	if u, l := unauthorized.Load(), limited.Load(); u != budget || l != attempts-budget {
+		t.Fatalf("%d wrong passwords at once on 2 instances: %d checked (401), %d refused (429); want %d and %d",
+			attempts, u, l, budget, attempts-budget)
 	}
 }
 

@@ -1,6 +1,7 @@
 package user
 
 import (
+	"context"
 	"math"
 	"sync"
 	"time"
@@ -25,13 +26,10 @@ func (e rateLimitedError) Unwrap() error { return ErrRateLimited }
 // RetryAfterSeconds implements errs.RetryAfter.
 func (e rateLimitedError) RetryAfterSeconds() int { return max(1, int(math.Ceil(e.wait.Seconds()))) }
 
-// Throttle budgets login attempts by key (an email, a client address) with a token
-// bucket per key: burst attempts at once, then one per 1/perSecond. An attempt takes its
-// token before the password is checked and gives it back when the login succeeds, so
-// only failures spend the budget, and attempts sent together cannot outrun it (had they
-// been counted once checked, all of them would pass while argon2 ran). Keys whose bucket
-// is full again are forgotten, which loses nothing, so memory follows the keys failing
-// right now.
+// Throttle is a Budget in memory, for one instance (PostgresThrottle shares one
+// between instances): a token bucket per key, burst attempts at once, then one per
+// 1/perSecond. Keys whose bucket is full again are forgotten, which loses nothing, so
+// memory follows the keys failing right now.
 type Throttle struct {
 	perSecond float64
 	burst     float64
@@ -64,11 +62,10 @@ func (t *Throttle) tokensAt(b *bucket, now time.Time) float64 {
 	return min(t.burst, b.tokens+now.Sub(b.at).Seconds()*t.perSecond)
 }
 
-// Take takes an attempt for key and returns zero, or, when key has none left, takes
-// nothing and returns how long until it has one.
-func (t *Throttle) Take(key string) time.Duration {
+// Take implements Budget.
+func (t *Throttle) Take(_ context.Context, key string) (time.Duration, error) {
 	if t.burst == 0 {
-		return 0
+		return 0, nil
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -80,18 +77,17 @@ func (t *Throttle) Take(key string) time.Duration {
 	}
 	tokens := t.tokensAt(b, now)
 	if tokens < 1 {
-		return time.Duration((1 - tokens) / t.perSecond * float64(time.Second))
+		return time.Duration((1 - tokens) / t.perSecond * float64(time.Second)), nil
 	}
 	b.tokens, b.at = tokens-1, now
 	t.sweep(now)
-	return 0
+	return 0, nil
 }
 
-// Return gives back an attempt Take took: the login succeeded, or failed for a reason
-// that says nothing about the password.
-func (t *Throttle) Return(key string) {
+// Return implements Budget.
+func (t *Throttle) Return(_ context.Context, key string) error {
 	if t.burst == 0 {
-		return
+		return nil
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -99,6 +95,7 @@ func (t *Throttle) Return(key string) {
 		now := t.now()
 		b.tokens, b.at = min(t.burst, t.tokensAt(b, now)+1), now
 	}
+	return nil
 }
 
 // sweep forgets full buckets, at most once per refill period of a whole burst.

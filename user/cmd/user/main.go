@@ -33,8 +33,8 @@ func run(ctx context.Context, args []string) error {
 	adminEmail := fs.String("admin-email", "", "create this admin account at start if missing (with -admin-password)")
 	adminPassword := fs.String("admin-password", "", "password of the -admin-email account")
 	allowKnown := fs.Bool("allow-known-admin-password", false, "for a demo nobody else can reach: accept a publicly known -admin-password (such as the compose file's default)")
-	perEmail := fs.Int("login-failures-per-email", 10, "failed logins allowed per email per -login-failure-window (0: unlimited)")
-	perAddr := fs.Int("login-failures-per-addr", 10, "failed logins allowed per client address per -login-failure-window (0: unlimited)")
+	perEmail := fs.Int("login-failures-per-email", 10, "failed logins allowed per email per -login-failure-window, across every instance sharing the database (0: unlimited)")
+	perAddr := fs.Int("login-failures-per-addr", 10, "failed logins allowed per client address per -login-failure-window, across every instance sharing the database (0: unlimited)")
 	window := fs.Duration("login-failure-window", time.Minute, "window of the failed-login limits")
 	argonMemory := fs.Uint("argon2-memory", uint(user.DefaultArgon2.Memory), "argon2id memory in KiB for new password hashes (at least 19456)")
 	argonTime := fs.Uint("argon2-time", uint(user.DefaultArgon2.Time), "argon2id passes for new password hashes (at least 2)")
@@ -95,11 +95,17 @@ func run(ctx context.Context, args []string) error {
 		_ = level.Info(a.Logger).Log("msg", "admin account ready", "email", *adminEmail)
 	}
 
+	// With a database every instance spends the same budgets; in memory, each its own.
+	var emailBudget, addrBudget user.Budget = user.NewThrottle(*perEmail, *window, time.Now), user.NewThrottle(*perAddr, *window, time.Now)
+	if db != nil {
+		emailBudget = user.NewPostgresThrottle(db, "email", *perEmail, *window, time.Now)
+		addrBudget = user.NewPostgresThrottle(db, "addr", *perAddr, *window, time.Now)
+	}
 	svc := user.NewService(store, user.Options{
 		Passwords:     passwords,
 		Keys:          keys,
-		EmailThrottle: user.NewThrottle(*perEmail, *window, time.Now),
-		AddrThrottle:  user.NewThrottle(*perAddr, *window, time.Now),
+		EmailThrottle: emailBudget,
+		AddrThrottle:  addrBudget,
 		Logger:        a.Logger,
 		Now:           time.Now,
 	})
