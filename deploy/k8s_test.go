@@ -34,6 +34,7 @@ var apiResources = []apiResource{
 	{"apps", "v1", "Deployment", "deployments", true},
 	{"apps", "v1", "StatefulSet", "statefulsets", true},
 	{"policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", true},
+	{"networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", true},
 }
 
 // fakeAPIServer answers what `kubectl apply --dry-run=client` asks a cluster: the
@@ -164,6 +165,9 @@ type k8sObject struct {
 		Selector *json.RawMessage  `json:"selector"`
 		Ports    []json.RawMessage `json:"ports"`
 		Template struct {
+			Metadata struct {
+				Labels map[string]string `json:"labels"`
+			} `json:"metadata"`
 			Spec podSpec `json:"spec"`
 		} `json:"template"`
 	} `json:"spec"`
@@ -178,9 +182,15 @@ type podSpec struct {
 	Containers     []container `json:"containers"`
 }
 
+type containerPort struct {
+	Name          string `json:"name"`
+	ContainerPort int    `json:"containerPort"`
+}
+
 type container struct {
-	Name           string `json:"name"`
-	Image          string `json:"image"`
+	Name           string          `json:"name"`
+	Image          string          `json:"image"`
+	Ports          []containerPort `json:"ports"`
 	ReadinessProbe *struct {
 		HTTPGet *struct {
 			Path string `json:"path"`
@@ -210,8 +220,10 @@ func TestKubernetes(t *testing.T) {
 			kubectl, kargs, fake := kubectlFor(t)
 			manifests := run(t, root(t), nil, nil, kubectl, append(slices.Clone(kargs), "kustomize", filepath.Join("deploy", dir))...)
 
-			// Schema: every document decodes strictly into the API's types.
-			t.Logf("schema check: %s", lastLine(kubecheck(t, manifests)))
+			// Schema: every document decodes strictly into the API's types; kubecheck
+			// knows no NetworkPolicy, whose fields are checked strictly here.
+			others, policies := networkPolicies(t, manifests)
+			t.Logf("schema check: %s", lastLine(kubecheck(t, others)))
 
 			// kubectl's own client-side apply: maps every kind through discovery, reads
 			// and defaults every object. Validation against the server's OpenAPI is off:
@@ -235,6 +247,9 @@ func TestKubernetes(t *testing.T) {
 			fake.mu.Unlock()
 			t.Logf("kubectl apply --dry-run=client: %d objects would be created", len(list.Items))
 			checkManifests(t, dir, list.Items)
+			if strings.HasSuffix(dir, "demo") {
+				checkNetworkPolicies(t, list.Items, policies)
+			}
 		})
 	}
 }
@@ -303,6 +318,14 @@ func checkManifests(t *testing.T, dir string, objs []k8sObject) {
 		if got := env["KITSHOP_HTTP_ADDR"]; got != ":"+strconv.Itoa(port) {
 			t.Errorf("Deployment %s: KITSHOP_HTTP_ADDR %q, want :%d", svc, got, port)
 		}
+		// The demo's admin password is in this repository: only the demo may say so.
+		if _, known := env["KITSHOP_ALLOW_KNOWN_ADMIN_PASSWORD"]; known != (svc == "user" && strings.HasSuffix(dir, "demo")) {
+			t.Errorf("Deployment %s: KITSHOP_ALLOW_KNOWN_ADMIN_PASSWORD set %v", svc, known)
+		}
+		// The gateway's /metrics and detailed /health are on its admin listener.
+		if svc == "gateway" && (env["KITSHOP_ADMIN_ADDR"] != ":9080" || !slices.Contains(c.Ports, containerPort{Name: "admin", ContainerPort: 9080})) {
+			t.Errorf("Deployment gateway: KITSHOP_ADMIN_ADDR %q and ports %v, want :9080 and a port admin", env["KITSHOP_ADMIN_ADDR"], c.Ports)
+		}
 		if _, ok := byKind["Service"][svc]; !ok {
 			t.Errorf("no Service %s", svc)
 		}
@@ -350,5 +373,246 @@ func TestSchemaCheckRefuses(t *testing.T) {
 				t.Errorf("kubecheck accepted it or said %v; want an error with %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// networkPolicy is the part of a NetworkPolicy (networking.k8s.io/v1) kitshop writes;
+// decoding refuses any other field, so a misspelt one fails the test.
+type networkPolicy struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Metadata   struct {
+		Name      string            `json:"name"`
+		Namespace string            `json:"namespace"`
+		Labels    map[string]string `json:"labels"`
+	} `json:"metadata"`
+	Spec struct {
+		PodSelector labelSelector `json:"podSelector"`
+		PolicyTypes []string      `json:"policyTypes"`
+		Ingress     []struct {
+			From []struct {
+				PodSelector       *labelSelector `json:"podSelector"`
+				NamespaceSelector *labelSelector `json:"namespaceSelector"`
+				IPBlock           *struct {
+					CIDR   string   `json:"cidr"`
+					Except []string `json:"except"`
+				} `json:"ipBlock"`
+			} `json:"from"`
+			Ports []struct {
+				Protocol string          `json:"protocol"`
+				Port     json.RawMessage `json:"port"`
+			} `json:"ports"`
+		} `json:"ingress"`
+	} `json:"spec"`
+}
+
+type labelSelector struct {
+	MatchLabels      map[string]string `json:"matchLabels"`
+	MatchExpressions []struct {
+		Key      string   `json:"key"`
+		Operator string   `json:"operator"`
+		Values   []string `json:"values"`
+	} `json:"matchExpressions"`
+}
+
+func (s labelSelector) matches(labels map[string]string) bool {
+	for k, v := range s.MatchLabels {
+		if labels[k] != v {
+			return false
+		}
+	}
+	for _, e := range s.MatchExpressions {
+		v, has := labels[e.Key]
+		switch e.Operator {
+		case "In":
+			if !has || !slices.Contains(e.Values, v) {
+				return false
+			}
+		case "NotIn":
+			if has && slices.Contains(e.Values, v) {
+				return false
+			}
+		case "Exists":
+			if !has {
+				return false
+			}
+		case "DoesNotExist":
+			if has {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// networkPolicies splits a manifest stream into the documents kubecheck checks and the
+// NetworkPolicies, decoded strictly.
+func networkPolicies(t *testing.T, manifests []byte) (others []byte, policies []networkPolicy) {
+	t.Helper()
+	var rest []string
+	var policyDocs []string
+	for _, doc := range strings.Split(string(manifests), "\n---\n") {
+		if regexp.MustCompile(`(?m)^kind: NetworkPolicy$`).MatchString(doc) {
+			policyDocs = append(policyDocs, doc)
+		} else {
+			rest = append(rest, doc)
+		}
+	}
+	if len(policyDocs) > 0 {
+		var raws []json.RawMessage
+		yamlToJSON(t, []byte(strings.Join(policyDocs, "\n---\n")), &raws)
+		for _, raw := range raws {
+			dec := json.NewDecoder(strings.NewReader(string(raw)))
+			dec.DisallowUnknownFields()
+			var p networkPolicy
+			if err := dec.Decode(&p); err != nil {
+				t.Errorf("NetworkPolicy %s: %v", raw, err)
+				continue
+			}
+			if p.APIVersion != "networking.k8s.io/v1" || p.Metadata.Name == "" {
+				t.Errorf("NetworkPolicy %q: apiVersion %q", p.Metadata.Name, p.APIVersion)
+			}
+			policies = append(policies, p)
+		}
+	}
+	return []byte(strings.Join(rest, "\n---\n")), policies
+}
+
+// pod is a workload's pod template as the policies see it.
+type pod struct {
+	name   string
+	labels map[string]string
+	ports  map[string]int // by name
+}
+
+// peer is where a connection comes from: a pod of the namespace, or (nil labels)
+// anything outside it: another namespace, a node's process, the internet.
+type peer struct {
+	name   string
+	labels map[string]string
+}
+
+var outside = peer{name: "outside the namespace"}
+
+// allowed says whether the policies let from open a connection to port (by name) of
+// dst, with Kubernetes' rules: a pod no policy selects takes everything; a selected pod
+// takes what one of its policies' rules allows. ipBlock and namespaceSelector peers
+// are taken to match anything, inside or outside (the safe side for this check).
+func allowed(policies []networkPolicy, dst pod, port string, from peer) bool {
+	selected := false
+	for _, p := range policies {
+		if !p.Spec.PodSelector.matches(dst.labels) || (len(p.Spec.PolicyTypes) > 0 && !slices.Contains(p.Spec.PolicyTypes, "Ingress")) {
+			continue
+		}
+		selected = true
+		for _, rule := range p.Spec.Ingress {
+			portOK := len(rule.Ports) == 0
+			for _, rp := range rule.Ports {
+				var name string
+				var number int
+				if json.Unmarshal(rp.Port, &name) == nil && name == port || json.Unmarshal(rp.Port, &number) == nil && number == dst.ports[port] {
+					portOK = true
+				}
+			}
+			fromOK := len(rule.From) == 0
+			for _, f := range rule.From {
+				switch {
+				case f.IPBlock != nil || f.NamespaceSelector != nil:
+					fromOK = true
+				case f.PodSelector != nil && from.labels != nil && f.PodSelector.matches(from.labels):
+					fromOK = true
+				}
+			}
+			if portOK && fromOK {
+				return true
+			}
+		}
+	}
+	return !selected
+}
+
+// checkNetworkPolicies: in the demo namespace only the gateway's public port takes
+// connections from outside; Consul, PostgreSQL and RabbitMQ take them from the kitshop
+// pods that use them only; and every connection the shop makes is allowed.
+func checkNetworkPolicies(t *testing.T, objs []k8sObject, policies []networkPolicy) {
+	pods := map[string]pod{}
+	for _, o := range objs {
+		if o.Kind != "Deployment" && o.Kind != "StatefulSet" {
+			continue
+		}
+		p := pod{name: o.Metadata.Name, labels: o.Spec.Template.Metadata.Labels, ports: map[string]int{}}
+		for _, c := range o.Spec.Template.Spec.Containers {
+			for _, cp := range c.Ports {
+				p.ports[cp.Name] = cp.ContainerPort
+			}
+		}
+		pods[p.name] = p
+	}
+	from := func(name string) peer { return peer{name: name, labels: pods[name].labels} }
+	denyAll := false
+	for _, p := range policies {
+		if len(p.Spec.PodSelector.MatchLabels) == 0 && len(p.Spec.PodSelector.MatchExpressions) == 0 &&
+			slices.Contains(p.Spec.PolicyTypes, "Ingress") && len(p.Spec.Ingress) == 0 {
+			denyAll = true
+		}
+	}
+	if !denyAll {
+		t.Error("no NetworkPolicy denies ingress to every pod by default")
+	}
+
+	// From outside: the gateway's public port, nothing else.
+	for _, dst := range pods {
+		for port := range dst.ports {
+			want := dst.name == "gateway" && port == "http"
+			if got := allowed(policies, dst, port, outside); got != want {
+				t.Errorf("%s:%s from outside the namespace: allowed %v, want %v", dst.name, port, got, want)
+			}
+		}
+	}
+	// A pod of the namespace that is not kitshop's reaches none of it but the gateway.
+	intruder := peer{name: "a pod not of kitshop", labels: map[string]string{"app": "intruder"}}
+	for _, dst := range pods {
+		for port := range dst.ports {
+			want := dst.name == "gateway" && port == "http"
+			if got := allowed(policies, dst, port, intruder); got != want {
+				t.Errorf("%s:%s from %s: allowed %v, want %v", dst.name, port, intruder.name, got, want)
+			}
+		}
+	}
+
+	// What the shop needs, and nothing more to the infrastructure.
+	services := []string{"user", "inventory", "order", "payment", "notification"}
+	needs := map[string][]string{ // destination:port → callers
+		"consul:http":       append([]string{"gateway", "prometheus"}, services...),
+		"postgres:postgres": services,
+		"rabbitmq:amqp":     {"order", "notification"},
+		"zipkin:http":       append([]string{"gateway"}, services...),
+		"prometheus:http":   {"grafana"},
+		"gateway:admin":     {"consul", "prometheus"},
+		"user:http":         {"gateway", "inventory", "order", "notification", "consul", "prometheus"},
+		"inventory:http":    {"gateway", "order", "consul", "prometheus"},
+		"order:http":        {"gateway", "consul", "prometheus"},
+		"payment:http":      {"order", "consul", "prometheus"},
+		"notification:http": {"gateway", "consul", "prometheus"},
+	}
+	for target, callers := range needs {
+		name, port, _ := strings.Cut(target, ":")
+		dst, ok := pods[name]
+		if _, hasPort := dst.ports[port]; !ok || !hasPort {
+			t.Errorf("no pod %s with a port %s", name, port)
+			continue
+		}
+		for caller := range pods {
+			want := slices.Contains(callers, caller)
+			if name == "consul" || name == "postgres" || name == "rabbitmq" {
+				if got := allowed(policies, dst, port, from(caller)); got != want {
+					t.Errorf("%s from %s: allowed %v, want %v", target, caller, got, want)
+				}
+			} else if want && !allowed(policies, dst, port, from(caller)) {
+				t.Errorf("%s from %s: refused, and the shop needs it", target, caller)
+			}
+		}
 	}
 }

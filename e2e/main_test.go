@@ -120,6 +120,9 @@ func start() (_ *suite, err error) {
 			// Load loops run far above a shopper's pace.
 			"gateway":   {"KITSHOP_RATE_USER": "100000", "KITSHOP_RATE_USER_BURST": "100000", "KITSHOP_RATE_ANON": "100000", "KITSHOP_RATE_ANON_BURST": "100000"},
 			"inventory": fast,
+			// Every client of the suite comes from 127.0.0.1: its failed logins (the login
+			// flood of TestLoginFlood) must not lock the other tests out.
+			"user": {"KITSHOP_LOGIN_FAILURES_PER_ADDR": "100000"},
 			// A crashed saga is taken over after 10 s (a loaded CI machine can take a
 			// few seconds over one step); reservations live 20 s.
 			"order": {"KITSHOP_RESERVATION_TTL": ttl.String(), "KITSHOP_RECOVERY_GRACE": "10s", "KITSHOP_RECOVERY_INTERVAL": "1s"},

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -151,4 +152,37 @@ func forgedTokens(t *testing.T, real string) (none, tampered, hs256 string) {
 	mac.Write([]byte(signingInput))
 	hs256 = signingInput + "." + enc.EncodeToString(mac.Sum(nil))
 	return none, tampered, hs256
+}
+
+// TestLoginFlood is the outside review's probe: wrong passwords for one account sent
+// all at once through the gateway. Each attempt is paid for before its password is
+// checked, so no more than the per-email budget (10 a minute) are checked, and the rest
+// are refused with 429 (a few may be shed with 503 by the gateway's admission limit
+// of the auth routes); before, all 40 were checked.
+func TestLoginFlood(t *testing.T) {
+	const attempts, budget = 40, 10
+	_, email := shopper(t)
+	statuses := make(chan int, attempts)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for range attempts {
+		wg.Go(func() {
+			c := stack.NewClient(env.stack.GatewayURL)
+			<-start
+			status, _ := c.Call(context.Background(), "POST", "/v1/auth/login", map[string]string{"email": email, "password": "not-the-password"}, nil)
+			statuses <- status
+		})
+	}
+	close(start)
+	wg.Wait()
+	close(statuses)
+	count := map[int]int{}
+	for s := range statuses {
+		count[s]++
+	}
+	t.Logf("%d wrong passwords at once: %v", attempts, count)
+	if count[http.StatusUnauthorized] > budget || count[http.StatusTooManyRequests] == 0 ||
+		count[http.StatusUnauthorized]+count[http.StatusTooManyRequests]+count[http.StatusServiceUnavailable] != attempts {
+		t.Fatalf("statuses %v: want at most %d checked (401), the rest 429 (or 503 shed)", count, budget)
+	}
 }

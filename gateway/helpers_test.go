@@ -35,7 +35,7 @@ func newTestKeys(t testing.TB) testKeys {
 		t.Fatal(err)
 	}
 	s := auth.NewSigner(kid, key, auth.DefaultIssuer, auth.DefaultAudience, time.Hour)
-	return testKeys{signer: s, verifier: auth.NewVerifier(auth.StaticKeys{kid: s.PublicKey()}, auth.DefaultIssuer, auth.DefaultAudience)}
+	return testKeys{signer: s, verifier: auth.NewVerifier(auth.StaticKeys{kid: s.PublicKey()}, auth.DefaultIssuer, auth.DefaultAudience, s.TTL())}
 }
 
 func (k testKeys) token(t testing.TB, c auth.Caller) string {

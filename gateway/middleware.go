@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"net"
 	"net/http"
 	"strconv"
 
@@ -13,16 +12,17 @@ import (
 	zipkinhttp "github.com/openzipkin/zipkin-go/middleware/http"
 
 	"github.com/kitshop/kitshop/pkg/auth"
+	"github.com/kitshop/kitshop/pkg/clientip"
 )
 
 // instrument wraps every request: a request ID (the client's X-Request-ID when sane,
-// else a new one; echoed and forwarded), a zipkin server span, one access log line
-// and the per-route metrics.
+// else a new one; echoed and forwarded), a zipkin server span of a new trace (the
+// client's B3 headers are dropped), one access log line and the per-route metrics.
 func (g *gateway) instrument(next http.Handler) http.Handler {
 	accessLog := level.Info(g.opts.Logger)
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := g.opts.Now()
-		ex := &exchange{route: "unmatched", requestID: requestID(r.Header.Get("X-Request-ID"))}
+		ex := &exchange{route: "unmatched", requestID: requestID(r.Header.Get("X-Request-ID")), client: g.opts.ClientIP.Addr(r)}
 		w.Header().Set("X-Request-ID", ex.requestID)
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		ctx := context.WithValue(r.Context(), exchangeKey{}, ex)
@@ -36,7 +36,7 @@ func (g *gateway) instrument(next http.Handler) http.Handler {
 		kv = append(kv,
 			"msg", "request", "request_id", ex.requestID, "method", r.Method, "route", ex.route,
 			"path", r.URL.Path, "status", rec.status, "duration_ms", float64(elapsed.Microseconds())/1000,
-			"upstream", ex.instance(), "client", clientAddr(r),
+			"upstream", ex.instance(), "client", ex.clientAddr(),
 		)
 		if ex.err != nil && rec.status >= 500 {
 			kv = append(kv, "err", ex.err)
@@ -50,8 +50,20 @@ func (g *gateway) instrument(next http.Handler) http.Handler {
 	if g.opts.Tracer == nil {
 		return h
 	}
-	return zipkinhttp.NewServerMiddleware(g.opts.Tracer, zipkinhttp.SpanName("gateway"))(h)
+	traced := zipkinhttp.NewServerMiddleware(g.opts.Tracer, zipkinhttp.SpanName("gateway"))(h)
+	// A trace starts here: a client that chose its trace ID could join or pollute
+	// others' traces, and one that set X-B3-Flags: 1 (debug) would force every span of
+	// the request to be recorded and sent, whatever the sampler says.
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for _, name := range b3Headers {
+			delete(r.Header, name)
+		}
+		traced.ServeHTTP(w, r)
+	})
 }
+
+// b3Headers are the B3 propagation headers, canonical keys, single and multi form.
+var b3Headers = []string{"B3", "X-B3-Traceid", "X-B3-Spanid", "X-B3-Parentspanid", "X-B3-Sampled", "X-B3-Flags"}
 
 // named labels the request with its route, for the log, the metrics and the span.
 func named(route string, next http.Handler) http.Handler {
@@ -103,16 +115,6 @@ func printableToken(s string) bool {
 	return true
 }
 
-// clientAddr is the address of the client's connection: the gateway is the edge, so a
-// client's own X-Forwarded-For is not believed.
-func clientAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
-
 // authenticate answers 401 (with WWW-Authenticate) without a valid bearer token, 403
 // to a non-admin on admin routes, and otherwise puts the Caller in the context. The
 // token itself is forwarded in the Authorization header, and upstreams check it again.
@@ -145,10 +147,12 @@ func (g *gateway) limitByUser(next http.Handler) http.Handler {
 	})
 }
 
-// limitByAddress applies the per-address limit to an anonymous request.
+// limitByAddress applies the per-address limit, keyed by the client's address (its
+// /64 for IPv6). It comes before the token check on 🔒 routes too, so a flood of
+// made-up tokens is limited like any other.
 func (g *gateway) limitByAddress(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		g.limit(g.anons, clientAddr(r), next, w, r)
+		g.limit(g.anons, clientip.Key(exchangeFrom(r.Context()).client), next, w, r)
 	})
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync/atomic"
 
@@ -159,8 +160,17 @@ func forwardHeaders(in http.Header, clientAddr, host, proto, requestID string) h
 type exchange struct {
 	route     string
 	requestID string
+	client    netip.Addr             // behind the trusted proxies (Options.ClientIP)
 	upstream  atomic.Pointer[string] // written by the try in flight, which may outlive a timeout
 	err       error
+}
+
+// clientAddr is the client's address as logged and forwarded.
+func (e *exchange) clientAddr() string {
+	if !e.client.IsValid() {
+		return ""
+	}
+	return e.client.String()
 }
 
 func (e *exchange) instance() string {

@@ -40,7 +40,7 @@ func startShop(t *testing.T) *shop {
 	if err != nil {
 		t.Fatal(err)
 	}
-	verifier := auth.NewVerifier(keys, auth.DefaultIssuer, auth.DefaultAudience)
+	verifier := auth.NewVerifier(keys, auth.DefaultIssuer, auth.DefaultAudience, time.Hour)
 	passwords, err := user.NewPasswords(user.DefaultArgon2, 2)
 	if err != nil {
 		t.Fatal(err)
@@ -49,7 +49,7 @@ func startShop(t *testing.T) *shop {
 		Passwords: passwords, Keys: keys, Logger: nop, Now: time.Now,
 		EmailThrottle: user.NewThrottle(10, time.Minute, time.Now), AddrThrottle: user.NewThrottle(10, time.Minute, time.Now),
 	})
-	userSrv := httptest.NewServer(user.MakeHTTPHandler(user.MakeServerEndpoints(users, obs("user"), verifier), nil, true))
+	userSrv := httptest.NewServer(user.MakeHTTPHandler(user.MakeServerEndpoints(users, obs("user"), verifier), nil, nil))
 	t.Cleanup(userSrv.Close)
 
 	inv := inventory.NewService(inventory.NewMemoryStore(), "EUR", 15*time.Minute, time.Now)
@@ -93,7 +93,9 @@ func startShop(t *testing.T) *shop {
 		UserService: addr(userSrv), InventoryService: addr(invSrv), OrderService: addr(orderSrv), NotificationService: addr(notifSrv),
 	})
 	// The gateway checks tokens with the keys the user service publishes.
-	o.Verifier = auth.NewUserVerifier(fixedInstancer(addr(userSrv)), VerifierClientOptions(o), 10*time.Second)
+	userKeys := auth.NewUserKeys(fixedInstancer(addr(userSrv)), VerifierClientOptions(o), auth.JWKSConfig{})
+	t.Cleanup(func() { _ = userKeys.Close() })
+	o.Verifier = auth.NewVerifier(userKeys, auth.DefaultIssuer, auth.DefaultAudience, time.Hour)
 	return &shop{gateway: startGateway(t, o), orders: orders, emails: emails}
 }
 
@@ -117,6 +119,16 @@ func (s *shop) deliverEvents(t *testing.T, orderID string) {
 func TestStorefront(t *testing.T) {
 	b := startBrowser(t)
 	s := startShop(t)
+	// Anything the Content-Security-Policy blocks (an inline script or style, a
+	// third-party asset) is recorded, and must never happen.
+	if _, err := b.call("Page.enable", map[string]any{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.call("Page.addScriptToEvaluateOnNewDocument", map[string]any{"source": `
+		window.cspViolations = [];
+		document.addEventListener("securitypolicyviolation", e => window.cspViolations.push(e.violatedDirective + " " + e.blockedURI));`}); err != nil {
+		t.Fatal(err)
+	}
 
 	b.navigate(s.gateway.URL + "/")
 	b.waitFor("the catalogue", `document.querySelectorAll("#product-list li").length === 2`)
@@ -164,4 +176,33 @@ func TestStorefront(t *testing.T) {
 
 	b.do(`document.querySelector('a[data-view="products"]').click()`)
 	b.waitFor("stock back after the cancel", `document.querySelector('#product-list li[data-sku="kit-001"]').textContent.includes("10 available")`)
+
+	if v, err := b.eval(`window.cspViolations.join("; ")`); err != nil || v != "" {
+		t.Errorf("the Content-Security-Policy blocked: %v %v", v, err)
+	}
+}
+
+// TestStorefrontHeaders: the storefront's files come with a Content-Security-Policy
+// that allows nothing but its own files and refuses framing, no sniffing and a
+// Referrer-Policy.
+func TestStorefrontHeaders(t *testing.T) {
+	gw := startGateway(t, withUpstreams(testOptions(newTestKeys(t).verifier), nil))
+	for _, path := range []string{"/", "/static/app.js", "/static/style.css"} {
+		t.Run(path, func(t *testing.T) {
+			resp, _ := call(t, "GET", gw.URL+path, nil, nil)
+			if resp.StatusCode != 200 {
+				t.Fatalf("status %d", resp.StatusCode)
+			}
+			for header, want := range map[string]string{
+				"Content-Security-Policy": "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+				"X-Content-Type-Options":  "nosniff",
+				"X-Frame-Options":         "DENY",
+				"Referrer-Policy":         "strict-origin-when-cross-origin",
+			} {
+				if got := resp.Header.Get(header); got != want {
+					t.Errorf("%s: %q, want %q", header, got, want)
+				}
+			}
+		})
+	}
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/kitshop/kitshop/pkg/admission"
 	"github.com/kitshop/kitshop/pkg/auth"
 	"github.com/kitshop/kitshop/pkg/client"
+	"github.com/kitshop/kitshop/pkg/clientip"
 	"github.com/kitshop/kitshop/pkg/errs"
 	"github.com/kitshop/kitshop/pkg/httpjson"
 	"github.com/kitshop/kitshop/pkg/observe"
@@ -46,7 +47,12 @@ type Options struct {
 	Verifier auth.Verifier
 
 	UserLimit Limit // per user, on 🔒 routes
-	AnonLimit Limit // per client address, on public routes
+	// AnonLimit is per client address, on every route: 🔒 routes check it before the
+	// token, so made-up tokens are limited too.
+	AnonLimit Limit
+	// ClientIP finds the client's address behind the trusted proxies (load balancers
+	// that set X-Forwarded-For); the zero Resolver takes the connection's peer.
+	ClientIP clientip.Resolver
 	// Admission limits calls in flight per route class (missing classes take
 	// DefaultAdmission); a call over the limit waits up to AdmitWait (zero:
 	// DefaultAdmitWait) for a turn, then gets 503 overloaded with Retry-After.
@@ -251,13 +257,17 @@ func longestTimeouts(routes []Route) map[string]time.Duration {
 }
 
 // VerifierClientOptions are the client options to fetch the user service's keys with
-// (auth.NewUserVerifier). That call shares the gateway→user breaker with the proxied
-// user routes, so it configures the breaker identically.
+// (auth.NewUserKeys): the breaker's settings of the routes (the fetch has a breaker of
+// its own, so a login flood that opens gateway→user cannot stop it), and with TLS on
+// the user service's pinned identity, as its routes have.
 func VerifierClientOptions(o Options) client.Options {
 	o = o.defaults()
 	c := o.Client
 	c.Timeout = longestTimeouts(Routes())[UserService]
 	c.Before = nil
+	if o.UpstreamTLS != nil && c.TLS != nil {
+		c.TLS = o.UpstreamTLS(o.ServiceName(UserService))
+	}
 	return c
 }
 
@@ -297,9 +307,9 @@ func (g *gateway) routeHandler(rt Route, re routeEndpoints) http.Handler {
 	case Public:
 		h = g.limitByAddress(h)
 	case Customer:
-		h = g.authenticate(false, g.limitByUser(h))
+		h = g.limitByAddress(g.authenticate(false, g.limitByUser(h)))
 	case Admin:
-		h = g.authenticate(true, g.limitByUser(h))
+		h = g.limitByAddress(g.authenticate(true, g.limitByUser(h)))
 	}
 	// Admission first: under overload a call is shed for the price of reading its
 	// request line, before its token's signature is checked.
@@ -327,14 +337,14 @@ func (g *gateway) decodeProxyRequest(ctx context.Context, r *http.Request) (any,
 	}
 	ex := exchangeFrom(ctx)
 	proto := "http"
-	if r.TLS != nil {
+	if g.opts.ClientIP.HTTPS(r) {
 		proto = "https"
 	}
 	return &proxyRequest{
 		path:     r.URL.Path,
 		rawPath:  r.URL.RawPath,
 		rawQuery: r.URL.RawQuery,
-		header:   forwardHeaders(r.Header, clientAddr(r), r.Host, proto, ex.requestID),
+		header:   forwardHeaders(r.Header, ex.clientAddr(), r.Host, proto, ex.requestID),
 		body:     body,
 		exchange: ex,
 	}, nil

@@ -2,19 +2,29 @@ package gateway
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/json"
 	"io"
 	"maps"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/go-kit/kit/sd"
+	"github.com/openzipkin/zipkin-go"
+	"github.com/openzipkin/zipkin-go/reporter/recorder"
+
 	"github.com/kitshop/kitshop/pkg/auth"
+	"github.com/kitshop/kitshop/pkg/client"
+	"github.com/kitshop/kitshop/pkg/clientip"
 	"github.com/kitshop/kitshop/pkg/observe"
+	"github.com/kitshop/kitshop/pkg/testenv"
 )
 
 // echoed is what the echo upstream saw.
@@ -235,12 +245,12 @@ func TestRateLimits(t *testing.T) {
 	keys := newTestKeys(t)
 	inv := startInventory(t, keys.verifier)
 	order := startInstance(t, http.HandlerFunc(echo))
-	o := withUpstreams(testOptions(keys.verifier), map[string][]string{InventoryService: {inv.addr()}, OrderService: {order.addr()}})
-	o.AnonLimit = Limit{Rate: 0.5, Burst: 2}
-	o.UserLimit = Limit{Rate: 0.5, Burst: 3}
-	gw := startGateway(t, o)
-
-	statuses := func(n int, path string, header map[string]string) (got []int, last *http.Response) {
+	gateway := func(anon, user Limit) *httptest.Server {
+		o := withUpstreams(testOptions(keys.verifier), map[string][]string{InventoryService: {inv.addr()}, OrderService: {order.addr()}})
+		o.AnonLimit, o.UserLimit = anon, user
+		return startGateway(t, o)
+	}
+	statuses := func(gw *httptest.Server, n int, path string, header map[string]string) (got []int, last *http.Response) {
 		for range n {
 			resp, _ := call(t, "GET", gw.URL+path, nil, header)
 			got = append(got, resp.StatusCode)
@@ -248,21 +258,85 @@ func TestRateLimits(t *testing.T) {
 		}
 		return got, last
 	}
-	got, last := statuses(3, "/v1/products/"+testSKU, nil)
-	if got[0] != 200 || got[1] != 200 || got[2] != 429 {
-		t.Fatalf("anonymous: %v, want 200 200 429", got)
-	}
-	if ra, _ := strconv.Atoi(last.Header.Get("Retry-After")); ra < 1 || ra > 2 {
-		t.Errorf("Retry-After %q, want 1 or 2 s at 0.5 requests a second", last.Header.Get("Retry-After"))
-	}
-
 	alice := map[string]string{"Authorization": "Bearer " + keys.token(t, auth.Caller{UserID: "alice", Role: auth.RoleCustomer})}
 	bob := map[string]string{"Authorization": "Bearer " + keys.token(t, auth.Caller{UserID: "bob", Role: auth.RoleCustomer})}
-	if got, _ := statuses(4, "/v1/cart", alice); got[2] != 200 || got[3] != 429 {
-		t.Errorf("alice: %v, want 3 × 200 then 429 (users are not limited by address)", got)
+	unlimited := Limit{Rate: 1e6, Burst: 1e6}
+
+	t.Run("per address", func(t *testing.T) {
+		gw := gateway(Limit{Rate: 0.5, Burst: 2}, unlimited)
+		got, last := statuses(gw, 3, "/v1/products/"+testSKU, nil)
+		if got[0] != 200 || got[1] != 200 || got[2] != 429 {
+			t.Fatalf("anonymous: %v, want 200 200 429", got)
+		}
+		if ra, _ := strconv.Atoi(last.Header.Get("Retry-After")); ra < 1 || ra > 2 {
+			t.Errorf("Retry-After %q, want 1 or 2 s at 0.5 requests a second", last.Header.Get("Retry-After"))
+		}
+	})
+	t.Run("per user", func(t *testing.T) {
+		gw := gateway(unlimited, Limit{Rate: 0.5, Burst: 3})
+		if got, _ := statuses(gw, 4, "/v1/cart", alice); got[2] != 200 || got[3] != 429 {
+			t.Errorf("alice: %v, want 3 × 200 then 429", got)
+		}
+		if got, _ := statuses(gw, 1, "/v1/cart", bob); got[0] != 200 {
+			t.Errorf("bob after alice was limited: %v", got)
+		}
+	})
+	// The address is limited before the token is looked at, so made-up tokens cost
+	// their sender like any request.
+	t.Run("address before token", func(t *testing.T) {
+		gw := gateway(Limit{Rate: 0.5, Burst: 3}, unlimited)
+		garbage := map[string]string{"Authorization": "Bearer made.up.token"}
+		if got, _ := statuses(gw, 5, "/v1/cart", garbage); got[2] != 401 || got[3] != 429 || got[4] != 429 {
+			t.Errorf("made-up tokens from one address: %v, want 3 × 401 then 429", got)
+		}
+		if got, _ := statuses(gw, 1, "/v1/cart", alice); got[0] != 429 {
+			t.Errorf("a valid token from the address that spent its budget: %v, want 429", got)
+		}
+	})
+}
+
+// TestClientAddressBehindProxies: behind a trusted load balancer each client gets its
+// own bucket and is the address sent upstream (login throttling uses it); a client
+// cannot pick its address by sending X-Forwarded-For to a gateway that trusts no
+// proxy; an IPv6 client is one /64.
+func TestClientAddressBehindProxies(t *testing.T) {
+	echoing := startInstance(t, http.HandlerFunc(echo))
+	lb, err := clientip.ParsePrefixes("127.0.0.0/8, ::1") // the test's own connections
+	if err != nil {
+		t.Fatal(err)
 	}
-	if got, _ := statuses(1, "/v1/cart", bob); got[0] != 200 {
-		t.Errorf("bob after alice was limited: %v", got)
+	tests := []struct {
+		name         string
+		trusted      []netip.Prefix
+		first, other string // X-Forwarded-For of two clients
+		otherLimited bool   // whether the second shares the first's bucket
+		upstreamSees string // X-Forwarded-For the first's request carries upstream
+	}{
+		{"trusted proxy, two clients", lb, "198.51.100.1", "198.51.100.2", false, "198.51.100.1"},
+		{"trusted proxy, spoofed entries", lb, "6.6.6.6, 198.51.100.1", "6.6.6.6, 198.51.100.2", false, "198.51.100.1"},
+		{"no trusted proxy: the header is the client's word", nil, "198.51.100.1", "198.51.100.2", true, "127.0.0.1"},
+		{"IPv6, one /64", lb, "2001:db8:1:1::1", "2001:db8:1:1::2", true, "2001:db8:1:1::1"},
+		{"IPv6, another /64", lb, "2001:db8:1:1::1", "2001:db8:1:2::1", false, "2001:db8:1:1::1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// The catalogue route goes to the echo, which answers with what it got.
+			o := withUpstreams(testOptions(newTestKeys(t).verifier), map[string][]string{InventoryService: {echoing.addr()}})
+			o.AnonLimit = Limit{Rate: 0.01, Burst: 1}
+			o.ClientIP = clientip.New(tt.trusted)
+			gw := startGateway(t, o)
+			resp, body := call(t, "GET", gw.URL+"/v1/products", nil, map[string]string{"X-Forwarded-For": tt.first})
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("first client: %d %s", resp.StatusCode, body)
+			}
+			if got := decodeEcho(t, body).Header.Get("X-Forwarded-For"); got != tt.upstreamSees {
+				t.Errorf("upstream got X-Forwarded-For %q, want %q", got, tt.upstreamSees)
+			}
+			resp, _ = call(t, "GET", gw.URL+"/v1/products", nil, map[string]string{"X-Forwarded-For": tt.other})
+			if limited := resp.StatusCode == http.StatusTooManyRequests; limited != tt.otherLimited {
+				t.Errorf("second client: status %d, want limited %v", resp.StatusCode, tt.otherLimited)
+			}
+		})
 	}
 }
 
@@ -441,4 +515,136 @@ func TestAdmissionPerClass(t *testing.T) {
 		t.Fatalf("the upstream was sent a deadline of %q ms, want the try's (up to the 1 s attempt timeout)", got)
 	}
 	<-held
+}
+
+// TestVerifierClientOptions: the gateway fetches the user service's keys as it calls
+// the user routes, pinned to the user service's identity.
+func TestVerifierClientOptions(t *testing.T) {
+	any, pinned := &tls.Config{ServerName: "any kitshop service"}, map[string]*tls.Config{}
+	o := testOptions(nil)
+	o.Services = map[string]string{UserService: "accounts"}
+	o.Client.TLS = any
+	o.UpstreamTLS = func(service string) *tls.Config {
+		if pinned[service] == nil {
+			pinned[service] = &tls.Config{ServerName: service}
+		}
+		return pinned[service]
+	}
+	if got := VerifierClientOptions(o).TLS; got == nil || got != pinned["accounts"] {
+		t.Fatalf("the key fetch's TLS is for %q, want the one pinned to the user service (Consul name accounts)", got.ServerName)
+	}
+	o.Client.TLS = nil // TLS off
+	if got := VerifierClientOptions(o).TLS; got != nil {
+		t.Fatalf("TLS off: the key fetch's TLS is for %q", got.ServerName)
+	}
+}
+
+// TestLoginFloodKeepsKeysFetchable: failing logins open the gateway→user breaker; a
+// token signed with a key the gateway has not seen yet (after a rotation) still
+// verifies, because the keys are fetched through a breaker of their own.
+func TestLoginFloodKeepsKeysFetchable(t *testing.T) {
+	old, fresh := newTestKeys(t), newTestKeys(t)
+	var mu sync.Mutex
+	published := []*auth.Signer{old.signer}
+	user := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != auth.JWKSPath {
+			http.Error(w, `{"error":{"code":"internal","message":"down"}}`, http.StatusInternalServerError)
+			return
+		}
+		mu.Lock()
+		var set auth.JWKS
+		for _, s := range published {
+			set.Keys = append(set.Keys, auth.PublicJWK(s.KeyID(), s.PublicKey()))
+		}
+		mu.Unlock()
+		_ = json.NewEncoder(w).Encode(set)
+	}))
+	defer user.Close()
+	userAddr := strings.TrimPrefix(user.URL, "http://")
+	order := startInstance(t, http.HandlerFunc(echo))
+	o := withUpstreams(testOptions(nil), map[string][]string{UserService: {userAddr}, OrderService: {order.addr()}})
+	// The routes and the key fetch call the user service by the same Consul name, as
+	// in production; breakers are process-wide, so the caller has the test's own name.
+	const name = auth.UserService
+	o.Services[UserService] = name
+	routed := o.Instancer
+	o.Instancer = func(service string) (sd.Instancer, error) {
+		if service == name {
+			return fixedInstancer{userAddr}, nil
+		}
+		return routed(service)
+	}
+	o.Client.Caller = testenv.Name("gateway")
+	keys := auth.NewUserKeys(fixedInstancer{userAddr}, VerifierClientOptions(o), auth.JWKSConfig{MinRefresh: 50 * time.Millisecond})
+	defer keys.Close()
+	o.Verifier = auth.NewVerifier(keys, auth.DefaultIssuer, auth.DefaultAudience, time.Hour)
+	gw := startGateway(t, o)
+	cart := func(k testKeys) (*http.Response, string) {
+		return call(t, "GET", gw.URL+"/v1/cart", nil, map[string]string{"Authorization": "Bearer " + k.token(t, auth.Caller{UserID: "u1", Role: auth.RoleCustomer})})
+	}
+	if resp, b := cart(old); resp.StatusCode != http.StatusOK {
+		t.Fatalf("before the flood: %d %s", resp.StatusCode, b)
+	}
+	for range 30 {
+		call(t, "POST", gw.URL+"/v1/auth/login", strings.NewReader(`{}`), nil)
+	}
+	if state := client.BreakerStates()[o.Client.Caller+"→"+name]; state != "open" {
+		t.Fatalf("after 30 failed logins the breaker %s→%s is %q, want open", o.Client.Caller, name, state)
+	}
+	mu.Lock()
+	published = append(published, fresh.signer)
+	mu.Unlock()
+	time.Sleep(100 * time.Millisecond) // past MinRefresh: an unknown kid is fetched
+	if resp, b := cart(fresh); resp.StatusCode != http.StatusOK {
+		t.Fatalf("a token of a new key while gateway→user is open: %d %s", resp.StatusCode, b)
+	}
+}
+
+// TestTraceStartsAtTheEdge: a client's B3 headers (its trace ID, its sampling
+// decision, X-B3-Flags: 1 forcing a debug trace) are not taken: every request starts
+// a trace of the gateway's own, which goes upstream; the client's request ID is kept.
+func TestTraceStartsAtTheEdge(t *testing.T) {
+	rec := recorder.NewReporter()
+	defer rec.Close()
+	tracer, err := zipkin.NewTracer(rec, zipkin.WithSampler(zipkin.NeverSample))
+	if err != nil {
+		t.Fatal(err)
+	}
+	echoing := startInstance(t, http.HandlerFunc(echo))
+	o := withUpstreams(testOptions(newTestKeys(t).verifier), map[string][]string{InventoryService: {echoing.addr()}})
+	o.Tracer = tracer
+	gw := startGateway(t, o)
+
+	const clientTrace = "463ac35c9f6413ad48485a3953bb6124"
+	tests := []struct {
+		name   string
+		header map[string]string
+	}{
+		{"multi-header B3, forced", map[string]string{
+			"X-B3-TraceId": clientTrace, "X-B3-SpanId": "a2fb4a1d1a96d312", "X-B3-Sampled": "1", "X-B3-Flags": "1"}},
+		{"single-header B3, debug", map[string]string{"b3": clientTrace + "-a2fb4a1d1a96d312-d"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.header["X-Request-ID"] = "client-request-7"
+			resp, body := call(t, "GET", gw.URL+"/v1/products", nil, tt.header)
+			if resp.StatusCode != 200 {
+				t.Fatalf("status %d: %s", resp.StatusCode, body)
+			}
+			up := decodeEcho(t, body).Header
+			if got := up.Get("X-B3-Traceid"); got == "" || got == clientTrace {
+				t.Errorf("upstream trace ID %q, want a new one", got)
+			}
+			if up.Get("X-B3-Flags") != "" || up.Get("X-B3-Sampled") == "1" {
+				t.Errorf("upstream X-B3-Flags %q, X-B3-Sampled %q: the client's decision went through (the gateway samples nothing here)",
+					up.Get("X-B3-Flags"), up.Get("X-B3-Sampled"))
+			}
+			if got := resp.Header.Get("X-Request-Id"); got != "client-request-7" || up.Get("X-Request-Id") != got {
+				t.Errorf("request ID %q, upstream %q; want the client's", got, up.Get("X-Request-Id"))
+			}
+			if spans := rec.Flush(); len(spans) != 0 {
+				t.Errorf("%d spans recorded by a tracer that samples nothing (first: trace %s, debug %v)", len(spans), spans[0].TraceID, spans[0].Debug)
+			}
+		})
+	}
 }

@@ -30,7 +30,7 @@ func newTestServer(t *testing.T) (srv *httptest.Server, admin, customer string) 
 		t.Fatal(err)
 	}
 	signer := auth.NewSigner(kid, key, auth.DefaultIssuer, auth.DefaultAudience, time.Hour)
-	verifier := auth.NewVerifier(auth.StaticKeys{kid: signer.PublicKey()}, auth.DefaultIssuer, auth.DefaultAudience)
+	verifier := auth.NewVerifier(auth.StaticKeys{kid: signer.PublicKey()}, auth.DefaultIssuer, auth.DefaultAudience, signer.TTL())
 	svc, _, _ := newTestService(t)
 	obs := observe.Observer{Logger: log.NewNopLogger(), Metrics: observe.NewMetrics("inventory")}
 	srv = httptest.NewServer(MakeHTTPHandler(MakeServerEndpoints(svc, obs, verifier), nil))

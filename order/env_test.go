@@ -89,7 +89,7 @@ func newEnv(t testing.TB, opts envOptions) *env {
 		t.Fatal(err)
 	}
 	signer := auth.NewSigner(kid, key, auth.DefaultIssuer, auth.DefaultAudience, time.Hour)
-	verifier := auth.NewVerifier(auth.StaticKeys{kid: signer.PublicKey()}, auth.DefaultIssuer, auth.DefaultAudience)
+	verifier := auth.NewVerifier(auth.StaticKeys{kid: signer.PublicKey()}, auth.DefaultIssuer, auth.DefaultAudience, signer.TTL())
 	invSrv := httptest.NewServer(inventory.MakeHTTPHandler(inventory.MakeServerEndpoints(e.inv, observer("inventory"), verifier), nil))
 	t.Cleanup(invSrv.Close)
 	paySrv := httptest.NewServer(payment.MakeHTTPHandler(payment.MakeServerEndpoints(e.pay, observer("payment")), nil))

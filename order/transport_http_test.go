@@ -49,7 +49,7 @@ func newTestServer(t testing.TB, e *env, logs io.Writer) (srv *httptest.Server, 
 		t.Fatal(err)
 	}
 	signer := auth.NewSigner(kid, key, auth.DefaultIssuer, auth.DefaultAudience, time.Hour)
-	verifier := auth.NewVerifier(auth.StaticKeys{kid: signer.PublicKey()}, auth.DefaultIssuer, auth.DefaultAudience)
+	verifier := auth.NewVerifier(auth.StaticKeys{kid: signer.PublicKey()}, auth.DefaultIssuer, auth.DefaultAudience, signer.TTL())
 	obs := observe.Observer{Logger: log.NewJSONLogger(logs), Metrics: observe.NewMetrics("order")}
 	srv = httptest.NewServer(MakeHTTPHandler(MakeServerEndpoints(e.svc, obs, verifier), nil))
 	t.Cleanup(srv.Close)

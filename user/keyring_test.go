@@ -55,7 +55,7 @@ func TestKeyringPersists(t *testing.T) {
 
 	// A restart (or a second instance) reads the same key: the token still verifies.
 	second := openKeyring(t, path, c)
-	v := auth.NewVerifier(second, auth.DefaultIssuer, auth.DefaultAudience)
+	v := auth.NewVerifier(second, auth.DefaultIssuer, auth.DefaultAudience, 15*time.Minute)
 	if _, err := v.Verify(context.Background(), token); err != nil {
 		t.Fatalf("token from before the restart: %v", err)
 	}
@@ -158,7 +158,7 @@ func TestKeyringRotation(t *testing.T) {
 	if got := kidsOf(t, serving); len(got) != 2 || got[0] != newKid || got[1] != oldSigner.KeyID() {
 		t.Fatalf("published kids = %v, want [new old]", got)
 	}
-	v := auth.NewVerifier(serving, auth.DefaultIssuer, auth.DefaultAudience)
+	v := auth.NewVerifier(serving, auth.DefaultIssuer, auth.DefaultAudience, 15*time.Minute)
 	if _, err := v.Verify(context.Background(), oldToken); err != nil {
 		t.Fatalf("token of the retired key before it expires: %v", err)
 	}

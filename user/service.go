@@ -73,6 +73,18 @@ type Service interface {
 	JWKS(ctx context.Context) (auth.JWKS, error)
 }
 
+// Budget limits login attempts by key (an email, a client address). A login takes an
+// attempt before its password is checked and gives it back unless the password was
+// wrong, so only failures spend the budget, and attempts sent together cannot outrun
+// it (counted once checked, all of them would pass while argon2 ran).
+type Budget interface {
+	// Take takes an attempt for key and returns zero, or, when key has none left,
+	// takes nothing and returns how long until it has one.
+	Take(ctx context.Context, key string) (time.Duration, error)
+	// Return gives back an attempt Take took.
+	Return(ctx context.Context, key string) error
+}
+
 // Keys signs tokens and publishes the keys that verify them; *Keyring is the one.
 type Keys interface {
 	Signer() (*auth.Signer, error)
@@ -83,10 +95,10 @@ type Keys interface {
 type Options struct {
 	Passwords *Passwords
 	Keys      Keys
-	// EmailThrottle and AddrThrottle count failed logins per email and per client
+	// EmailThrottle and AddrThrottle budget failed logins per email and per client
 	// address.
-	EmailThrottle *Throttle
-	AddrThrottle  *Throttle
+	EmailThrottle Budget
+	AddrThrottle  Budget
 	Logger        log.Logger
 	Now           func() time.Time
 }
@@ -184,32 +196,21 @@ func (s *service) Login(ctx context.Context, email, password string) (Token, err
 		return Token{}, ErrInvalidPassword
 	}
 	addr := clientAddrFrom(ctx)
-	if wait := max(s.EmailThrottle.Wait(email), s.AddrThrottle.Wait(addr)); wait > 0 {
+	// The attempt is paid for before argon2 runs and refunded unless the password
+	// turns out wrong: guesses sent together all count.
+	wait, err := s.takeAttempt(ctx, email, addr)
+	if err != nil {
+		return Token{}, err
+	}
+	if wait > 0 {
 		return Token{}, rateLimitedError{wait: wait}
 	}
-
-	acc, err := s.store.ByEmail(ctx, email)
-	if errors.Is(err, ErrUserNotFound) {
-		// The same argon2 work as a wrong password, so timing does not reveal accounts.
-		if err := s.Passwords.CheckDummy(ctx, password); err != nil {
-			return Token{}, err
-		}
-		s.failed(email, addr)
-		return Token{}, ErrInvalidCredentials
+	acc, err := s.checkPassword(ctx, email, password)
+	if !errors.Is(err, ErrInvalidCredentials) {
+		s.returnAttempt(ctx, email, addr)
 	}
 	if err != nil {
 		return Token{}, err
-	}
-	ok, weaker, err := s.Passwords.Check(ctx, password, acc.PasswordHash)
-	if err != nil {
-		return Token{}, err
-	}
-	if !ok {
-		s.failed(email, addr)
-		return Token{}, ErrInvalidCredentials
-	}
-	if weaker {
-		s.rehash(ctx, acc.ID, password)
 	}
 
 	signer, err := s.Keys.Signer()
@@ -223,10 +224,61 @@ func (s *service) Login(ctx context.Context, email, password string) (Token, err
 	return Token{AccessToken: token, ExpiresIn: signer.TTL()}, nil
 }
 
-func (s *service) failed(email, addr string) {
-	s.EmailThrottle.Fail(email)
+// checkPassword returns the account of email when password is its password, and
+// ErrInvalidCredentials when it is not or there is no such account.
+func (s *service) checkPassword(ctx context.Context, email, password string) (Account, error) {
+	acc, err := s.store.ByEmail(ctx, email)
+	if errors.Is(err, ErrUserNotFound) {
+		// The same argon2 work as a wrong password, so timing does not reveal accounts.
+		if err := s.Passwords.CheckDummy(ctx, password); err != nil {
+			return Account{}, err
+		}
+		return Account{}, ErrInvalidCredentials
+	}
+	if err != nil {
+		return Account{}, err
+	}
+	ok, weaker, err := s.Passwords.Check(ctx, password, acc.PasswordHash)
+	if err != nil {
+		return Account{}, err
+	}
+	if !ok {
+		return Account{}, ErrInvalidCredentials
+	}
+	if weaker {
+		s.rehash(ctx, acc.ID, password)
+	}
+	return acc, nil
+}
+
+// takeAttempt takes a login attempt from the budgets of email and addr, or takes
+// nothing and says how long to wait.
+func (s *service) takeAttempt(ctx context.Context, email, addr string) (time.Duration, error) {
+	if wait, err := s.EmailThrottle.Take(ctx, email); wait > 0 || err != nil {
+		return wait, err
+	}
+	if addr == "" {
+		return 0, nil
+	}
+	wait, err := s.AddrThrottle.Take(ctx, addr)
+	if wait > 0 || err != nil {
+		s.giveBack(ctx, s.EmailThrottle, email)
+	}
+	return wait, err
+}
+
+func (s *service) returnAttempt(ctx context.Context, email, addr string) {
+	s.giveBack(ctx, s.EmailThrottle, email)
 	if addr != "" {
-		s.AddrThrottle.Fail(addr)
+		s.giveBack(ctx, s.AddrThrottle, addr)
+	}
+}
+
+// giveBack returns an attempt; failing to only leaves it spent, which errs on the safe
+// side.
+func (s *service) giveBack(ctx context.Context, b Budget, key string) {
+	if err := b.Return(context.WithoutCancel(ctx), key); err != nil {
+		_ = level.Warn(s.Logger).Log("msg", "returning a login attempt failed", "err", err)
 	}
 }
 
@@ -260,6 +312,24 @@ func (s *service) JWKS(context.Context) (auth.JWKS, error) {
 		_ = level.Warn(s.Logger).Log("msg", "keyring reload failed; publishing the keys in memory", "err", err)
 	}
 	return set, nil
+}
+
+// knownPasswords are admin passwords anyone can read: the defaults kitshop's own
+// deployment files ship (docker-compose.yml, the Kubernetes demo overlay) and the
+// first guesses of anyone trying an admin login. Compared after trimming and
+// lower-casing.
+var knownPasswords = map[string]bool{
+	"change-me-admin": true, "kitshop-demo-admin": true, "kitshop-admin": true, "kitshop-demo": true,
+	"demo-password": true, "password": true, "password1": true, "password123": true, "changeme": true,
+	"change-me": true, "changeit": true, "administrator": true, "admin123": true, "admin1234": true,
+	"adminadmin": true, "12345678": true, "123456789": true, "1234567890": true, "qwertyuiop": true,
+	"letmein1": true, "iloveyou": true, "welcome1": true, "secret123": true,
+}
+
+// KnownPassword reports whether password is one of the publicly known defaults no
+// admin account may have outside a demo.
+func KnownPassword(password string) bool {
+	return knownPasswords[strings.ToLower(strings.TrimSpace(password))]
 }
 
 // EnsureAdmin makes sure the admin account email exists with password: it creates

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,6 +16,7 @@ import (
 
 	"github.com/kitshop/kitshop/pkg/auth"
 	"github.com/kitshop/kitshop/pkg/errs"
+	"github.com/kitshop/kitshop/pkg/testenv"
 )
 
 // syncBuffer collects log output from concurrent requests.
@@ -61,7 +64,7 @@ func newTestEnv(t testing.TB, params Argon2Params, perEmail, perAddr int) *testE
 		keyFile:   keyFile,
 		passwords: newTestPasswords(t, params),
 		clock:     c,
-		verifier:  auth.NewVerifier(keys, auth.DefaultIssuer, auth.DefaultAudience),
+		verifier:  auth.NewVerifier(keys, auth.DefaultIssuer, auth.DefaultAudience, 15*time.Minute),
 		logs:      &syncBuffer{},
 	}
 	e.svc = NewService(e.store, Options{
@@ -247,6 +250,122 @@ func TestLoginThrottle(t *testing.T) {
 	e.clock.advance(20 * time.Second)
 	if _, err := e.svc.Login(fromB, "ada@example.com", "correct horse"); err != nil {
 		t.Fatalf("after the wait: %v", err)
+	}
+}
+
+// TestLoginThrottleConcurrent sends many wrong passwords at once, for one email from
+// many addresses (distributed guessing) and from one address for many emails: each
+// attempt spends its budget before argon2 runs, so no more than the budget are checked
+// and the rest are refused with 429, however many arrive together.
+func TestLoginThrottleConcurrent(t *testing.T) {
+	const budget, attempts = 10, 40
+	tests := []struct {
+		name              string
+		perEmail, perAddr int
+		email, addr       func(i int) string
+	}{
+		{"one email, many addresses", budget, 1000,
+			func(int) string { return "ada@example.com" },
+			func(i int) string { return fmt.Sprintf("192.0.2.%d", i) }},
+		{"one address, many emails", 1000, budget,
+			func(i int) string { return fmt.Sprintf("guess%d@example.com", i) },
+			func(int) string { return "198.51.100.1" }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newTestEnv(t, fastArgon2, tt.perEmail, tt.perAddr)
+			e.register(t, "ada@example.com", "correct horse")
+			var unauthorized, limited atomic.Int32
+			start := make(chan struct{})
+			var wg sync.WaitGroup
+			for i := range attempts {
+				wg.Go(func() {
+					ctx := WithClientAddr(context.Background(), tt.addr(i))
+					<-start
+					_, err := e.svc.Login(ctx, tt.email(i), "wrong password")
+					switch {
+					case errors.Is(err, ErrInvalidCredentials):
+						unauthorized.Add(1)
+					case errors.Is(err, ErrRateLimited):
+						limited.Add(1)
+					default:
+						t.Errorf("attempt %d: %v", i, err)
+					}
+				})
+			}
+			close(start)
+			wg.Wait()
+			if u, l := unauthorized.Load(), limited.Load(); u != budget || l != attempts-budget {
+				t.Fatalf("%d wrong passwords at once: %d checked (401), %d refused (429); want %d and %d",
+					attempts, u, l, budget, attempts-budget)
+			}
+		})
+	}
+}
+
+// TestLoginThrottleSharedByInstances: two instances of the user service on one
+// database spend one budget per email: 40 wrong passwords at once, half to each, are
+// 10 checks, not 10 per instance.
+func TestLoginThrottleSharedByInstances(t *testing.T) {
+	const budget, attempts = 10, 40
+	db := testenv.Postgres(t, Migrations())
+	e := newTestEnv(t, fastArgon2, budget, 1000)
+	store := NewPostgresStore(db)
+	if _, err := createAccount(context.Background(), store, e.passwords, "ada@example.com", "Ada", "correct horse", auth.RoleCustomer, t0); err != nil {
+		t.Fatal(err)
+	}
+	var instances []Service
+	for range 2 {
+		instances = append(instances, NewService(store, Options{
+			Passwords: e.passwords, Keys: e.keys, Logger: log.NewNopLogger(), Now: e.clock.now,
+			EmailThrottle: NewPostgresThrottle(db, "email", budget, time.Minute, e.clock.now),
+			AddrThrottle:  NewPostgresThrottle(db, "addr", 1000, time.Minute, e.clock.now),
+		}))
+	}
+	var unauthorized, limited atomic.Int32
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range attempts {
+		wg.Go(func() {
+			ctx := WithClientAddr(context.Background(), fmt.Sprintf("192.0.2.%d", i))
+			<-start
+			_, err := instances[i%2].Login(ctx, "ada@example.com", "wrong password")
+			switch {
+			case errors.Is(err, ErrInvalidCredentials):
+				unauthorized.Add(1)
+			case errors.Is(err, ErrRateLimited):
+				limited.Add(1)
+			default:
+				t.Errorf("attempt %d: %v", i, err)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	if u, l := unauthorized.Load(), limited.Load(); u != budget || l != attempts-budget {
+		t.Fatalf("%d wrong passwords at once on 2 instances: %d checked (401), %d refused (429); want %d and %d",
+			attempts, u, l, budget, attempts-budget)
+	}
+}
+
+// TestLoginSuccessGivesBackItsAttempt: a login takes an attempt before the check and
+// returns it when the password is right, so successes never use up the budget.
+func TestLoginSuccessGivesBackItsAttempt(t *testing.T) {
+	e := newTestEnv(t, fastArgon2, 3, 3)
+	e.register(t, "ada@example.com", "correct horse")
+	ctx := WithClientAddr(context.Background(), "192.0.2.1")
+	for i := range 20 {
+		if _, err := e.svc.Login(ctx, "ada@example.com", "correct horse"); err != nil {
+			t.Fatalf("login %d: %v", i+1, err)
+		}
+	}
+	for i := range 3 {
+		if _, err := e.svc.Login(ctx, "ada@example.com", "wrong password"); !errors.Is(err, ErrInvalidCredentials) {
+			t.Fatalf("failure %d after 20 successes: %v, want 401", i+1, err)
+		}
+	}
+	if _, err := e.svc.Login(ctx, "ada@example.com", "correct horse"); !errors.Is(err, ErrRateLimited) {
+		t.Fatalf("after 3 failures: %v, want 429", err)
 	}
 }
 

@@ -1,70 +1,178 @@
 package user
 
 import (
+	"context"
 	"errors"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/kitshop/kitshop/pkg/errs"
+	"github.com/kitshop/kitshop/pkg/testenv"
 )
 
 // clock is a settable test clock.
-type clock struct{ t time.Time }
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
 
-func (c *clock) now() time.Time          { return c.t }
-func (c *clock) advance(d time.Duration) { c.t = c.t.Add(d) }
+func (c *clock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// newBudget makes a Budget of burst attempts per period on clock c.
+type newBudget func(t *testing.T, burst int, per time.Duration, c *clock) Budget
 
 func TestThrottle(t *testing.T) {
-	c := &clock{t: t0}
-	th := NewThrottle(3, time.Minute, c.now)
-	for i := range 3 {
-		if w := th.Wait("a"); w != 0 {
-			t.Fatalf("attempt %d: wait %v, want 0", i+1, w)
+	testBudget(t, func(_ *testing.T, burst int, per time.Duration, c *clock) Budget {
+		return NewThrottle(burst, per, c.now)
+	})
+}
+
+func TestPostgresThrottle(t *testing.T) {
+	testBudget(t, func(t *testing.T, burst int, per time.Duration, c *clock) Budget {
+		return NewPostgresThrottle(testenv.Postgres(t, Migrations()), "email", burst, per, c.now)
+	})
+}
+
+// testBudget is the conformance suite of both Budgets.
+func testBudget(t *testing.T, newBudget newBudget) {
+	ctx := context.Background()
+	take := func(t *testing.T, b Budget, key string) time.Duration {
+		t.Helper()
+		w, err := b.Take(ctx, key)
+		if err != nil {
+			t.Fatal(err)
 		}
-		th.Fail("a")
+		return w
 	}
-	if w := th.Wait("a"); w != 20*time.Second {
-		t.Fatalf("after 3 failures: wait %v, want 20s (one failure per 20s)", w)
+	giveBack := func(t *testing.T, b Budget, key string) {
+		t.Helper()
+		if err := b.Return(ctx, key); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if w := th.Wait("b"); w != 0 {
-		t.Fatalf("another key: wait %v, want 0", w)
-	}
-	c.advance(15 * time.Second)
-	if w := th.Wait("a"); w != 5*time.Second {
-		t.Fatalf("15s later: wait %v, want 5s", w)
-	}
-	c.advance(5 * time.Second)
-	if w := th.Wait("a"); w != 0 {
-		t.Fatalf("20s later: wait %v, want 0", w)
-	}
-	th.Fail("a")
-	if w := th.Wait("a"); w != 20*time.Second {
-		t.Fatalf("failing again at once: wait %v, want 20s", w)
-	}
+
+	t.Run("burst, wait, refill", func(t *testing.T) {
+		c := &clock{t: t0}
+		b := newBudget(t, 3, time.Minute, c)
+		for i := range 3 {
+			if w := take(t, b, "a"); w != 0 {
+				t.Fatalf("attempt %d: wait %v, want 0", i+1, w)
+			}
+		}
+		if w := take(t, b, "a"); w != 20*time.Second {
+			t.Fatalf("after 3 attempts: wait %v, want 20s (one attempt per 20s)", w)
+		}
+		if w := take(t, b, "b"); w != 0 {
+			t.Fatalf("another key: wait %v, want 0", w)
+		}
+		c.advance(15 * time.Second)
+		if w := take(t, b, "a"); w != 5*time.Second {
+			t.Fatalf("15s later: wait %v, want 5s (a refused attempt takes nothing)", w)
+		}
+		c.advance(5 * time.Second)
+		if w := take(t, b, "a"); w != 0 {
+			t.Fatalf("20s later: wait %v, want 0", w)
+		}
+		if w := take(t, b, "a"); w != 20*time.Second {
+			t.Fatalf("again at once: wait %v, want 20s", w)
+		}
+		giveBack(t, b, "a")
+		if w := take(t, b, "a"); w != 0 {
+			t.Fatalf("after a returned attempt: wait %v, want 0", w)
+		}
+	})
+
+	t.Run("returns never raise the burst", func(t *testing.T) {
+		b := newBudget(t, 2, time.Minute, &clock{t: t0})
+		for range 10 {
+			take(t, b, "a")
+			giveBack(t, b, "a")
+			giveBack(t, b, "a")
+		}
+		for i := range 2 {
+			if w := take(t, b, "a"); w != 0 {
+				t.Fatalf("attempt %d: wait %v", i+1, w)
+			}
+		}
+		if w := take(t, b, "a"); w == 0 {
+			t.Fatal("a third attempt within the burst of 2 was allowed")
+		}
+	})
+
+	// Attempts at once (on one instance, or several sharing the database) are
+	// counted exactly.
+	t.Run("concurrent", func(t *testing.T) {
+		b := newBudget(t, 10, time.Minute, &clock{t: t0})
+		var granted atomic.Int32
+		var wg sync.WaitGroup
+		for range 40 {
+			wg.Go(func() {
+				w, err := b.Take(ctx, "a")
+				if err != nil {
+					t.Error(err)
+				}
+				if w == 0 {
+					granted.Add(1)
+				}
+			})
+		}
+		wg.Wait()
+		if n := granted.Load(); n != 10 {
+			t.Fatalf("40 attempts at once, burst 10: %d granted", n)
+		}
+	})
+
+	t.Run("forgets full buckets", func(t *testing.T) {
+		c := &clock{t: t0}
+		b := newBudget(t, 10, time.Minute, c)
+		for i := range 50 {
+			take(t, b, "addr-"+strconv.Itoa(i))
+		}
+		c.advance(time.Minute)
+		take(t, b, "late")
+		if n := budgetKeys(t, b); n != 1 {
+			t.Fatalf("keys remembered after a minute idle = %d, want 1", n)
+		}
+	})
+
+	t.Run("off", func(t *testing.T) {
+		b := newBudget(t, 0, time.Minute, &clock{t: t0})
+		for i := range 100 {
+			if w := take(t, b, "a"); w != 0 {
+				t.Fatalf("attempt %d: wait %v", i+1, w)
+			}
+		}
+	})
 }
 
-func TestThrottleForgetsIdleKeys(t *testing.T) {
-	c := &clock{t: t0}
-	th := NewThrottle(10, time.Minute, c.now)
-	for i := range 1000 {
-		th.Fail("addr-" + strconv.Itoa(i))
+// budgetKeys is the number of keys b remembers.
+func budgetKeys(t *testing.T, b Budget) int {
+	t.Helper()
+	switch b := b.(type) {
+	case *Throttle:
+		return b.Len()
+	case *PostgresThrottle:
+		var n int
+		if err := b.db.QueryRow(`SELECT count(*) FROM login_budgets WHERE scope = $1`, b.scope).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
 	}
-	c.advance(time.Minute)
-	th.Fail("late")
-	if n := th.Len(); n != 1 {
-		t.Fatalf("keys remembered after a minute idle = %d, want 1", n)
-	}
-}
-
-func TestThrottleOff(t *testing.T) {
-	th := NewThrottle(0, time.Minute, time.Now)
-	for range 100 {
-		th.Fail("a")
-	}
-	if w := th.Wait("a"); w != 0 || th.Len() != 0 {
-		t.Fatalf("disabled throttle: wait %v, keys %d", w, th.Len())
-	}
+	t.Fatalf("unknown budget %T", b)
+	return 0
 }
 
 func TestRateLimitedError(t *testing.T) {

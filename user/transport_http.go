@@ -2,8 +2,8 @@ package user
 
 import (
 	"context"
-	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 
 	"github.com/go-kit/kit/sd"
@@ -12,19 +12,21 @@ import (
 
 	"github.com/kitshop/kitshop/pkg/auth"
 	"github.com/kitshop/kitshop/pkg/client"
+	"github.com/kitshop/kitshop/pkg/clientip"
+	"github.com/kitshop/kitshop/pkg/connect"
 	"github.com/kitshop/kitshop/pkg/httpjson"
 )
 
-// jwksMaxAge lets verifiers and proxies cache the key set briefly; a verifier that
-// meets an unknown kid fetches again anyway.
+// jwksMaxAge is how long verifiers use the key set before fetching it again
+// (auth.JWKSSource), so a key withdrawn from the keyring stops verifying everywhere
+// within a minute; a verifier that meets an unknown kid fetches at once anyway.
 const jwksMaxAge = "public, max-age=60"
 
-// MakeHTTPHandler mounts the endpoints on their routes. With trustForwarded the client
-// address used for login throttling is the first X-Forwarded-For entry, which is right
-// only behind the gateway, which sets that header itself; otherwise it is the peer's
-// address.
-func MakeHTTPHandler(e Endpoints, tracer *zipkin.Tracer, trustForwarded bool) http.Handler {
-	r := httpjson.NewRouter(tracer, kithttp.ServerBefore(clientAddr(trustForwarded)))
+// MakeHTTPHandler mounts the endpoints on their routes. The client address login
+// throttling counts is the connection's peer, or the X-Forwarded-For address of a
+// request forwarded says comes from a proxy that sets that header itself (nil: none).
+func MakeHTTPHandler(e Endpoints, tracer *zipkin.Tracer, forwarded Forwarded) http.Handler {
+	r := httpjson.NewRouter(tracer, kithttp.ServerBefore(clientAddr(forwarded)))
 	r.Handle("POST", "/v1/users", e.RegisterEndpoint, decodeRegisterRequest, httpjson.Encode)
 	r.Handle("POST", "/v1/auth/login", e.LoginEndpoint, decodeLoginRequest, httpjson.Encode)
 	r.Handle("GET", "/v1/users/me", e.MeEndpoint, decodeNoRequest, httpjson.Encode)
@@ -32,19 +34,31 @@ func MakeHTTPHandler(e Endpoints, tracer *zipkin.Tracer, trustForwarded bool) ht
 	return r
 }
 
-// clientAddr puts the client's address in the context for login throttling.
-func clientAddr(trustForwarded bool) kithttp.RequestFunc {
+// Forwarded reports whether r comes from a proxy whose X-Forwarded-For names the
+// client.
+type Forwarded func(r *http.Request) bool
+
+// ForwardedBy believes the requests whose caller proved over mTLS to be service (the
+// gateway, which replaces any X-Forwarded-For a client sends with the address it
+// found). Without mTLS no caller proves anything, so nothing is believed.
+func ForwardedBy(service string) Forwarded {
+	return func(r *http.Request) bool {
+		peer, ok := connect.PeerFrom(r.Context())
+		return ok && peer.Service == service
+	}
+}
+
+// clientAddr puts the key of the client's address in the context for login
+// throttling: the address, or its /64 for IPv6.
+func clientAddr(forwarded Forwarded) kithttp.RequestFunc {
 	return func(ctx context.Context, r *http.Request) context.Context {
-		if trustForwarded {
-			if first, _, _ := strings.Cut(r.Header.Get("X-Forwarded-For"), ","); strings.TrimSpace(first) != "" {
-				return WithClientAddr(ctx, strings.TrimSpace(first))
+		if forwarded != nil && forwarded(r) {
+			first, _, _ := strings.Cut(r.Header.Get("X-Forwarded-For"), ",")
+			if a, err := netip.ParseAddr(strings.TrimSpace(first)); err == nil {
+				return WithClientAddr(ctx, clientip.Key(a))
 			}
 		}
-		host, _, err := net.SplitHostPort(r.RemoteAddr)
-		if err != nil {
-			host = r.RemoteAddr
-		}
-		return WithClientAddr(ctx, host)
+		return WithClientAddr(ctx, clientip.Key(clientip.Peer(r)))
 	}
 }
 

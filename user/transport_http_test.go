@@ -20,15 +20,24 @@ import (
 
 	"github.com/kitshop/kitshop/pkg/auth"
 	"github.com/kitshop/kitshop/pkg/client"
+	"github.com/kitshop/kitshop/pkg/connect"
 	"github.com/kitshop/kitshop/pkg/errs"
 	"github.com/kitshop/kitshop/pkg/observe"
 )
 
-// newTestServer serves e over HTTP, logging into e.logs.
-func newTestServer(t *testing.T, e *testEnv, trustForwarded bool) *httptest.Server {
+// newTestServer serves e over HTTP, logging into e.logs, believing the X-Forwarded-For
+// of the gateway. Calls carrying X-Test-Peer come from that service, as the connect
+// authorizer would say after an mTLS handshake.
+func newTestServer(t *testing.T, e *testEnv) *httptest.Server {
 	t.Helper()
 	obs := observe.Observer{Logger: log.NewJSONLogger(e.logs), Metrics: observe.NewMetrics("user")}
-	srv := httptest.NewServer(MakeHTTPHandler(MakeServerEndpoints(e.svc, obs, e.verifier), nil, trustForwarded))
+	h := MakeHTTPHandler(MakeServerEndpoints(e.svc, obs, e.verifier), nil, ForwardedBy("gateway"))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if peer := r.Header.Get("X-Test-Peer"); peer != "" {
+			r = r.WithContext(connect.WithPeer(r.Context(), connect.Peer{Service: peer}))
+		}
+		h.ServeHTTP(w, r)
+	}))
 	t.Cleanup(srv.Close)
 	return srv
 }
@@ -110,7 +119,7 @@ func badTokens(t *testing.T, e *testEnv, userID string) map[string]string {
 
 func TestHTTPRoutes(t *testing.T) {
 	e := newTestEnv(t, fastArgon2, 100, 100)
-	srv := newTestServer(t, e, true)
+	srv := newTestServer(t, e)
 	ada := e.register(t, "ada@example.com", "correct horse")
 	tok, err := e.svc.Login(context.Background(), "ada@example.com", "correct horse")
 	if err != nil {
@@ -196,37 +205,45 @@ func TestHTTPRoutes(t *testing.T) {
 	}
 }
 
+// TestHTTPLoginRateLimit: the failed-login budget of a client address counts the
+// address the gateway forwards, and only when the gateway (proven by its certificate)
+// forwards it; anyone else's X-Forwarded-For is ignored, with TLS off too. An IPv6
+// client is one /64.
 func TestHTTPLoginRateLimit(t *testing.T) {
 	tests := []struct {
-		name           string
-		trustForwarded bool
-		// the second client's forwarded address; with trustForwarded it is another
-		// client, without it both requests come from the test's loopback address
-		wantSecond int
+		name          string
+		peer          string // the caller's service, proven by mTLS; "" for none (TLS off)
+		first, second string // X-Forwarded-For of two clients
+		wantSecond    int
 	}{
-		{"behind the gateway", true, http.StatusUnauthorized},
-		{"exposed directly", false, http.StatusTooManyRequests},
+		{"behind the gateway", "gateway", "198.51.100.7", "203.0.113.9", http.StatusUnauthorized},
+		{"behind the gateway, client's own entries", "gateway", "198.51.100.7, 10.0.0.1", "203.0.113.9", http.StatusUnauthorized},
+		{"forwarded by another service", "order", "198.51.100.7", "203.0.113.9", http.StatusTooManyRequests},
+		{"no certificate (TLS off)", "", "198.51.100.7", "203.0.113.9", http.StatusTooManyRequests},
+		{"IPv6, one /64", "gateway", "2001:db8:5:6::1", "2001:db8:5:6:ffff::9", http.StatusTooManyRequests},
+		{"IPv6, two /64s", "gateway", "2001:db8:5:6::1", "2001:db8:5:7::1", http.StatusUnauthorized},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newTestEnv(t, fastArgon2, 100, 2)
-			srv := newTestServer(t, e, tt.trustForwarded)
+			srv := newTestServer(t, e)
 			body := `{"email":"ada@example.com","password":"wrong horse"}`
-			first := map[string]string{"X-Forwarded-For": "198.51.100.7, 10.0.0.1"}
+			from := func(xff string) map[string]string {
+				return map[string]string{"X-Forwarded-For": xff, "X-Test-Peer": tt.peer}
+			}
 			for range 2 {
-				if resp, b := do(t, "POST", srv.URL+"/v1/auth/login", body, first); resp.StatusCode != 401 {
+				if resp, b := do(t, "POST", srv.URL+"/v1/auth/login", body, from(tt.first)); resp.StatusCode != 401 {
 					t.Fatalf("status %d: %s", resp.StatusCode, b)
 				}
 			}
-			resp, b := do(t, "POST", srv.URL+"/v1/auth/login", body, first)
+			resp, b := do(t, "POST", srv.URL+"/v1/auth/login", body, from(tt.first))
 			if resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(b, "rate_limited") {
 				t.Fatalf("3rd failure from one address: %d %s", resp.StatusCode, b)
 			}
 			if ra := resp.Header.Get("Retry-After"); ra != "30" {
 				t.Fatalf("Retry-After %q, want 30", ra)
 			}
-			second := map[string]string{"X-Forwarded-For": "203.0.113.9"}
-			if resp, b := do(t, "POST", srv.URL+"/v1/auth/login", body, second); resp.StatusCode != tt.wantSecond {
+			if resp, b := do(t, "POST", srv.URL+"/v1/auth/login", body, from(tt.second)); resp.StatusCode != tt.wantSecond {
 				t.Fatalf("another forwarded address: %d %s, want %d", resp.StatusCode, b, tt.wantSecond)
 			}
 		})
@@ -235,7 +252,7 @@ func TestHTTPLoginRateLimit(t *testing.T) {
 
 func TestHTTPJWKSVerifiesTokens(t *testing.T) {
 	e := newTestEnv(t, fastArgon2, 100, 100)
-	srv := newTestServer(t, e, true)
+	srv := newTestServer(t, e)
 	e.register(t, "ada@example.com", "correct horse")
 	resp, body := do(t, "POST", srv.URL+"/v1/auth/login", `{"email":"ada@example.com","password":"correct horse"}`, nil)
 	if resp.StatusCode != 200 {
@@ -246,17 +263,26 @@ func TestHTTPJWKSVerifiesTokens(t *testing.T) {
 	}
 	_ = json.Unmarshal([]byte(body), &login)
 
-	// Another service verifies with nothing but the published keys.
-	fetch := func(ctx context.Context) (auth.JWKS, error) {
-		resp, body := do(t, "GET", srv.URL+auth.JWKSPath, "", nil)
-		if cc := resp.Header.Get("Cache-Control"); cc != jwksMaxAge {
-			t.Errorf("Cache-Control %q", cc)
+	// Another service verifies with nothing but the published keys, kept as long as
+	// their Cache-Control says.
+	fetch := auth.NewUserJWKSFetcher(sd.FixedInstancer{strings.TrimPrefix(srv.URL, "http://")}, client.Options{Caller: "jwks-test"})
+	// go-kit's endpointer takes the instance in the background: the first calls may
+	// find none yet.
+	var (
+		maxAge time.Duration
+		err    error
+	)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, maxAge, err = fetch(context.Background()); err == nil || time.Now().After(deadline) {
+			break
 		}
-		var set auth.JWKS
-		err := json.Unmarshal([]byte(body), &set)
-		return set, err
 	}
-	v := auth.NewVerifier(auth.NewJWKSSource(fetch, time.Minute), auth.DefaultIssuer, auth.DefaultAudience)
+	if err != nil || maxAge != time.Minute {
+		t.Fatalf("fetching the keys: max-age %v, %v; want 1m", maxAge, err)
+	}
+	keys := auth.NewJWKSSource(fetch, auth.JWKSConfig{})
+	defer keys.Close()
+	v := auth.NewVerifier(keys, auth.DefaultIssuer, auth.DefaultAudience, 15*time.Minute)
 	c, err := v.Verify(context.Background(), login.AccessToken)
 	if err != nil || c.Email != "ada@example.com" || c.Role != auth.RoleCustomer {
 		t.Fatalf("verify through JWKS: %+v, %v", c, err)
@@ -270,7 +296,7 @@ func TestHTTPJWKSVerifiesTokens(t *testing.T) {
 // business errors coming back as the same domain errors.
 func TestHTTPClient(t *testing.T) {
 	e := newTestEnv(t, fastArgon2, 100, 100)
-	srv := newTestServer(t, e, true)
+	srv := newTestServer(t, e)
 	instancer := sd.FixedInstancer{strings.TrimPrefix(srv.URL, "http://")}
 	opts := client.Options{Caller: "test", Before: []kithttp.RequestFunc{auth.ContextToHTTP()}}
 	c := NewHTTPClient(instancer, opts.Defaults())

@@ -27,6 +27,7 @@ import (
 
 	"github.com/kitshop/kitshop/pkg/auth"
 	"github.com/kitshop/kitshop/pkg/client"
+	"github.com/kitshop/kitshop/pkg/clientip"
 	"github.com/kitshop/kitshop/pkg/connect"
 	"github.com/kitshop/kitshop/pkg/discovery"
 	"github.com/kitshop/kitshop/pkg/logging"
@@ -64,6 +65,12 @@ type Config struct {
 	TLSCert, TLSKey string        // the public certificate of the edge (Edge only)
 	Edge            bool          // the listener faces clients, not services (the gateway)
 	IntentionsCache time.Duration // how long an intention decision is reused
+
+	// The edge only (see edge.go): the load balancers whose X-Forwarded-For and
+	// X-Forwarded-Proto are believed (comma-separated CIDRs or addresses), and the
+	// listener of /metrics and the detailed /health, registered in Consul.
+	TrustedProxies string
+	AdminAddr      string
 
 	// Admission (pkg/admission): requests worked on at once, and how long one more
 	// waits for its turn before it is answered 503 overloaded. The edge (gateway) has
@@ -105,6 +112,10 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, service, defaultAddr string) {
 	fs.StringVar(&c.TLSKey, "tls-key", "", "the key of -tls-cert (PEM)")
 	fs.DurationVar(&c.IntentionsCache, "intentions-cache", 5*time.Second, "how long a caller's authorisation by Consul intentions is reused")
 	fs.DurationVar(&c.DiscoveryGrace, "discovery-grace", 15*time.Second, "after Consul was unreachable or restarted, how long an empty instance list is not believed")
+	if c.Edge {
+		fs.StringVar(&c.TrustedProxies, "trusted-proxies", "", "load balancers in front (CIDRs or addresses, comma-separated) whose X-Forwarded-For and X-Forwarded-Proto are believed; empty: none, the client is the connection's peer")
+		fs.StringVar(&c.AdminAddr, "admin-addr", "", "serve /metrics and the detailed /health on this listener and register it in Consul (its check, Prometheus); empty: both on the public port, to loopback clients only")
+	}
 	if !c.Edge { // the edge's limits are its own, per route class
 		fs.IntVar(&c.AdmitLimit, "admit-limit", DefaultAdmitLimit, "requests worked on at once; more wait up to -admit-wait, then get 503 overloaded")
 		fs.DurationVar(&c.AdmitWait, "admit-wait", DefaultAdmitWait, "longest wait of a request for its turn (never past its caller's deadline)")
@@ -141,7 +152,9 @@ type App struct {
 
 	reporter reporter.Reporter
 	listener net.Listener
+	admin    net.Listener      // the edge's admin listener; nil without AdminAddr
 	identity *connect.Identity // nil when TLS is off
+	clients  clientip.Resolver // the edge's clients behind TrustedProxies
 
 	mu         sync.Mutex
 	checks     map[string]func(context.Context) error
@@ -171,18 +184,35 @@ func New(cfg Config, logOutput io.Writer) (*App, error) {
 			return nil, fmt.Errorf("-advertise-host %s: %w", AdvertiseRoute, err)
 		}
 	}
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	proxies, err := clientip.ParsePrefixes(cfg.TrustedProxies)
 	if err != nil {
-		return nil, fmt.Errorf("listen %s: %w", cfg.HTTPAddr, err)
+		return nil, fmt.Errorf("-trusted-proxies: %w", err)
+	}
+	addr := cfg.listenAddr()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", addr, err)
+	}
+	if addr != cfg.HTTPAddr {
+		_ = level.Info(logger).Log("msg", "plain HTTP between services: listening on loopback only; name an interface (0.0.0.0:port) to listen on others", "addr", addr)
+	} else if !cfg.Edge && !cfg.tlsOn() && !loopbackHost(addr) {
+		_ = level.Warn(logger).Log("msg", "plain HTTP on a public interface: every caller is anonymous, and the routes meant for one service (/internal/) answer loopback callers only", "addr", addr)
 	}
 	a := &App{
 		Config:   cfg,
 		Logger:   logger,
 		Metrics:  observe.NewMetrics(cfg.Service),
 		listener: ln,
+		clients:  clientip.New(proxies),
 		checks:   map[string]func(context.Context) error{},
 
 		instancers: map[string]*discovery.ConsulInstancer{},
+	}
+	if cfg.AdminAddr != "" {
+		if a.admin, err = net.Listen("tcp", cfg.AdminAddr); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("listen %s: %w", cfg.AdminAddr, err)
+		}
 	}
 	a.Metrics.RegisterBreakers(client.BreakerStates)
 	a.Tracer, a.reporter, err = observe.NewTracer(cfg.Service, a.HostPort(), cfg.ZipkinURL)
@@ -216,6 +246,17 @@ func New(cfg Config, logOutput io.Writer) (*App, error) {
 
 // Port is the port the instance actually listens on.
 func (a *App) Port() int { return a.listener.Addr().(*net.TCPAddr).Port }
+
+// AdminPort is the port of the edge's admin listener; 0 without one.
+func (a *App) AdminPort() int {
+	if a.admin == nil {
+		return 0
+	}
+	return a.admin.Addr().(*net.TCPAddr).Port
+}
+
+// ClientIP finds the clients of the edge behind its trusted proxies.
+func (a *App) ClientIP() clientip.Resolver { return a.clients }
 
 // HostPort is the advertised host and the real port.
 func (a *App) HostPort() string {
@@ -313,6 +354,9 @@ func (a *App) Close() {
 		_ = closers[i].Close()
 	}
 	a.listener.Close()
+	if a.admin != nil {
+		a.admin.Close()
+	}
 	if a.reporter != nil {
 		_ = a.reporter.Close()
 	}

@@ -265,3 +265,48 @@ func TestAdvertiseRoute(t *testing.T) {
 		t.Fatal("New with -advertise-host auto and no Consul address succeeded")
 	}
 }
+
+// TestEdgeAdminListener: with -admin-addr, the edge serves /metrics and the detailed
+// /health there and registers that address in Consul, so Consul's check and
+// Prometheus (which scrapes what Consul lists) reach it, and not the public port.
+func TestEdgeAdminListener(t *testing.T) {
+	c, addr := testenv.Consul(t)
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	cfg := app.Config{Edge: true}
+	cfg.RegisterFlags(fs, testenv.Name("edgetest"), ":0")
+	args := []string{"-consul-addr", addr, "-http-addr", "127.0.0.1:0", "-admin-addr", "127.0.0.1:0", "-tls=off", "-drain", "10ms"}
+	if err := config.Parse(fs, args, func(string) string { return "" }); err != nil {
+		t.Fatal(err)
+	}
+	a, err := app.New(cfg, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Close)
+	serve(t, a, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "hello") }))
+	eventually(t, "passing in Consul", func() bool { return len(instances(t, c, cfg.Service, true)) == 1 })
+	e := instances(t, c, cfg.Service, true)[0].Service
+	if e.Port != a.AdminPort() || e.Meta["public_port"] != strconv.Itoa(a.Port()) {
+		t.Fatalf("registered port %d (meta %v), want the admin port %d and the public one in meta", e.Port, e.Meta, a.AdminPort())
+	}
+	admin := "http://127.0.0.1:" + strconv.Itoa(a.AdminPort())
+	if code, body := get(t, admin+"/metrics"); code != 200 || !strings.Contains(body, "go_goroutines") {
+		t.Fatalf("admin /metrics: %d", code)
+	}
+	if code, body := get(t, admin+"/health"); code != 200 || !strings.Contains(body, `"service"`) {
+		t.Fatalf("admin /health: %d %s", code, body)
+	}
+	if code, _ := get(t, admin+"/v1/anything"); code != 404 {
+		t.Fatalf("the admin listener serves the API: %d", code)
+	}
+	if code, body := get(t, "http://127.0.0.1:"+strconv.Itoa(a.Port())+"/v1/anything"); code != 200 || body != "hello" {
+		t.Fatalf("public port: %d %s", code, body)
+	}
+}
+
+func TestAdminAddrIsForTheEdge(t *testing.T) {
+	_, err := app.New(app.Config{Service: "x", HTTPAddr: "127.0.0.1:0", AdvertiseHost: "127.0.0.1", AdminAddr: "127.0.0.1:0", AdmitLimit: 1}, io.Discard)
+	if err == nil {
+		t.Fatal("a service took -admin-addr")
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"sort"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -27,31 +28,38 @@ const checkTimeout = time.Second
 
 // Run serves h (plus GET /health and GET /metrics) until ctx is done, registered in
 // Consul while it serves. On shutdown it deregisters first, waits Drain so callers see
-// the change, then stops accepting and gives in-flight requests ShutdownGrace.
+// the change, then stops accepting and gives in-flight requests ShutdownGrace. The
+// edge keeps /metrics and the detail of /health for operators (edge.go).
 func (a *App) Run(ctx context.Context, h http.Handler) error {
 	var draining atomic.Bool
+	detailed := always
+	if a.Config.Edge {
+		detailed = a.local
+	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /health", a.healthHandler(&draining))
-	mux.Handle("GET /metrics", a.Metrics.Handler())
+	mux.Handle("GET /health", a.healthHandler(&draining, detailed))
+	mux.Handle("GET /metrics", operatorsOnly(a.Metrics.Handler(), detailed))
 	mux.Handle("/", a.admit(h))
 	handler, listener, err := a.secure(mux)
 	if err != nil {
 		return err
 	}
 
-	srv := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		// Failed TLS handshakes (a certificate of another CA, none at all where one is
-		// required) are logged here, as JSON lines like every other.
-		ErrorLog: stdlog.New(kitlog.NewStdlibAdapter(level.Warn(a.Logger)), "", 0),
-	}
-	serveErr := make(chan error, 1)
+	srv := a.newServer(handler)
+	serveErr := make(chan error, 2)
 	go func() { serveErr <- srv.Serve(listener) }()
+	if a.admin != nil {
+		admin := http.NewServeMux()
+		admin.Handle("GET /health", a.healthHandler(&draining, always))
+		admin.Handle("GET /metrics", a.Metrics.Handler())
+		adminSrv := a.newServer(admin)
+		go func() {
+			if err := adminSrv.Serve(a.admin); !errors.Is(err, http.ErrServerClosed) {
+				serveErr <- fmt.Errorf("admin listener: %w", err)
+			}
+		}()
+		defer adminSrv.Close() // after the public server's graceful shutdown
+	}
 	if a.Config.PprofAddr != "" {
 		stopPprof, err := a.servePprof()
 		if err != nil {
@@ -65,12 +73,19 @@ func (a *App) Run(ctx context.Context, h http.Handler) error {
 	maintainCtx, stopMaintain := context.WithCancel(context.Background())
 	defer stopMaintain()
 	if a.Consul != nil {
+		// With an admin listener, the edge registers it: Consul checks its /health and
+		// Prometheus scrapes its /metrics there; clients reach the public port through
+		// a load balancer, never through Consul.
+		port, meta := a.Port(), map[string]string{"transport": a.transport()}
+		if a.admin != nil {
+			port, meta = a.AdminPort(), map[string]string{"transport": "http", "public_port": strconv.Itoa(a.Port())}
+		}
 		registrar = discovery.NewRegistrar(a.Consul, discovery.Registration{
 			Service:         a.Config.Service,
 			Host:            a.Config.AdvertiseHost,
-			Port:            a.Port(),
+			Port:            port,
 			Tags:            splitTags(a.Config.Tags),
-			Meta:            map[string]string{"transport": a.transport()},
+			Meta:            meta,
 			CheckInterval:   a.Config.CheckInterval,
 			CheckTimeout:    checkTimeout + checkTimeout/2,
 			DeregisterAfter: a.Config.DeregisterAfter,
@@ -88,6 +103,7 @@ func (a *App) Run(ctx context.Context, h http.Handler) error {
 
 	select {
 	case err := <-serveErr:
+		_ = srv.Close()
 		return err
 	case <-ctx.Done():
 	}
@@ -127,9 +143,25 @@ func (a *App) admit(h http.Handler) http.Handler {
 	return admission.WithCallerTimeout(admission.NewLimiter(a.Config.AdmitLimit, a.Config.AdmitWait, shed).Middleware(h))
 }
 
+// newServer is the HTTP server of one listener, with kitshop's timeouts.
+func (a *App) newServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		// Failed TLS handshakes (a certificate of another CA, none at all where one is
+		// required) are logged here, as JSON lines like every other.
+		ErrorLog: stdlog.New(kitlog.NewStdlibAdapter(level.Warn(a.Logger)), "", 0),
+	}
+}
+
 // healthHandler answers 200 when every check passes and the instance is not draining,
-// 503 otherwise, with each check's result.
-func (a *App) healthHandler(draining *atomic.Bool) http.Handler {
+// 503 otherwise, with each check's result (and the breakers' states) to the requests
+// detailed accepts, and the status alone to others.
+func (a *App) healthHandler(draining *atomic.Bool, detailed func(*http.Request) bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a.mu.Lock()
 		names := make([]string, 0, len(a.checks))
@@ -158,6 +190,10 @@ func (a *App) healthHandler(draining *atomic.Bool) http.Handler {
 		}
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
 		w.WriteHeader(code)
+		if !detailed(r) {
+			_ = json.NewEncoder(w).Encode(map[string]string{"status": status})
+			return
+		}
 		body := map[string]any{"status": status, "service": a.Config.Service, "checks": results}
 		if breakers := client.BreakerStates(); len(breakers) > 0 {
 			body["breakers"] = breakers // informative: an open breaker is not this instance failing

@@ -8,12 +8,17 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 
+	"github.com/kitshop/kitshop/pkg/clientip"
 	"github.com/kitshop/kitshop/pkg/connect"
+	"github.com/kitshop/kitshop/pkg/errs"
 )
 
 // TLS modes of Config.TLS.
@@ -25,6 +30,32 @@ const (
 // tlsOn reports whether the instance uses mTLS (the zero Config does not: TLS is
 // opt-in for the library, and on by default in the binaries through the flag).
 func (c Config) tlsOn() bool { return c.TLS == TLSOn }
+
+// listenAddr is HTTPAddr, except for a service (not the edge) in plain HTTP: there an
+// address without a host (":8081", the default) means loopback, since nothing tells
+// its callers apart. Naming an interface ("0.0.0.0:8081") still listens there.
+func (c Config) listenAddr() string {
+	if c.Edge || c.tlsOn() {
+		return c.HTTPAddr
+	}
+	if host, port, err := net.SplitHostPort(c.HTTPAddr); err == nil && host == "" {
+		return net.JoinHostPort("127.0.0.1", port)
+	}
+	return c.HTTPAddr
+}
+
+// loopbackHost reports whether the host of addr is a loopback address or localhost.
+func loopbackHost(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
 
 func (c Config) validateTLS() error {
 	switch c.TLS {
@@ -40,6 +71,9 @@ func (c Config) validateTLS() error {
 	}
 	if c.tlsOn() && c.ConsulAddr == "" {
 		return errors.New("mTLS needs Consul's CA (-consul-addr); run with -tls=off without Consul")
+	}
+	if (c.TrustedProxies != "" || c.AdminAddr != "") && !c.Edge {
+		return errors.New("-trusted-proxies and -admin-addr are for the public edge (the gateway)")
 	}
 	return nil
 }
@@ -78,14 +112,21 @@ func (a *App) RestrictPaths(prefix string, callers ...string) {
 }
 
 // secure wraps the handler and listener for the configured mode:
-//   - TLS off: plain HTTP, as before;
-//   - an internal service: TLS with the Connect leaf, each caller authorised by its
-//     certificate against the intentions; /health and /metrics stay open (Consul's
-//     check presents no certificate), also in plain HTTP on the same port;
+//   - an internal service with mTLS: TLS with the Connect leaf, each caller authorised
+//     by its certificate against the intentions; /health and /metrics stay open
+//     (Consul's check presents no certificate), also in plain HTTP on the same port;
+//   - an internal service in plain HTTP: no caller proves who it is, so the routes
+//     restricted to some callers (RestrictPaths) answer loopback peers only;
 //   - the edge (gateway) with a certificate: HTTPS with it, plus plain HTTP on the same
-//     port for local tools; HSTS on HTTPS answers.
+//     port for loopback clients (local tools) and health checks; other plain requests
+//     are sent to HTTPS. HSTS on HTTPS answers;
+//   - the edge without a certificate: plain HTTP (behind a load balancer that
+//     terminates TLS, or on one machine).
 func (a *App) secure(h http.Handler) (http.Handler, net.Listener, error) {
 	c := a.Config
+	a.mu.Lock()
+	rules := append([]connect.PathRule(nil), a.pathRules...)
+	a.mu.Unlock()
 	switch {
 	case c.Edge && c.TLSCert != "":
 		cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
@@ -93,22 +134,38 @@ func (a *App) secure(h http.Handler) (http.Handler, net.Listener, error) {
 			return nil, nil, fmt.Errorf("edge certificate: %w", err)
 		}
 		cfg := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
-		_ = level.Info(a.Logger).Log("msg", "serving HTTPS and plain HTTP on one port", "cert", c.TLSCert)
-		return hsts(h), newSniffListener(a.listener, cfg), nil
+		_ = level.Info(a.Logger).Log("msg", "serving HTTPS, and plain HTTP to loopback clients and health checks, on one port", "cert", c.TLSCert)
+		return hsts(a.requireHTTPS(h)), newSniffListener(a.listener, cfg), nil
 	case c.Edge:
 		if c.tlsOn() {
 			_ = level.Warn(a.Logger).Log("msg", "no -tls-cert: the public listener serves plain HTTP only")
 		}
 		return h, a.listener, nil
 	case a.identity != nil:
-		a.mu.Lock()
-		rules := append([]connect.PathRule(nil), a.pathRules...)
-		a.mu.Unlock()
 		authz := connect.NewAuthorizer(a.identity, c.IntentionsCache, rules, a.Logger)
 		return authz.Middleware(h, "/health", "/metrics"), newSniffListener(a.listener, a.identity.ServerTLS()), nil
 	default:
-		return h, a.listener, nil
+		return loopbackOnly(h, rules, a.Logger), a.listener, nil
 	}
+}
+
+// loopbackOnly refuses, with 403 and a log line, the routes of rules to callers on
+// other hosts: without certificates nothing says which service calls.
+func loopbackOnly(h http.Handler, rules []connect.PathRule, logger log.Logger) http.Handler {
+	if len(rules) == 0 {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for _, rule := range rules {
+			if strings.HasPrefix(r.URL.Path, rule.Prefix) && !clientip.Loopback(clientip.Peer(r)) {
+				_ = level.Warn(logger).Log("msg", "plain HTTP: call from another host refused", "remote", r.RemoteAddr,
+					"method", r.Method, "path", r.URL.Path, "reason", "routes under "+rule.Prefix+" answer loopback callers only without mTLS")
+				errs.WriteHTTP(w, errs.E(errs.Forbidden, "forbidden", "this caller may not call this service"))
+				return
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 func hsts(h http.Handler) http.Handler {

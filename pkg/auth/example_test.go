@@ -16,7 +16,7 @@ func ExampleSigner() {
 		panic(err)
 	}
 	signer := auth.NewSigner(kid, key, auth.DefaultIssuer, auth.DefaultAudience, 15*time.Minute)
-	verifier := auth.NewVerifier(auth.StaticKeys{signer.KeyID(): signer.PublicKey()}, auth.DefaultIssuer, auth.DefaultAudience)
+	verifier := auth.NewVerifier(auth.StaticKeys{signer.KeyID(): signer.PublicKey()}, auth.DefaultIssuer, auth.DefaultAudience, signer.TTL())
 
 	token, _, err := signer.Sign(auth.Caller{UserID: "u1", Email: "ada@example.com", Role: auth.RoleCustomer}, time.Now())
 	if err != nil {

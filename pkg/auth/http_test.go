@@ -15,7 +15,7 @@ import (
 
 func TestMiddleware(t *testing.T) {
 	signer, _ := newSigner(t)
-	v := auth.NewVerifier(auth.StaticKeys{signer.KeyID(): signer.PublicKey()}, auth.DefaultIssuer, auth.DefaultAudience)
+	v := auth.NewVerifier(auth.StaticKeys{signer.KeyID(): signer.PublicKey()}, auth.DefaultIssuer, auth.DefaultAudience, signer.TTL())
 	token, _, err := signer.Sign(auth.Caller{UserID: "u7", Email: "u7@example.com", Role: auth.RoleCustomer}, time.Now())
 	if err != nil {
 		t.Fatal(err)
@@ -68,7 +68,7 @@ func TestMiddleware(t *testing.T) {
 
 func TestAuthenticatedEndpoint(t *testing.T) {
 	signer, _ := newSigner(t)
-	v := auth.NewVerifier(auth.StaticKeys{signer.KeyID(): signer.PublicKey()}, auth.DefaultIssuer, auth.DefaultAudience)
+	v := auth.NewVerifier(auth.StaticKeys{signer.KeyID(): signer.PublicKey()}, auth.DefaultIssuer, auth.DefaultAudience, signer.TTL())
 	customer, _, _ := signer.Sign(auth.Caller{UserID: "c1", Role: auth.RoleCustomer}, time.Now())
 	admin, _, _ := signer.Sign(auth.Caller{UserID: "a1", Role: auth.RoleAdmin}, time.Now())
 	next := func(ctx context.Context, _ any) (any, error) {
@@ -112,8 +112,8 @@ func TestAuthenticatedEndpoint(t *testing.T) {
 func BenchmarkVerifyCachedJWKS(b *testing.B) {
 	signer, _ := newSigner(b)
 	set := auth.JWKS{Keys: []auth.JWK{auth.PublicJWK(signer.KeyID(), signer.PublicKey())}}
-	src := auth.NewJWKSSource(func(context.Context) (auth.JWKS, error) { return set, nil }, time.Minute)
-	v := auth.NewVerifier(src, auth.DefaultIssuer, auth.DefaultAudience)
+	src := newSource(b, func(context.Context) (auth.JWKS, time.Duration, error) { return set, time.Hour, nil }, auth.JWKSConfig{})
+	v := auth.NewVerifier(src, auth.DefaultIssuer, auth.DefaultAudience, signer.TTL())
 	token, _, err := signer.Sign(auth.Caller{UserID: "u1", Email: "ada@example.com", Role: auth.RoleCustomer}, time.Now())
 	if err != nil {
 		b.Fatal(err)

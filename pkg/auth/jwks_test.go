@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -26,6 +27,7 @@ import (
 type keyServer struct {
 	mu      sync.Mutex
 	set     auth.JWKS
+	maxAge  time.Duration
 	fetches atomic.Int32
 	fail    error
 }
@@ -39,20 +41,44 @@ func (k *keyServer) publish(signers ...*auth.Signer) {
 	}
 }
 
-func (k *keyServer) fetch(context.Context) (auth.JWKS, error) {
+func (k *keyServer) failWith(err error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.fail = err
+}
+
+func (k *keyServer) fetch(context.Context) (auth.JWKS, time.Duration, error) {
 	k.fetches.Add(1)
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	return k.set, k.fail
+	return k.set, k.maxAge, k.fail
 }
 
-func TestJWKSSourceCachesAndRefreshes(t *testing.T) {
+// newSource returns a source over srv, closed when the test ends.
+func newSource(t testing.TB, fetch auth.Fetcher, cfg auth.JWKSConfig) *auth.JWKSSource {
+	src := auth.NewJWKSSource(fetch, cfg)
+	t.Cleanup(func() { _ = src.Close() })
+	return src
+}
+
+// waitFor polls cond for up to d.
+func waitFor(d time.Duration, cond func() bool) bool {
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if cond() {
+			return true
+		}
+	}
+	return cond()
+}
+
+func TestJWKSSourceCachesAndRefetchesForUnknownKids(t *testing.T) {
 	old, _ := newSigner(t)
 	rotated, _ := newSigner(t)
-	srv := &keyServer{}
+	srv := &keyServer{maxAge: time.Hour} // no background refresh during the test
 	srv.publish(old)
-	const minRefresh = 50 * time.Millisecond
-	src := auth.NewJWKSSource(srv.fetch, minRefresh)
+	// Long enough that a loaded machine runs the lookups below within it.
+	const minRefresh = 500 * time.Millisecond
+	src := newSource(t, srv.fetch, auth.JWKSConfig{MinRefresh: minRefresh, MaxRefresh: time.Hour})
 	ctx := context.Background()
 
 	for range 100 {
@@ -69,48 +95,168 @@ func TestJWKSSourceCachesAndRefreshes(t *testing.T) {
 		}
 	}
 	if n := srv.fetches.Load(); n != 1 {
-		t.Fatalf("fetches after unknown kids within minRefresh = %d, want 1", n)
+		t.Fatalf("fetches after unknown kids within MinRefresh = %d, want 1", n)
 	}
 
 	// Rotation: the issuer publishes the new key beside the old one.
 	srv.publish(rotated, old)
 	if _, err := src.Key(ctx, rotated.KeyID()); !errors.Is(err, auth.ErrUnknownKey) {
-		t.Fatalf("new kid within minRefresh: err = %v, want ErrUnknownKey", err)
+		t.Fatalf("new kid within MinRefresh: err = %v, want ErrUnknownKey", err)
 	}
 	time.Sleep(minRefresh)
 	if _, err := src.Key(ctx, rotated.KeyID()); err != nil {
-		t.Fatalf("new kid after minRefresh: %v", err)
+		t.Fatalf("new kid after MinRefresh: %v", err)
 	}
 	if _, err := src.Key(ctx, old.KeyID()); err != nil {
 		t.Fatalf("old kid still published: %v", err)
 	}
 
-	// The old key retires; the next refetch drops it.
-	srv.publish(rotated)
-	time.Sleep(minRefresh)
-	if _, err := src.Key(ctx, "made-up"); !errors.Is(err, auth.ErrUnknownKey) {
-		t.Fatal(err)
-	}
-	if _, err := src.Key(ctx, old.KeyID()); !errors.Is(err, auth.ErrUnknownKey) {
-		t.Fatalf("retired kid: err = %v, want ErrUnknownKey", err)
-	}
-
-	// The issuer goes away: known keys still verify, unknown ones are unavailable.
-	srv.fail = errors.New("connection refused")
+	// The issuer goes away: known keys still verify, unknown ones are unavailable, and
+	// the failure is not asked again at once.
+	srv.failWith(errors.New("connection refused"))
 	time.Sleep(minRefresh)
 	if _, err := src.Key(ctx, "made-up"); !errors.Is(err, auth.ErrKeysUnavailable) {
 		t.Fatalf("fetch failing: err = %v, want ErrKeysUnavailable", err)
 	}
+	n := srv.fetches.Load()
+	if _, err := src.Key(ctx, "made-up-2"); !errors.Is(err, auth.ErrKeysUnavailable) {
+		t.Fatalf("right after a failed fetch: err = %v, want ErrKeysUnavailable", err)
+	}
+	if srv.fetches.Load() != n {
+		t.Fatal("a failed fetch was repeated at once")
+	}
 	if _, err := src.Key(ctx, rotated.KeyID()); err != nil {
 		t.Fatalf("cached kid while the issuer is down: %v", err)
+	}
+	// It is back: a second later, an unknown kid is fetched again.
+	srv.failWith(nil)
+	srv.publish(rotated)
+	if !waitFor(3*time.Second, func() bool { _, err := src.Key(ctx, rotated.KeyID()); return err == nil }) {
+		t.Fatal("rotated kid lost")
+	}
+	if !waitFor(3*time.Second, func() bool {
+		_, err := src.Key(ctx, "made-up-3")
+		return errors.Is(err, auth.ErrUnknownKey)
+	}) {
+		t.Fatal("the issuer came back, but unknown kids are still unavailable")
+	}
+}
+
+// TestJWKSSourceDropsWithdrawnKeys: a key taken out of the issuer's set (rotated out
+// because it leaked) stops verifying within the set's max-age, without any request
+// naming an unknown kid.
+func TestJWKSSourceDropsWithdrawnKeys(t *testing.T) {
+	leaked, _ := newSigner(t)
+	current, _ := newSigner(t)
+	srv := &keyServer{maxAge: 100 * time.Millisecond}
+	srv.publish(leaked, current)
+	src := newSource(t, srv.fetch, auth.JWKSConfig{MinRefresh: 20 * time.Millisecond, MaxRefresh: time.Hour})
+	ctx := context.Background()
+	if _, err := src.Key(ctx, leaked.KeyID()); err != nil {
+		t.Fatal(err)
+	}
+	srv.publish(current)
+	withdrawn := time.Now()
+	if !waitFor(2*time.Second, func() bool {
+		_, err := src.Key(ctx, leaked.KeyID())
+		return errors.Is(err, auth.ErrUnknownKey)
+	}) {
+		t.Fatal("a withdrawn key is still trusted 2 s later (max-age 100 ms)")
+	}
+	t.Logf("withdrawn key dropped after %v (max-age 100ms)", time.Since(withdrawn).Round(time.Millisecond))
+	if _, err := src.Key(ctx, current.KeyID()); err != nil {
+		t.Fatalf("the key still published: %v", err)
+	}
+}
+
+// TestJWKSSourceRefreshInterval: the background refresh follows the set's max-age,
+// never faster than MinRefresh nor slower than MaxRefresh.
+func TestJWKSSourceRefreshInterval(t *testing.T) {
+	const window = 500 * time.Millisecond
+	tests := []struct {
+		name             string
+		maxAge, min, max time.Duration
+		atLeast, atMost  int32
+	}{
+		{"max-age honoured", 100 * time.Millisecond, 10 * time.Millisecond, time.Hour, 2, 7},
+		{"max-age above MaxRefresh", time.Hour, 10 * time.Millisecond, 100 * time.Millisecond, 2, 7},
+		{"max-age below MinRefresh", time.Millisecond, 100 * time.Millisecond, time.Hour, 2, 7},
+		{"no max-age: MinRefresh", 0, 100 * time.Millisecond, time.Hour, 2, 7},
+		{"long max-age", time.Hour, 10 * time.Millisecond, time.Hour, 1, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, _ := newSigner(t)
+			srv := &keyServer{maxAge: tt.maxAge}
+			srv.publish(s)
+			src := newSource(t, srv.fetch, auth.JWKSConfig{MinRefresh: tt.min, MaxRefresh: tt.max})
+			time.Sleep(window)
+			_ = src.Close()
+			n := srv.fetches.Load()
+			if n < tt.atLeast || n > tt.atMost {
+				t.Fatalf("%d fetches in %v, want %d to %d", n, window, tt.atLeast, tt.atMost)
+			}
+			time.Sleep(50 * time.Millisecond)
+			if srv.fetches.Load() != n {
+				t.Fatal("fetched after Close")
+			}
+		})
+	}
+}
+
+// TestJWKSSourceCallerHangsUp: a request that gives up while the keys are being
+// fetched neither cancels the fetch nor leaves a failure behind: the next request is
+// served by that same fetch.
+func TestJWKSSourceCallerHangsUp(t *testing.T) {
+	s, _ := newSigner(t)
+	release := make(chan struct{})
+	var fetches atomic.Int32
+	fetch := func(ctx context.Context) (auth.JWKS, time.Duration, error) {
+		fetches.Add(1)
+		select {
+		case <-ctx.Done():
+			return auth.JWKS{}, 0, ctx.Err()
+		case <-release:
+		}
+		return auth.JWKS{Keys: []auth.JWK{auth.PublicJWK(s.KeyID(), s.PublicKey())}}, time.Hour, nil
+	}
+	src := newSource(t, fetch, auth.JWKSConfig{MinRefresh: 10 * time.Second, MaxRefresh: time.Hour})
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := src.Key(ctx, "made-up"); !errors.Is(err, auth.ErrKeysUnavailable) {
+		t.Fatalf("caller gone mid-fetch: err = %v, want ErrKeysUnavailable", err)
+	}
+	close(release)
+	if _, err := src.Key(context.Background(), s.KeyID()); err != nil {
+		t.Fatalf("after a caller hung up mid-fetch: %v", err)
+	}
+	if n := fetches.Load(); n != 1 {
+		t.Fatalf("fetches = %d, want 1", n)
+	}
+}
+
+// TestJWKSSourceFetchTimeout: a hung issuer is given up on after FetchTimeout (a real
+// failure, remembered briefly), whatever the caller's own deadline.
+func TestJWKSSourceFetchTimeout(t *testing.T) {
+	fetch := func(ctx context.Context) (auth.JWKS, time.Duration, error) {
+		<-ctx.Done()
+		return auth.JWKS{}, 0, ctx.Err()
+	}
+	src := newSource(t, fetch, auth.JWKSConfig{FetchTimeout: 50 * time.Millisecond})
+	start := time.Now()
+	if _, err := src.Key(context.Background(), "any"); !errors.Is(err, auth.ErrKeysUnavailable) || !strings.Contains(err.Error(), "deadline") {
+		t.Fatalf("hung issuer: err = %v, want ErrKeysUnavailable after the fetch timeout", err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("took %v with a fetch timeout of 50ms", took)
 	}
 }
 
 func TestJWKSSourceConcurrentMisses(t *testing.T) {
 	s, _ := newSigner(t)
-	srv := &keyServer{}
+	srv := &keyServer{maxAge: time.Hour}
 	srv.publish(s)
-	src := auth.NewJWKSSource(srv.fetch, time.Minute)
+	src := newSource(t, srv.fetch, auth.JWKSConfig{MinRefresh: time.Minute, MaxRefresh: time.Hour})
 	var wg sync.WaitGroup
 	for range 50 {
 		wg.Go(func() {
@@ -122,6 +268,31 @@ func TestJWKSSourceConcurrentMisses(t *testing.T) {
 	wg.Wait()
 	if n := srv.fetches.Load(); n != 1 {
 		t.Fatalf("fetches = %d, want 1", n)
+	}
+}
+
+func TestMaxAge(t *testing.T) {
+	tests := []struct {
+		header []string
+		want   time.Duration
+	}{
+		{nil, 0},
+		{[]string{"public, max-age=60"}, time.Minute},
+		{[]string{"MAX-AGE=5"}, 5 * time.Second},
+		{[]string{`max-age="30"`}, 30 * time.Second},
+		{[]string{"public", "max-age=7"}, 7 * time.Second},
+		{[]string{"max-age=0"}, 0},
+		{[]string{"max-age=-5"}, 0},
+		{[]string{"max-age=soon"}, 0},
+		{[]string{"no-store, max-age=60"}, 0},
+		{[]string{"max-age=60, no-cache"}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.header, "|"), func(t *testing.T) {
+			if got := auth.MaxAge(http.Header{"Cache-Control": tt.header}); got != tt.want {
+				t.Fatalf("MaxAge = %v, want %v", got, tt.want)
+			}
+		})
 	}
 }
 
@@ -183,6 +354,7 @@ func TestUserJWKSFetcherThroughConsul(t *testing.T) {
 		case auth.JWKSPath:
 			fetches.Add(1)
 			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Cache-Control", "public, max-age=60")
 			_ = json.NewEncoder(w).Encode(auth.JWKS{Keys: []auth.JWK{auth.PublicJWK(signer.KeyID(), signer.PublicKey())}})
 		default:
 			http.NotFound(w, r)
@@ -207,7 +379,7 @@ func TestUserJWKSFetcherThroughConsul(t *testing.T) {
 	instancer := consulsd.NewInstancer(consulsd.NewClient(consulClient), log.NewNopLogger(), service, nil, true)
 	defer instancer.Stop()
 	fetch := auth.NewUserJWKSFetcher(instancer, client.Options{Caller: "auth-test"})
-	v := auth.NewVerifier(auth.NewJWKSSource(fetch, 100*time.Millisecond), auth.DefaultIssuer, auth.DefaultAudience)
+	v := auth.NewVerifier(newSource(t, fetch, auth.JWKSConfig{MinRefresh: 100 * time.Millisecond}), auth.DefaultIssuer, auth.DefaultAudience, auth.DefaultTokenTTL)
 	token, _, err := signer.Sign(auth.Caller{UserID: "u1", Email: "a@b.c", Role: auth.RoleAdmin}, time.Now())
 	if err != nil {
 		t.Fatal(err)
@@ -235,5 +407,9 @@ func TestUserJWKSFetcherThroughConsul(t *testing.T) {
 	}
 	if n := fetches.Load(); n != 1 {
 		t.Fatalf("jwks fetched %d times, want 1 (cached)", n)
+	}
+	_, maxAge, err := fetch(context.Background())
+	if err != nil || maxAge != time.Minute {
+		t.Fatalf("fetch: max-age %v, %v; want the server's 1m", maxAge, err)
 	}
 }

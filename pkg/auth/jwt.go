@@ -76,18 +76,23 @@ func (s *Signer) Sign(c Caller, now time.Time) (token string, expiresAt time.Tim
 
 // tokenVerifier checks kitshop access tokens against the keys of a KeySource.
 type tokenVerifier struct {
-	keys   KeySource
-	parser *jwt.Parser
+	keys        KeySource
+	parser      *jwt.Parser
+	maxLifetime time.Duration
 }
 
 // NewVerifier returns a Verifier of EdDSA tokens from issuer for audience whose keys
-// come from keys. The algorithm is pinned (alg "none", HS256 and the rest are refused
-// before any key is looked up); exp is required; iss, aud and iat are checked with
+// come from keys, issued for at most maxLifetime (the issuer's token TTL). The
+// algorithm is pinned (alg "none", HS256 and the rest are refused before any key is
+// looked up); exp and iat are required, and exp may not lie further than maxLifetime
+// past iat, so a token minted with a key that later leaked cannot outlive the key's
+// withdrawal by more than the issuer's own TTL; iss, aud, exp and iat are checked with
 // Leeway. Every invalid token is ErrInvalidToken; ErrKeysUnavailable means the keys
 // could not be fetched.
-func NewVerifier(keys KeySource, issuer, audience string) Verifier {
+func NewVerifier(keys KeySource, issuer, audience string, maxLifetime time.Duration) Verifier {
 	return &tokenVerifier{
-		keys: keys,
+		keys:        keys,
+		maxLifetime: maxLifetime,
 		parser: jwt.NewParser(
 			jwt.WithValidMethods([]string{Algorithm}),
 			jwt.WithExpirationRequired(),
@@ -120,6 +125,8 @@ func (v *tokenVerifier) Verify(ctx context.Context, token string) (Caller, error
 	case errors.Is(err, ErrKeysUnavailable):
 		return Caller{}, ErrKeysUnavailable
 	case err != nil:
+		return Caller{}, ErrInvalidToken
+	case claims.IssuedAt == nil || claims.ExpiresAt.Sub(claims.IssuedAt.Time) > v.maxLifetime+Leeway:
 		return Caller{}, ErrInvalidToken
 	case claims.Subject == "" || (claims.Role != RoleCustomer && claims.Role != RoleAdmin):
 		return Caller{}, ErrInvalidToken

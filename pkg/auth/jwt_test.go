@@ -47,7 +47,7 @@ func TestVerifier(t *testing.T) {
 		t.Fatal(err)
 	}
 	keys := auth.StaticKeys{signer.KeyID(): signer.PublicKey()}
-	v := auth.NewVerifier(keys, auth.DefaultIssuer, auth.DefaultAudience)
+	v := auth.NewVerifier(keys, auth.DefaultIssuer, auth.DefaultAudience, signer.TTL())
 	caller := auth.Caller{UserID: "u1", Email: "ada@example.com", Role: auth.RoleCustomer}
 	now := time.Now()
 
@@ -101,6 +101,13 @@ func TestVerifier(t *testing.T) {
 		{"no aud", forge(t, jwt.SigningMethodEdDSA, key, signer.KeyID(), claims(func(c jwt.MapClaims) { delete(c, "aud") })), auth.ErrInvalidToken},
 		{"wrong iss", forge(t, jwt.SigningMethodEdDSA, key, signer.KeyID(), claims(func(c jwt.MapClaims) { c["iss"] = "mallory" })), auth.ErrInvalidToken},
 		{"no exp", forge(t, jwt.SigningMethodEdDSA, key, signer.KeyID(), claims(func(c jwt.MapClaims) { delete(c, "exp") })), auth.ErrInvalidToken},
+		{"no iat", forge(t, jwt.SigningMethodEdDSA, key, signer.KeyID(), claims(func(c jwt.MapClaims) { delete(c, "iat") })), auth.ErrInvalidToken},
+		{"lifetime of the issuer's TTL plus leeway", forge(t, jwt.SigningMethodEdDSA, key, signer.KeyID(), claims(func(c jwt.MapClaims) { c["exp"] = now.Add(signer.TTL() + auth.Leeway).Unix() })), nil},
+		{"lifetime beyond the issuer's TTL plus leeway", forge(t, jwt.SigningMethodEdDSA, key, signer.KeyID(), claims(func(c jwt.MapClaims) { c["exp"] = now.Add(signer.TTL() + auth.Leeway + time.Second).Unix() })), auth.ErrInvalidToken},
+		{"exp a year away", forge(t, jwt.SigningMethodEdDSA, key, signer.KeyID(), claims(func(c jwt.MapClaims) { c["exp"] = now.AddDate(1, 0, 0).Unix() })), auth.ErrInvalidToken},
+		{"exp a year away, iat backdated to match", forge(t, jwt.SigningMethodEdDSA, key, signer.KeyID(), claims(func(c jwt.MapClaims) {
+			c["exp"], c["iat"] = now.AddDate(1, 0, 0).Unix(), now.AddDate(1, 0, 0).Add(-signer.TTL()).Unix()
+		})), auth.ErrInvalidToken},
 		{"issued in the future", forge(t, jwt.SigningMethodEdDSA, key, signer.KeyID(), claims(func(c jwt.MapClaims) { c["iat"] = now.Add(time.Hour).Unix() })), auth.ErrInvalidToken},
 		{"no sub", forge(t, jwt.SigningMethodEdDSA, key, signer.KeyID(), claims(func(c jwt.MapClaims) { delete(c, "sub") })), auth.ErrInvalidToken},
 		{"unknown role", forge(t, jwt.SigningMethodEdDSA, key, signer.KeyID(), claims(func(c jwt.MapClaims) { c["role"] = "root" })), auth.ErrInvalidToken},
@@ -130,8 +137,8 @@ func TestVerifier(t *testing.T) {
 func TestVerifierKeysUnavailable(t *testing.T) {
 	signer, _ := newSigner(t)
 	down := errors.New("connection refused")
-	src := auth.NewJWKSSource(func(context.Context) (auth.JWKS, error) { return auth.JWKS{}, down }, time.Minute)
-	v := auth.NewVerifier(src, auth.DefaultIssuer, auth.DefaultAudience)
+	src := newSource(t, func(context.Context) (auth.JWKS, time.Duration, error) { return auth.JWKS{}, 0, down }, auth.JWKSConfig{})
+	v := auth.NewVerifier(src, auth.DefaultIssuer, auth.DefaultAudience, signer.TTL())
 	tok, _, err := signer.Sign(auth.Caller{UserID: "u1", Role: auth.RoleCustomer}, time.Now())
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Token defaults shared by the user service, which issues tokens, and every service
@@ -15,6 +16,10 @@ import (
 const (
 	DefaultIssuer   = "kitshop-user"
 	DefaultAudience = "kitshop"
+	// DefaultTokenTTL is how long the user service's tokens live, and so the longest
+	// lifetime (exp − iat) the other services accept, unless both are told otherwise
+	// (-token-ttl, KITSHOP_TOKEN_TTL).
+	DefaultTokenTTL = 15 * time.Minute
 	// Algorithm is the only JWS algorithm kitshop signs with or accepts.
 	Algorithm = "EdDSA"
 )

@@ -22,6 +22,7 @@ func run(ctx context.Context, args []string) error {
 	currency := fs.String("currency", "EUR", "the one currency the shop sells in")
 	ttl := fs.Duration("reservation-ttl", 15*time.Minute, "how long a reservation holds stock before it expires")
 	sweep := fs.Duration("expiry-interval", 5*time.Second, "how often expired reservations are returned to stock")
+	tokenTTL := fs.Duration("token-ttl", auth.DefaultTokenTTL, "the user service's -token-ttl: tokens issued for longer (exp − iat) are refused")
 	if err := config.Parse(fs, args, nil); err != nil {
 		return err
 	}
@@ -46,7 +47,9 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	verifier := auth.NewUserVerifier(users, a.ClientOptionsFor("user"), 10*time.Second)
+	keys := auth.NewUserKeys(users, a.ClientOptionsFor("user"), auth.JWKSConfig{})
+	a.OnClose(keys)
+	verifier := auth.NewVerifier(keys, auth.DefaultIssuer, auth.DefaultAudience, *tokenTTL)
 
 	svc := inventory.NewService(store, *currency, *ttl, time.Now)
 	go inventory.ExpireReservations(ctx, store, *sweep, time.Now, a.Logger)

@@ -29,6 +29,7 @@ func run(ctx context.Context, args []string) error {
 	smtpAddr := fs.String("smtp-addr", "", "SMTP server host:port; empty records emails without sending them")
 	smtpFrom := fs.String("smtp-from", "kitshop <no-reply@kitshop.local>", "sender of the emails")
 	smtpTimeout := fs.Duration("smtp-timeout", 10*time.Second, "bound of one email's delivery to the SMTP server")
+	tokenTTL := fs.Duration("token-ttl", auth.DefaultTokenTTL, "the user service's -token-ttl: tokens issued for longer (exp − iat) are refused")
 	if err := config.Parse(fs, args, nil); err != nil {
 		return err
 	}
@@ -56,7 +57,9 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	verifier := auth.NewUserVerifier(users, a.ClientOptionsFor("user"), 10*time.Second)
+	keys := auth.NewUserKeys(users, a.ClientOptionsFor("user"), auth.JWKSConfig{})
+	a.OnClose(keys)
+	verifier := auth.NewVerifier(keys, auth.DefaultIssuer, auth.DefaultAudience, *tokenTTL)
 
 	svc := notification.NewService(store, mailer, time.Now)
 	endpoints := notification.MakeServerEndpoints(svc, a.Observer(), verifier)

@@ -36,6 +36,7 @@ func run(ctx context.Context, args []string) error {
 	fs.DurationVar(&oc.Backoff.Max, "retry-backoff-max", 2*time.Second, "longest pause between retries of a saga step")
 	interval := fs.Duration("recovery-interval", 10*time.Second, "how often unfinished sagas are looked for")
 	amqpURL := fs.String("amqp-url", "", "RabbitMQ URL (amqp://guest:guest@127.0.0.1:5672/) the outbox is relayed to; empty relays nothing")
+	tokenTTL := fs.Duration("token-ttl", auth.DefaultTokenTTL, "the user service's -token-ttl: tokens issued for longer (exp − iat) are refused")
 	if err := config.Parse(fs, args, nil); err != nil {
 		return err
 	}
@@ -84,7 +85,9 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	verifier := auth.NewUserVerifier(users, a.ClientOptionsFor("user"), 10*time.Second)
+	keys := auth.NewUserKeys(users, a.ClientOptionsFor("user"), auth.JWKSConfig{})
+	a.OnClose(keys)
+	verifier := auth.NewVerifier(keys, auth.DefaultIssuer, auth.DefaultAudience, *tokenTTL)
 	inv := inventory.NewHTTPClient(inventories, a.ClientOptionsFor("inventory"))
 	pay := payment.NewHTTPClient(payments, a.ClientOptionsFor("payment"))
 
