@@ -195,7 +195,7 @@ summary() {
     traces      http://$(published zipkin 16686)/   (Jaeger, fed Zipkin spans)
     RabbitMQ    http://$(published rabbitmq 15672)/   (kitshop / RABBITMQ_PASSWORD in $(basename "$env_file"))
     Prometheus  http://$(published prometheus 9090)/targets
-    admin       $(setting KITSHOP_ADMIN_EMAIL admin@kitshop.local) / $(setting KITSHOP_ADMIN_PASSWORD change-me-admin)
+    admin       $(setting KITSHOP_ADMIN_EMAIL admin@kitshop.local) / $(setting KITSHOP_ADMIN_PASSWORD "")
     demo user   demo@kitshop.local / demo-password
     containers  $(docker ps -q --filter "label=com.docker.compose.project=$project" | wc -l) running: deploy/compose.sh compose ps
     stop        make compose-down   (keeps the volumes; make compose-down ARGS=-v removes them)

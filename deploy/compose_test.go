@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -38,6 +39,9 @@ type composeService struct {
 	Ports    []any    `json:"ports"`
 	Volumes  []any    `json:"volumes"`
 }
+
+// testAdminPassword stands for the admin password a user gives (.env or environment).
+const testAdminPassword = "a-password-of-the-users-own"
 
 // composeConfig runs `docker-compose config` (which refuses an invalid file) on the
 // files given, with env, and returns the services as compose resolved them.
@@ -82,7 +86,7 @@ var officialImages = map[string]string{
 var oneShots = map[string]string{"bootstrap": "bootstrap", "seed": "seed"}
 
 func TestCompose(t *testing.T) {
-	svcs := composeConfig(t, nil, "docker-compose.yml")
+	svcs := composeConfig(t, []string{"KITSHOP_ADMIN_PASSWORD=" + testAdminPassword}, "docker-compose.yml")
 
 	for name, repo := range officialImages {
 		s, ok := svcs[name]
@@ -309,6 +313,7 @@ func TestComposeVariables(t *testing.T) {
 		}
 		env = append(env, k+"="+v)
 	}
+	env = append(env, "KITSHOP_ADMIN_PASSWORD="+testAdminPassword)
 	svcs := composeConfig(t, env, "docker-compose.yml", "deploy/standin/compose.yml")
 	for name := range officialImages {
 		if name == "grafana" { // not built here: compose-up leaves it out
@@ -425,4 +430,22 @@ func volumeReadOnly(v any) bool {
 		return ro
 	}
 	return false
+}
+
+// TestComposeWantsAnAdminPassword: without KITSHOP_ADMIN_PASSWORD compose refuses to
+// start the stack and says what to set, rather than give the admin account a
+// password everybody who read the file knows.
+func TestComposeWantsAnAdminPassword(t *testing.T) {
+	compose := tool(t, "docker-compose", "docker-compose")
+	empty := filepath.Join(t.TempDir(), "empty.env")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(compose, "-f", "docker-compose.yml", "--env-file", empty, "config", "--quiet")
+	cmd.Dir = root(t)
+	cmd.Env = append(os.Environ(), "COMPOSE_PROJECT_NAME=kitshop-check", "KITSHOP_ADMIN_PASSWORD=")
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "set KITSHOP_ADMIN_PASSWORD") {
+		t.Fatalf("docker-compose config without an admin password: err %v, output:\n%s", err, out)
+	}
 }

@@ -29,6 +29,10 @@ type swarmService struct {
 // environment.
 var defaultVar = regexp.MustCompile(`\$\{[A-Z0-9_]+:-([^}]*)\}`)
 
+// requiredVar is ${KITSHOP_ADMIN_PASSWORD:?message}, the one value the user must give;
+// the checks give it testAdminPassword.
+var requiredVar = regexp.MustCompile(`\$\{KITSHOP_ADMIN_PASSWORD:\?[^}]*\}`)
+
 // TestSwarm: the stack file runs the services of docker-compose.yml, with the same
 // images and settings, the way a swarm without IPVS can: every service in dnsrr mode,
 // the gateway published in host mode and nothing else published, 2 replicas of each
@@ -54,7 +58,7 @@ func TestSwarm(t *testing.T) {
 	if stack.Version != "3.8" {
 		t.Errorf("version %q: docker stack deploy wants a version 3 file", stack.Version)
 	}
-	compose := composeConfig(t, nil, "docker-compose.yml")
+	compose := composeConfig(t, []string{"KITSHOP_ADMIN_PASSWORD=" + testAdminPassword}, "docker-compose.yml")
 
 	for name, s := range stack.Services {
 		if s.Deploy.EndpointMode != "dnsrr" {
@@ -72,7 +76,11 @@ func TestSwarm(t *testing.T) {
 			if k == "CONSUL_BIND_INTERFACE" { // a swarm task has two networks
 				continue
 			}
-			if got := defaultVar.ReplaceAllString(v, "$1"); got != c.Environment[k] {
+			got := defaultVar.ReplaceAllString(v, "$1")
+			if requiredVar.MatchString(got) { // compose was given a value for it
+				got = requiredVar.ReplaceAllString(got, testAdminPassword)
+			}
+			if got != c.Environment[k] {
 				t.Errorf("%s: %s=%q, docker-compose.yml has %q", name, k, got, c.Environment[k])
 			}
 		}
