@@ -90,9 +90,13 @@ type JWKSSource struct {
 	closed   bool
 	inflight *keyFetch
 	// noFetchUntil holds back fetches for unknown kids: MinRefresh after a good fetch,
-	// retryFailedFetch after a failed one (lastErr).
+	// retryFailedFetch after a failed one (lastErr). Until a first set has been fetched
+	// (fetched), a call needing a key fetches at once: with no key at all, every
+	// verification fails anyway, and an instance that has just started often fails its
+	// first fetch (its client has not yet learned the issuer's instances).
 	noFetchUntil time.Time
 	lastErr      error
+	fetched      bool
 }
 
 // keyFetch is one fetch, which every caller that needs it waits for.
@@ -139,7 +143,7 @@ func (s *JWKSSource) Key(ctx context.Context, kid string) (ed25519.PublicKey, er
 		return k, nil
 	}
 	f := s.inflight
-	if f == nil && !s.closed && !time.Now().Before(s.noFetchUntil) {
+	if f == nil && !s.closed && (!s.fetched || !time.Now().Before(s.noFetchUntil)) {
 		f = s.startFetch()
 	}
 	lastErr := s.lastErr
@@ -201,7 +205,7 @@ func (s *JWKSSource) finish(f *keyFetch, set JWKS, maxAge time.Duration, err err
 			}
 		}
 		s.keys.Store(&keys)
-		s.lastErr = nil
+		s.lastErr, s.fetched = nil, true
 		s.noFetchUntil = now.Add(s.cfg.MinRefresh)
 	case s.ctx.Err() != nil || errors.Is(err, context.Canceled):
 	default:

@@ -413,3 +413,32 @@ func TestUserJWKSFetcherThroughConsul(t *testing.T) {
 		t.Fatalf("fetch: max-age %v, %v; want the server's 1m", maxAge, err)
 	}
 }
+
+// TestJWKSSourceFirstFetchFails: an instance's first fetch often fails (its client has
+// not yet learned where the issuer is); a call needing a key right after fetches
+// again rather than answering unavailable for the next second.
+func TestJWKSSourceFirstFetchFails(t *testing.T) {
+	s, _ := newSigner(t)
+	keys := &keyServer{}
+	keys.publish(s)
+	keys.failWith(errors.New("no healthy user instance"))
+	src := newSource(t, keys.fetch, auth.JWKSConfig{MinRefresh: 10 * time.Second, MaxRefresh: time.Hour})
+	if !waitFor(time.Second, func() bool { return keys.fetches.Load() == 1 }) {
+		t.Fatal("no first fetch")
+	}
+	time.Sleep(20 * time.Millisecond) // its failure is recorded
+	keys.failWith(nil)
+	if _, err := src.Key(context.Background(), s.KeyID()); err != nil {
+		t.Fatalf("right after a failed first fetch: %v", err)
+	}
+	// Once a set was fetched, a failure holds back fetches for unknown kids again.
+	keys.failWith(errors.New("user service down"))
+	if _, err := src.Key(context.Background(), "made-up"); !errors.Is(err, auth.ErrUnknownKey) && !errors.Is(err, auth.ErrKeysUnavailable) {
+		t.Fatalf("made-up kid: %v", err)
+	}
+	before := keys.fetches.Load()
+	_, _ = src.Key(context.Background(), "made-up-too")
+	if keys.fetches.Load() != before {
+		t.Fatal("a made-up kid fetched again within MinRefresh")
+	}
+}

@@ -33,11 +33,14 @@ func run(ctx context.Context, args []string) error {
 	maxClients := fs.Int("rate-max-clients", gateway.DefaultMaxClients, "rate-limit buckets kept per kind (users, addresses); idle ones are dropped first")
 	maxBody := fs.Int64("max-body", gateway.DefaultMaxBody, "largest request body accepted (413 above)")
 	maxResponse := fs.Int64("max-response", gateway.DefaultMaxResponse, "largest upstream answer relayed")
-	admit := map[gateway.Class]*int{}
+	admit := map[gateway.Class]*gateway.Admit{}
 	for _, class := range []gateway.Class{gateway.ClassRead, gateway.ClassWrite, gateway.ClassCheckout, gateway.ClassAuth} {
 		d := gateway.DefaultAdmission[class]
-		admit[class] = fs.Int("admit-"+string(class), d.Limit,
-			fmt.Sprintf("most calls of class %s in flight at once, fewer while they take over %s; more wait up to -admit-wait, then get 503 overloaded", class, d.Target))
+		admit[class] = &gateway.Admit{}
+		fs.IntVar(&admit[class].Limit, "admit-"+string(class), d.Limit,
+			fmt.Sprintf("most calls of class %s in flight at once; more wait up to -admit-wait, then get 503 overloaded", class))
+		fs.DurationVar(&admit[class].Target, "admit-target-"+string(class), d.Target,
+			fmt.Sprintf("the mean latency the limit of class %s steers toward: fewer calls admitted while theirs is longer (0: the limit is fixed)", class))
 	}
 	admitWait := fs.Duration("admit-wait", gateway.DefaultAdmitWait, "longest wait of a call for a slot of its class")
 	jwksRefresh := fs.Duration("jwks-refresh", auth.DefaultJWKSMinRefresh, "least time between two fetches of the user service's keys (for an unknown key ID, or when their max-age is shorter)")
@@ -52,9 +55,9 @@ func run(ctx context.Context, args []string) error {
 	if *userRate <= 0 || *anonRate <= 0 || *userBurst < 1 || *anonBurst < 1 {
 		return fmt.Errorf("rate limits must be positive (raise them for load tests; they cannot be switched off)")
 	}
-	for class, limit := range admit {
-		if *limit < 1 {
-			return fmt.Errorf("-admit-%s must be at least 1", class)
+	for class, a := range admit {
+		if a.Limit < 1 || a.Target < 0 {
+			return fmt.Errorf("-admit-%s must be at least 1 and -admit-target-%s not negative", class, class)
 		}
 	}
 
@@ -89,8 +92,8 @@ func run(ctx context.Context, args []string) error {
 	for s, name := range services {
 		opts.Services[s] = *name
 	}
-	for class, limit := range admit {
-		opts.Admission[class] = gateway.Admit{Limit: *limit, Target: gateway.DefaultAdmission[class].Target}
+	for class, a := range admit {
+		opts.Admission[class] = *a
 	}
 	users, err := a.Instancer(opts.ServiceName(gateway.UserService))
 	if err != nil {
