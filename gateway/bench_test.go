@@ -3,8 +3,11 @@ package gateway
 import (
 	"io"
 	"net/http"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/kitshop/kitshop/pkg/auth"
 	"github.com/kitshop/kitshop/pkg/logging"
 	"github.com/kitshop/kitshop/pkg/observe"
 )
@@ -65,4 +68,63 @@ func BenchmarkGateway(b *testing.B) {
 			})
 		})
 	}
+}
+
+// BenchmarkGatewayShed is the price of saying no: POST /v1/orders while its class's
+// one slot is taken (by a checkout the upstream holds), so every call is answered 503
+// overloaded by the edge, access log and tracing on as in production. Under overload
+// every call past the limit costs this, on the cores the admitted work needs.
+func BenchmarkGatewayShed(b *testing.B) {
+	keys := newTestKeys(b)
+	hold := make(chan struct{})
+	slow := startInstance(b, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-hold }))
+	b.Cleanup(func() { close(hold) })
+	o := withUpstreams(testOptions(keys.verifier), map[string][]string{OrderService: {slow.addr()}})
+	o.Admission = map[Class]Admit{ClassShop: {Limit: 1}}
+	o.AdmitWait = time.Nanosecond
+	logger, err := logging.New(io.Discard, "gateway", "info")
+	if err != nil {
+		b.Fatal(err)
+	}
+	o.Logger = logger
+	o.Metrics = observe.NewMetrics("gateway")
+	tracer, rep, err := observe.NewTracer("gateway", "127.0.0.1:0", "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = rep.Close() })
+	o.Tracer = tracer
+	gw := startGateway(b, o)
+	url := gw.URL + "/v1/orders"
+	bearer := "Bearer " + keys.token(b, auth.Caller{UserID: "u1", Role: auth.RoleCustomer})
+	checkout := func(c *http.Client) (int, error) {
+		req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(`{}`))
+		req.Header.Set("Authorization", bearer)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := c.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	go func() { _, _ = checkout(http.DefaultClient) }() // takes the class's one slot until the benchmark ends (12 s at most)
+	for deadline := time.Now().Add(5 * time.Second); slow.hits.Load() == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			b.Fatal("the slot was never taken")
+		}
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 100
+	c := &http.Client{Transport: tr}
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if status, err := checkout(c); err != nil || status != http.StatusServiceUnavailable {
+				b.Fatalf("status %d (%v), want 503", status, err)
+			}
+		}
+	})
 }

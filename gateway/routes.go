@@ -36,16 +36,16 @@ const (
 	WithKeyOnly       // safe only when the client sent an Idempotency-Key header
 )
 
-// Class groups the routes whose work costs alike; each class has an admission limit
-// of its own (Options.Admission), so a crowd of checkouts cannot take the slots of
-// the product pages, nor a login storm those of checkouts.
+// Class groups routes under one admission limit (Options.Admission). The shop's routes
+// share one: a call is refused under overload with the same chance whatever it asks,
+// so the work served keeps the mix of the work offered — checkouts in proportion to
+// browsing, neither pushing the other out. Password hashing (argon2id) has its own: a
+// storm of logins is CPU-bound and must not take the shop's slots.
 type Class string
 
 const (
-	ClassRead     Class = "read"     // GETs: a lookup or two
-	ClassWrite    Class = "write"    // cart edits and admin writes
-	ClassCheckout Class = "checkout" // a saga across inventory and payment
-	ClassAuth     Class = "auth"     // a password hash (argon2id): CPU-bound
+	ClassShop Class = "shop" // browsing, carts, checkouts, orders, emails
+	ClassAuth Class = "auth" // sign-up and login: a password hash each
 )
 
 // Route is one public operation: which service answers it, what it needs from the
@@ -79,23 +79,23 @@ func Routes() []Route {
 	return []Route{
 		{http.MethodPost, "/v1/users", UserService, Public, hash, NoRetry, ClassAuth},
 		{http.MethodPost, "/v1/auth/login", UserService, Public, hash, NoRetry, ClassAuth},
-		{http.MethodGet, "/v1/users/me", UserService, Customer, read, Idempotent, ClassRead},
-		{http.MethodGet, "/.well-known/jwks.json", UserService, Public, read, Idempotent, ClassRead},
+		{http.MethodGet, "/v1/users/me", UserService, Customer, read, Idempotent, ClassShop},
+		{http.MethodGet, "/.well-known/jwks.json", UserService, Public, read, Idempotent, ClassShop},
 
-		{http.MethodGet, "/v1/products", InventoryService, Public, read, Idempotent, ClassRead},
-		{http.MethodGet, "/v1/products/{sku}", InventoryService, Public, read, Idempotent, ClassRead},
-		{http.MethodPost, "/v1/products", InventoryService, Admin, write, NoRetry, ClassWrite},
-		{http.MethodPut, "/v1/products/{sku}/stock", InventoryService, Admin, write, Idempotent, ClassWrite},
+		{http.MethodGet, "/v1/products", InventoryService, Public, read, Idempotent, ClassShop},
+		{http.MethodGet, "/v1/products/{sku}", InventoryService, Public, read, Idempotent, ClassShop},
+		{http.MethodPost, "/v1/products", InventoryService, Admin, write, NoRetry, ClassShop},
+		{http.MethodPut, "/v1/products/{sku}/stock", InventoryService, Admin, write, Idempotent, ClassShop},
 
-		{http.MethodGet, "/v1/cart", OrderService, Customer, read, Idempotent, ClassRead},
-		{http.MethodPut, "/v1/cart/items/{sku}", OrderService, Customer, write, Idempotent, ClassWrite},
-		{http.MethodDelete, "/v1/cart/items/{sku}", OrderService, Customer, write, Idempotent, ClassWrite},
-		{http.MethodPost, "/v1/orders", OrderService, Customer, sagaTo, WithKeyOnly, ClassCheckout},
-		{http.MethodGet, "/v1/orders", OrderService, Customer, read, Idempotent, ClassRead},
-		{http.MethodGet, "/v1/orders/{id}", OrderService, Customer, read, Idempotent, ClassRead},
-		{http.MethodPost, "/v1/orders/{id}/cancel", OrderService, Customer, sagaTo, WithKeyOnly, ClassCheckout},
+		{http.MethodGet, "/v1/cart", OrderService, Customer, read, Idempotent, ClassShop},
+		{http.MethodPut, "/v1/cart/items/{sku}", OrderService, Customer, write, Idempotent, ClassShop},
+		{http.MethodDelete, "/v1/cart/items/{sku}", OrderService, Customer, write, Idempotent, ClassShop},
+		{http.MethodPost, "/v1/orders", OrderService, Customer, sagaTo, WithKeyOnly, ClassShop},
+		{http.MethodGet, "/v1/orders", OrderService, Customer, read, Idempotent, ClassShop},
+		{http.MethodGet, "/v1/orders/{id}", OrderService, Customer, read, Idempotent, ClassShop},
+		{http.MethodPost, "/v1/orders/{id}/cancel", OrderService, Customer, sagaTo, WithKeyOnly, ClassShop},
 
-		{http.MethodGet, "/v1/notifications", NotificationService, Customer, read, Idempotent, ClassRead},
+		{http.MethodGet, "/v1/notifications", NotificationService, Customer, read, Idempotent, ClassShop},
 	}
 }
 
@@ -113,13 +113,11 @@ type Admit struct {
 // DefaultAdmission is each class's admission. The ceilings are far above what two
 // cores work on at once, so that a crowd arriving on an idle shop is taken in and a
 // bigger machine is not held back; the targets keep the latency of admitted work well
-// inside each route's deadline however much more is offered (reads answer in 2 s or
+// inside the routes' deadlines however much more is offered (reads answer in 2 s or
 // 504, checkouts in 12 s).
 var DefaultAdmission = map[Class]Admit{
-	ClassRead:     {Limit: 256, Target: 250 * time.Millisecond},
-	ClassWrite:    {Limit: 128, Target: 250 * time.Millisecond},
-	ClassCheckout: {Limit: 64, Target: 500 * time.Millisecond},
-	ClassAuth:     {Limit: 16, Target: 500 * time.Millisecond},
+	ClassShop: {Limit: 256, Target: 200 * time.Millisecond},
+	ClassAuth: {Limit: 16, Target: 500 * time.Millisecond},
 }
 
 // minAdmission is the least an adaptive limit shrinks to: a few calls keep going

@@ -475,15 +475,16 @@ func TestMetricsAndAccessLog(t *testing.T) {
 }
 
 // TestAdmissionPerClass: with its class's slots taken a checkout is answered 503
-// overloaded at once, with Retry-After and without reaching the upstream, while a read
-// of another class goes through; the upstream learns the route's deadline.
+// overloaded at once, with Retry-After and without reaching the upstream, while a
+// login, of the other class, goes through; the upstream learns the route's deadline,
+// never the client's.
 func TestAdmissionPerClass(t *testing.T) {
 	keys := newTestKeys(t)
-	order := startInstance(t, http.HandlerFunc(echo))
+	order, user := startInstance(t, http.HandlerFunc(echo)), startInstance(t, http.HandlerFunc(echo))
 	o := testOptions(keys.verifier)
-	o.Admission = map[Class]Admit{ClassCheckout: {Limit: 1}}
+	o.Admission = map[Class]Admit{ClassShop: {Limit: 1}}
 	o.AdmitWait = 20 * time.Millisecond
-	gw := startGateway(t, withUpstreams(o, map[string][]string{OrderService: {order.addr()}}))
+	gw := startGateway(t, withUpstreams(o, map[string][]string{OrderService: {order.addr()}, UserService: {user.addr()}}))
 	header := map[string]string{
 		"Authorization":        "Bearer " + keys.token(t, auth.Caller{UserID: "u1", Role: auth.RoleCustomer}),
 		"Idempotency-Key":      "k1",
@@ -501,18 +502,21 @@ func TestAdmissionPerClass(t *testing.T) {
 	for order.hits.Load() == 0 {
 		time.Sleep(time.Millisecond)
 	}
-
-	resp, body := call(t, "POST", gw.URL+"/v1/orders", strings.NewReader(`{}`), header)
-	if resp.StatusCode != 503 || errorCode(t, body) != "overloaded" || resp.Header.Get("Retry-After") == "" || order.hits.Load() != 1 {
-		t.Fatalf("a second checkout: %d, Retry-After %q, %d upstream calls: %s", resp.StatusCode, resp.Header.Get("Retry-After"), order.hits.Load(), body)
+	for _, rt := range []string{"/v1/orders", "/v1/cart"} {
+		method := map[string]string{"/v1/orders": "POST", "/v1/cart": "GET"}[rt]
+		resp, body := call(t, method, gw.URL+rt, strings.NewReader(`{}`), header)
+		if resp.StatusCode != 503 || errorCode(t, body) != "overloaded" || resp.Header.Get("Retry-After") == "" || order.hits.Load() != 1 {
+			t.Fatalf("%s %s while the shop's slot is taken: %d, Retry-After %q, %d upstream calls: %s",
+				method, rt, resp.StatusCode, resp.Header.Get("Retry-After"), order.hits.Load(), body)
+		}
 	}
-	resp, body = call(t, "GET", gw.URL+"/v1/cart", nil, header)
+	resp, body := call(t, "POST", gw.URL+"/v1/auth/login", strings.NewReader(`{}`), header)
 	if resp.StatusCode != 200 {
-		t.Fatalf("a read while checkouts are full: %d %s", resp.StatusCode, body)
+		t.Fatalf("a login while the shop is full: %d %s", resp.StatusCode, body)
 	}
 	got := decodeEcho(t, body).Header.Get("X-Request-Timeout-Ms")
-	if ms, err := strconv.Atoi(got); err != nil || ms < 500 || ms > 1000 {
-		t.Fatalf("the upstream was sent a deadline of %q ms, want the try's (up to the 1 s attempt timeout)", got)
+	if ms, err := strconv.Atoi(got); err != nil || ms < 4000 || ms > 5000 {
+		t.Fatalf("the upstream was sent a deadline of %q ms, want the login route's (up to 5000)", got)
 	}
 	<-held
 }

@@ -34,7 +34,7 @@ func run(ctx context.Context, args []string) error {
 	maxBody := fs.Int64("max-body", gateway.DefaultMaxBody, "largest request body accepted (413 above)")
 	maxResponse := fs.Int64("max-response", gateway.DefaultMaxResponse, "largest upstream answer relayed")
 	admit := map[gateway.Class]*gateway.Admit{}
-	for _, class := range []gateway.Class{gateway.ClassRead, gateway.ClassWrite, gateway.ClassCheckout, gateway.ClassAuth} {
+	for _, class := range []gateway.Class{gateway.ClassShop, gateway.ClassAuth} {
 		d := gateway.DefaultAdmission[class]
 		admit[class] = &gateway.Admit{}
 		fs.IntVar(&admit[class].Limit, "admit-"+string(class), d.Limit,
