@@ -32,21 +32,7 @@ func BenchmarkGateway(b *testing.B) {
 			keys := newTestKeys(b)
 			inv := startInventory(b, keys.verifier)
 			o := withUpstreams(testOptions(keys.verifier), map[string][]string{InventoryService: {inv.addr()}})
-			logger, err := logging.New(io.Discard, "gateway", tc.level)
-			if err != nil {
-				b.Fatal(err)
-			}
-			o.Logger = logger
-			o.Metrics = observe.NewMetrics("gateway")
-			if tc.trace {
-				tracer, rep, err := observe.NewTracer("gateway", "127.0.0.1:0", "")
-				if err != nil {
-					b.Fatal(err)
-				}
-				b.Cleanup(func() { _ = rep.Close() })
-				o.Tracer = tracer
-			}
-			gw := startGateway(b, o)
+			gw := startGateway(b, observed(b, o, tc.level, tc.trace))
 			tr := http.DefaultTransport.(*http.Transport).Clone()
 			tr.MaxIdleConnsPerHost = 100
 			c := &http.Client{Transport: tr}
@@ -82,19 +68,7 @@ func BenchmarkGatewayShed(b *testing.B) {
 	o := withUpstreams(testOptions(keys.verifier), map[string][]string{OrderService: {slow.addr()}})
 	o.Admission = map[Class]Admit{ClassShop: {Limit: 1}}
 	o.AdmitWait = time.Nanosecond
-	logger, err := logging.New(io.Discard, "gateway", "info")
-	if err != nil {
-		b.Fatal(err)
-	}
-	o.Logger = logger
-	o.Metrics = observe.NewMetrics("gateway")
-	tracer, rep, err := observe.NewTracer("gateway", "127.0.0.1:0", "")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = rep.Close() })
-	o.Tracer = tracer
-	gw := startGateway(b, o)
+	gw := startGateway(b, observed(b, o, "info", true))
 	url := gw.URL + "/v1/orders"
 	bearer := "Bearer " + keys.token(b, auth.Caller{UserID: "u1", Role: auth.RoleCustomer})
 	checkout := func(c *http.Client) (int, error) {
@@ -127,4 +101,25 @@ func BenchmarkGatewayShed(b *testing.B) {
 			}
 		}
 	})
+}
+
+// observed gives o a logger at level (its lines discarded), metrics and, with trace,
+// a tracer that samples but reports nowhere: the gateway's work for each as in
+// production.
+func observed(b *testing.B, o Options, level string, trace bool) Options {
+	logger, err := logging.New(io.Discard, "gateway", level)
+	if err != nil {
+		b.Fatal(err)
+	}
+	o.Logger = logger
+	o.Metrics = observe.NewMetrics("gateway")
+	if trace {
+		tracer, rep, err := observe.NewTracer("gateway", "127.0.0.1:0", "")
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = rep.Close() })
+		o.Tracer = tracer
+	}
+	return o
 }
