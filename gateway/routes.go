@@ -116,7 +116,7 @@ type Admit struct {
 // inside the routes' deadlines however much more is offered (reads answer in 2 s or
 // 504, checkouts in 12 s).
 var DefaultAdmission = map[Class]Admit{
-	ClassShop: {Limit: 256, Target: 200 * time.Millisecond},
+	ClassShop: {Limit: 256, Target: 500 * time.Millisecond},
 	ClassAuth: {Limit: 16, Target: 500 * time.Millisecond},
 }
 
