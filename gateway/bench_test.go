@@ -64,11 +64,11 @@ func BenchmarkGatewayShed(b *testing.B) {
 	keys := newTestKeys(b)
 	hold := make(chan struct{})
 	slow := startInstance(b, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-hold }))
-	b.Cleanup(func() { close(hold) })
 	o := withUpstreams(testOptions(keys.verifier), map[string][]string{OrderService: {slow.addr()}})
 	o.Admission = map[Class]Admit{ClassShop: {Limit: 1}}
 	o.AdmitWait = time.Nanosecond
 	gw := startGateway(b, observed(b, o, "info", true))
+	b.Cleanup(func() { close(hold) }) // before the servers close: cleanups run last first
 	url := gw.URL + "/v1/orders"
 	bearer := "Bearer " + keys.token(b, auth.Caller{UserID: "u1", Role: auth.RoleCustomer})
 	checkout := func(c *http.Client) (int, error) {
