@@ -145,8 +145,9 @@ free_ports() {
 up() {
   local started
   started=$(date +%s)
+  engine
+  passwords # before build: docker-compose.yml needs the admin password to be read at all
   build
-  passwords
   free_ports
   log "starting the stack and waiting for every service to be healthy"
   # Grafana is left out: its image cannot be built here (`docker compose up grafana`
