@@ -13,6 +13,7 @@ import (
 
 	"github.com/kitshop/kitshop/pkg/auth"
 	"github.com/kitshop/kitshop/pkg/clientip"
+	"github.com/kitshop/kitshop/pkg/httpstatus"
 )
 
 // instrument wraps every request: a request ID (the client's X-Request-ID when sane,
@@ -24,21 +25,21 @@ func (g *gateway) instrument(next http.Handler) http.Handler {
 		start := g.opts.Now()
 		ex := &exchange{route: "unmatched", requestID: requestID(r.Header.Get("X-Request-ID")), client: g.opts.ClientIP.Addr(r)}
 		w.Header().Set("X-Request-ID", ex.requestID)
-		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		rec := httpstatus.NewRecorder(w)
 		ctx := context.WithValue(r.Context(), exchangeKey{}, ex)
 		next.ServeHTTP(rec, r.WithContext(ctx))
 
 		elapsed := g.opts.Now().Sub(start)
-		status := strconv.Itoa(rec.status)
+		status := strconv.Itoa(rec.Status)
 		g.requests.With("route", ex.route, "status", status).Add(1)
 		g.duration.With("route", ex.route, "status", status).Observe(elapsed.Seconds())
 		kv := make([]any, 0, 24) // room for err and trace_id: one allocation per line
 		kv = append(kv,
 			"msg", "request", "request_id", ex.requestID, "method", r.Method, "route", ex.route,
-			"path", r.URL.Path, "status", rec.status, "duration_ms", float64(elapsed.Microseconds())/1000,
+			"path", r.URL.Path, "status", rec.Status, "duration_ms", float64(elapsed.Microseconds())/1000,
 			"upstream", ex.instance(), "client", ex.clientAddr(),
 		)
-		if ex.err != nil && rec.status >= 500 {
+		if ex.err != nil && rec.Status >= 500 {
 			kv = append(kv, "err", ex.err)
 		}
 		// trace_id as logging.WithTrace writes it, without a log.With context per request.
@@ -74,24 +75,6 @@ func named(route string, next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
-}
-
-type statusRecorder struct {
-	http.ResponseWriter
-	status  int
-	written bool
-}
-
-func (s *statusRecorder) WriteHeader(code int) {
-	if !s.written {
-		s.status, s.written = code, true
-	}
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (s *statusRecorder) Write(b []byte) (int, error) {
-	s.written = true
-	return s.ResponseWriter.Write(b)
 }
 
 // maxRequestID bounds a client's X-Request-ID; longer or odd ones are replaced.

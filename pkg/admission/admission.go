@@ -28,6 +28,7 @@ import (
 	"github.com/go-kit/kit/metrics"
 
 	"github.com/kitshop/kitshop/pkg/errs"
+	"github.com/kitshop/kitshop/pkg/httpstatus"
 )
 
 // Limiter admits calls up to its limit. A call that finds the limit reached waits in
@@ -223,8 +224,8 @@ func (l *Limiter) Middleware(next http.Handler) http.Handler {
 			errs.WriteHTTP(w, errs.ErrOverloaded)
 			return
 		}
-		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-		defer func() { release(Overloaded(sw.status)) }()
+		sw := httpstatus.NewRecorder(w)
+		defer func() { release(Overloaded(sw.Status)) }()
 		next.ServeHTTP(sw, r)
 	})
 }
@@ -233,24 +234,6 @@ func (l *Limiter) Middleware(next http.Handler) http.Handler {
 // it shed the call (503) or did not answer in time (504).
 func Overloaded(status int) bool {
 	return status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout
-}
-
-type statusWriter struct {
-	http.ResponseWriter
-	status  int
-	written bool
-}
-
-func (s *statusWriter) WriteHeader(code int) {
-	if !s.written {
-		s.status, s.written = code, true
-	}
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (s *statusWriter) Write(b []byte) (int, error) {
-	s.written = true
-	return s.ResponseWriter.Write(b)
 }
 
 // TimeoutHeader carries a caller's deadline across a call between services: the

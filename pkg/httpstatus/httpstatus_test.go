@@ -1,0 +1,40 @@
+package httpstatus
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"testing"
+)
+
+func TestRecorder(t *testing.T) {
+	tests := []struct {
+		name    string
+		handler func(w http.ResponseWriter)
+		want    int
+	}{
+		{"nothing written", func(http.ResponseWriter) {}, http.StatusOK},
+		{"a body only", func(w http.ResponseWriter) { w.Write([]byte("x")) }, http.StatusOK},
+		{"a status", func(w http.ResponseWriter) { w.WriteHeader(http.StatusTeapot) }, http.StatusTeapot},
+		{"the first of two statuses", func(w http.ResponseWriter) {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			w.WriteHeader(http.StatusOK)
+		}, http.StatusServiceUnavailable},
+		{"a status after the body", func(w http.ResponseWriter) {
+			w.Write([]byte("x"))
+			w.WriteHeader(http.StatusInternalServerError)
+		}, http.StatusOK},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := httptest.NewRecorder()
+			rec := NewRecorder(w)
+			tt.handler(rec)
+			if rec.Status != tt.want {
+				t.Errorf("Status = %d, want %d", rec.Status, tt.want)
+			}
+			if w.Code != tt.want {
+				t.Errorf("the client got %d, want %d", w.Code, tt.want)
+			}
+		})
+	}
+}
