@@ -33,6 +33,7 @@ var apiResources = []apiResource{
 	{"", "v1", "Service", "services", true},
 	{"apps", "v1", "Deployment", "deployments", true},
 	{"apps", "v1", "StatefulSet", "statefulsets", true},
+	{"batch", "v1", "Job", "jobs", true},
 	{"policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", true},
 	{"networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", true},
 }
@@ -180,6 +181,16 @@ type podSpec struct {
 	} `json:"securityContext"`
 	InitContainers []container `json:"initContainers"`
 	Containers     []container `json:"containers"`
+	Volumes        []struct {
+		Name   string `json:"name"`
+		Secret *struct {
+			SecretName string `json:"secretName"`
+			Items      []struct {
+				Key  string `json:"key"`
+				Path string `json:"path"`
+			} `json:"items"`
+		} `json:"secret"`
+	} `json:"volumes"`
 }
 
 type containerPort struct {
@@ -190,6 +201,7 @@ type containerPort struct {
 type container struct {
 	Name           string          `json:"name"`
 	Image          string          `json:"image"`
+	Args           []string        `json:"args"`
 	Ports          []containerPort `json:"ports"`
 	ReadinessProbe *struct {
 		HTTPGet *struct {
@@ -209,8 +221,14 @@ type container struct {
 		} `json:"capabilities"`
 	} `json:"securityContext"`
 	Env []struct {
-		Name  string `json:"name"`
-		Value string `json:"value"`
+		Name      string `json:"name"`
+		Value     string `json:"value"`
+		ValueFrom struct {
+			SecretKeyRef struct {
+				Name string `json:"name"`
+				Key  string `json:"key"`
+			} `json:"secretKeyRef"`
+		} `json:"valueFrom"`
 	} `json:"env"`
 }
 
@@ -311,6 +329,13 @@ func checkManifests(t *testing.T, dir string, objs []k8sObject) {
 		env := map[string]string{}
 		for _, e := range c.Env {
 			env[e.Name] = e.Value
+			if ref := e.ValueFrom.SecretKeyRef; e.Name == "KITSHOP_CONSUL_TOKEN" {
+				env[e.Name] = ref.Name + "/" + ref.Key
+			}
+		}
+		// Consul refuses registrations without a token: each service has its own.
+		if got := env["KITSHOP_CONSUL_TOKEN"]; got != "kitshop-consul-tokens/"+svc {
+			t.Errorf("Deployment %s: KITSHOP_CONSUL_TOKEN from %q, want the Secret kitshop-consul-tokens, key %s", svc, got, svc)
 		}
 		if _, ok := env["KITSHOP_ADVERTISE_HOST"]; !ok {
 			t.Errorf("Deployment %s: no KITSHOP_ADVERTISE_HOST: Consul would check 127.0.0.1", svc)
@@ -336,9 +361,11 @@ func checkManifests(t *testing.T, dir string, objs []k8sObject) {
 	if !strings.HasSuffix(dir, "demo") {
 		return
 	}
+	checkConsulACLs(t, byKind)
 	for kind, names := range map[string][]string{
-		"StatefulSet": {"postgres", "rabbitmq"},
-		"Deployment":  {"consul", "zipkin", "prometheus", "grafana"},
+		"StatefulSet": {"consul", "postgres", "rabbitmq"},
+		"Deployment":  {"zipkin", "prometheus", "grafana"},
+		"Job":         {"consul-bootstrap"},
 		"Service":     {"consul", "postgres", "rabbitmq", "zipkin", "prometheus", "grafana"},
 		"Namespace":   {"kitshop"},
 	} {
@@ -346,6 +373,51 @@ func checkManifests(t *testing.T, dir string, objs []k8sObject) {
 			if _, ok := byKind[kind][name]; !ok {
 				t.Errorf("the demo overlay has no %s %s", kind, name)
 			}
+		}
+	}
+}
+
+// checkConsulACLs: the demo's Consul takes its management token from the Secret
+// kitshop-consul-tokens, and the bootstrap Job is given every token in it, at the
+// paths kitshop bootstrap reads them from.
+func checkConsulACLs(t *testing.T, byKind map[string]map[string]k8sObject) {
+	server := byKind["StatefulSet"]["consul"].Spec.Template.Spec
+	if len(server.Containers) != 1 {
+		t.Fatalf("StatefulSet consul: %d containers, want 1", len(server.Containers))
+	}
+	c := server.Containers[0]
+	if !slices.Contains(c.Args, "-config-file=/consul/kitshop/server.hcl") ||
+		!slices.Contains(c.Args, `-hcl=acl { tokens { initial_management = "$(CONSUL_MANAGEMENT_TOKEN)" } }`) {
+		t.Errorf("consul's args %q: want server.hcl (ACLs on, default deny) and the initial management token", c.Args)
+	}
+	managed := false
+	for _, e := range c.Env {
+		ref := e.ValueFrom.SecretKeyRef
+		managed = managed || e.Name == "CONSUL_MANAGEMENT_TOKEN" && ref.Name == "kitshop-consul-tokens" && ref.Key == "management"
+	}
+	if !managed {
+		t.Error("consul: CONSUL_MANAGEMENT_TOKEN is not the key management of the Secret kitshop-consul-tokens")
+	}
+
+	job := byKind["Job"]["consul-bootstrap"].Spec.Template.Spec
+	if len(job.Containers) != 1 || !slices.Contains(job.Containers[0].Args, "-tokens-given") {
+		t.Fatalf("Job consul-bootstrap: want one container running kitshop bootstrap -tokens-given, have %+v", job.Containers)
+	}
+	want := map[string]string{"management": "consul/management.token", "agent": "consul/agent.token"}
+	for svc := range services {
+		want[svc] = "tokens/" + svc + "/token"
+	}
+	got := map[string]string{}
+	for _, v := range job.Volumes {
+		if v.Secret != nil && v.Secret.SecretName == "kitshop-consul-tokens" {
+			for _, item := range v.Secret.Items {
+				got[item.Key] = item.Path
+			}
+		}
+	}
+	for key, path := range want {
+		if got[key] != path {
+			t.Errorf("Job consul-bootstrap: the Secret's key %s at %q, want %q", key, got[key], path)
 		}
 	}
 }
@@ -539,7 +611,7 @@ func allowed(policies []networkPolicy, dst pod, port string, from peer) bool {
 func checkNetworkPolicies(t *testing.T, objs []k8sObject, policies []networkPolicy) {
 	pods := map[string]pod{}
 	for _, o := range objs {
-		if o.Kind != "Deployment" && o.Kind != "StatefulSet" {
+		if o.Kind != "Deployment" && o.Kind != "StatefulSet" && o.Kind != "Job" {
 			continue
 		}
 		p := pod{name: o.Metadata.Name, labels: o.Spec.Template.Metadata.Labels, ports: map[string]int{}}
@@ -585,7 +657,7 @@ func checkNetworkPolicies(t *testing.T, objs []k8sObject, policies []networkPoli
 	// What the shop needs, and nothing more to the infrastructure.
 	services := []string{"user", "inventory", "order", "payment", "notification"}
 	needs := map[string][]string{ // destination:port → callers
-		"consul:http":       append([]string{"gateway", "prometheus"}, services...),
+		"consul:http":       append([]string{"gateway", "prometheus", "consul-bootstrap"}, services...),
 		"postgres:postgres": services,
 		"rabbitmq:amqp":     {"order", "notification"},
 		"zipkin:http":       append([]string{"gateway"}, services...),

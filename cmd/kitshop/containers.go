@@ -43,6 +43,7 @@ func bootstrap(ctx context.Context, args []string, stdout io.Writer) error {
 	state := fs.String("state-dir", "/var/lib/kitshop", "where tokens and the certificate are kept")
 	services := fs.String("services", tokenServices, "comma-separated services that get a Consul token")
 	tlsHosts := fs.String("tls-hosts", "localhost,127.0.0.1,::1,gateway", "comma-separated DNS names and IP addresses the gateway's certificate is for; empty: no certificate")
+	given := fs.Bool("tokens-given", false, "the token files are given and never written (a Kubernetes Secret): the management token is Consul's acl.tokens.initial_management, and each token is made with its file's secret")
 	timeout := fs.Duration("timeout", 2*time.Minute, "how long to wait for Consul")
 	if err := config.Parse(fs, args, nil); err != nil {
 		return err
@@ -57,7 +58,13 @@ func bootstrap(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	admin, err := consulacl.Bootstrap(ctx, c, filepath.Join(*state, "consul", "management.token"))
+	mgmt := filepath.Join(*state, "consul", "management.token")
+	var admin *consulacl.Admin
+	if *given {
+		admin, err = consulacl.Given(ctx, c, mgmt)
+	} else {
+		admin, err = consulacl.Bootstrap(ctx, c, mgmt)
+	}
 	if err != nil {
 		return err
 	}

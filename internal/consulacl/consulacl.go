@@ -7,7 +7,8 @@
 // the catalogue.
 //
 // Every step may run again: tokens are kept in files and reused while Consul still
-// knows them, and policies are written over with the same rules.
+// knows them, and policies are written over with the same rules. Where the files are
+// given instead (a Kubernetes Secret), Given makes the tokens with their secrets.
 package consulacl
 
 import (
@@ -79,6 +80,8 @@ node_prefix "" {
 type Admin struct {
 	c     *consul.Client
 	token string
+	// given: the token files are the source of the secrets and are never written.
+	given bool
 }
 
 // ErrBootstrappedElsewhere means the ACL system was bootstrapped with a token other
@@ -121,6 +124,34 @@ func Bootstrap(ctx context.Context, c *consul.Client, file string) (*Admin, erro
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("consul ACL bootstrap: %w (last error: %v)", ctx.Err(), err)
+		case <-time.After(retryEvery):
+		}
+	}
+}
+
+// Given returns an Admin for token files that are given, not kept (say, a Kubernetes
+// Secret mounted read-only): the management token in file is the one Consul was
+// configured with (acl.tokens.initial_management), and a token the Admin is asked for
+// is created with the secret in its file when Consul does not know it. It waits, until
+// ctx is done, for Consul to know the management token: the leader creates it once
+// elected. Revoking a given token means a new secret in its file and a new run.
+func Given(ctx context.Context, c *consul.Client, file string) (*Admin, error) {
+	secret, err := readToken(file)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		var tok *consul.ACLToken
+		tok, _, err = c.ACL().TokenReadSelf((&consul.QueryOptions{Token: secret}).WithContext(ctx))
+		if err == nil {
+			if !hasPolicyID(tok, managementPolicyID) {
+				return nil, fmt.Errorf("consul: the token in %s is not a management token", file)
+			}
+			return &Admin{c: c, token: secret, given: true}, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("consul does not know the management token in %s (is it acl.tokens.initial_management?): %w (last error: %v)", file, ctx.Err(), err)
 		case <-time.After(retryEvery):
 		}
 	}
@@ -186,7 +217,9 @@ func (a *Admin) policy(ctx context.Context, name, description, rules string) err
 
 // TokenFor returns the secret of a token with the named policy, kept in file: the one in
 // the file while Consul knows it with that policy, else a new one, written to the file
-// (mode 0600) before it is created in Consul.
+// (mode 0600) before it is created in Consul. For an Admin of Given files, the secret
+// in the file is the token's: created when Consul does not know it, an error when
+// Consul knows it with other policies.
 func (a *Admin) TokenFor(ctx context.Context, policy, description, file string) (string, error) {
 	secret, err := readToken(file)
 	switch {
@@ -198,14 +231,19 @@ func (a *Admin) TokenFor(ctx context.Context, policy, description, file string) 
 		if err != nil && !unknownToken(err) {
 			return "", fmt.Errorf("consul: token in %s: %w", file, err)
 		}
-	case !errors.Is(err, os.ErrNotExist):
+		if a.given && err == nil {
+			return "", fmt.Errorf("consul: the token in %s is not of policy %s; give it a secret of its own", file, policy)
+		}
+	case a.given || !errors.Is(err, os.ErrNotExist):
 		return "", err
 	}
-	if secret, err = newSecret(); err != nil {
-		return "", err
-	}
-	if err := writeToken(file, secret); err != nil {
-		return "", err
+	if !a.given {
+		if secret, err = newSecret(); err != nil {
+			return "", err
+		}
+		if err := writeToken(file, secret); err != nil {
+			return "", err
+		}
 	}
 	_, _, err = a.c.ACL().TokenCreate(&consul.ACLToken{
 		SecretID:    secret,
@@ -235,6 +273,18 @@ func (a *Admin) AgentToken(ctx context.Context, file string) error {
 func (a *Admin) ServiceToken(ctx context.Context, service, file string) error {
 	_, err := a.TokenFor(ctx, ServicePolicy(service), "kitshop: instances of "+service, file)
 	return err
+}
+
+// managementPolicyID is the ID of Consul's built-in global-management policy.
+const managementPolicyID = "00000000-0000-0000-0000-000000000001"
+
+func hasPolicyID(tok *consul.ACLToken, id string) bool {
+	for _, p := range tok.Policies {
+		if p.ID == id {
+			return true
+		}
+	}
+	return false
 }
 
 func hasPolicy(tok *consul.ACLToken, name string) bool {

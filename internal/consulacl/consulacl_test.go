@@ -19,8 +19,8 @@ import (
 )
 
 // startAgent runs a private Consul dev agent with ACLs on and a default policy of deny,
-// built by consul/install.sh, and returns its HTTP address.
-func startAgent(t *testing.T) string {
+// built by consul/install.sh, and returns its HTTP address. hcl is more configuration.
+func startAgent(t *testing.T, hcl ...string) string {
 	t.Helper()
 	out, err := exec.Command("bash", "../../consul/install.sh").Output()
 	if err != nil {
@@ -37,6 +37,9 @@ func startAgent(t *testing.T) string {
 		"-serf-lan-port", fmt.Sprint(port+2), "-serf-wan-port", fmt.Sprint(port+3),
 		"-dns-port", "-1", "-grpc-port", "-1", "-grpc-tls-port", "-1", "-log-level", "warn",
 		"-hcl", `acl { enabled = true, default_policy = "deny", down_policy = "extend-cache" }`)
+	for _, h := range hcl {
+		cmd.Args = append(cmd.Args, "-hcl", h)
+	}
 	logFile := filepath.Join(t.TempDir(), "consul.log")
 	logs, err := os.Create(logFile)
 	if err != nil {
@@ -207,4 +210,85 @@ func readFile(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return strings.TrimSpace(string(b))
+}
+
+// TestGivenTokens prepares an agent as the Kubernetes demo's bootstrap Job does: every
+// secret comes from files it may not write (a Secret), the management token is the one
+// Consul was started with. Each token is made with its file's secret, a second run
+// changes nothing, and a token Consul already knows with another policy is refused.
+func TestGivenTokens(t *testing.T) {
+	const management = "6d3e1f52-7c1b-4e8a-9a43-1f0c2b7d9e11"
+	addr := startAgent(t, fmt.Sprintf(`acl { tokens { initial_management = %q } }`, management))
+	c := client(t, addr, "")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	dir := t.TempDir()
+	secrets := map[string]string{
+		"management.token": management,
+		"agent.token":      "0b6f7a39-5d2e-4c1b-8f90-3e7a1d2c4b55",
+		"order":            "9a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d",
+		"payment":          "1f2e3d4c-5b6a-4978-8695-a4b3c2d1e0f9",
+	}
+	for name, secret := range secrets {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(secret+"\n"), 0o400); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(dir, 0o500); err != nil { // nothing may be written beside them
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Chmod(dir, 0o700) })
+
+	for run := range 2 {
+		admin, err := consulacl.Given(ctx, c, filepath.Join(dir, "management.token"))
+		if err != nil {
+			t.Fatalf("run %d: %v", run, err)
+		}
+		if err := admin.Policies(ctx, []string{"order", "payment"}); err != nil {
+			t.Fatalf("run %d: %v", run, err)
+		}
+		if err := admin.AgentToken(ctx, filepath.Join(dir, "agent.token")); err != nil {
+			t.Fatalf("run %d: %v", run, err)
+		}
+		for _, s := range []string{"order", "payment"} {
+			if err := admin.ServiceToken(ctx, s, filepath.Join(dir, s)); err != nil {
+				t.Fatalf("run %d: %v", run, err)
+			}
+		}
+	}
+	if err := register(client(t, addr, secrets["order"]), "order"); err != nil {
+		t.Fatalf("order's given token: %v", err)
+	}
+	if err := register(client(t, addr, secrets["order"]), "payment"); !forbidden(err) {
+		t.Fatalf("order's token registering payment: err = %v, want 403", err)
+	}
+	if err := register(client(t, addr, ""), "order"); !forbidden(err) {
+		t.Fatalf("anonymous registering: err = %v, want 403", err)
+	}
+
+	admin, err := consulacl.Given(ctx, c, filepath.Join(dir, "management.token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.ServiceToken(ctx, "order", filepath.Join(dir, "payment")); err == nil {
+		t.Fatal("payment's secret was taken for order's token")
+	}
+	if err := admin.ServiceToken(ctx, "user", filepath.Join(dir, "user")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a missing given file: err = %v, want it not to exist", err)
+	}
+
+	// A token that does not manage is refused; one Consul does not know is waited for.
+	if _, err := consulacl.Given(ctx, c, filepath.Join(dir, "agent.token")); err == nil {
+		t.Fatal("the agent's token was taken for the management token")
+	}
+	unknown := filepath.Join(t.TempDir(), "management.token")
+	if err := os.WriteFile(unknown, []byte("4e5d6c7b-8a9f-4e1d-a2c3-b4d5e6f7a8b9\n"), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	short, cancelShort := context.WithTimeout(ctx, 2*time.Second)
+	defer cancelShort()
+	if _, err := consulacl.Given(short, c, unknown); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("an unknown management token: err = %v, want the wait to end", err)
+	}
 }
