@@ -190,8 +190,8 @@ summary() {
   cat <<EOF
 
   kitshop is up in Docker (compose project $project)
-    storefront  http://$gw/   and https://$gw/  (trust $state/ca.pem)
-    API         http://$gw/v1/products
+    storefront  https://$gw/   (trust $state/ca.pem; plain http:// is redirected there)
+    API         https://$gw/v1/products   (curl --cacert $state/ca.pem)
     Consul UI   http://$(published consul 8500)/ui/
     traces      http://$(published zipkin 16686)/   (Jaeger, fed Zipkin spans)
     RabbitMQ    http://$(published rabbitmq 15672)/   (kitshop / RABBITMQ_PASSWORD in $(basename "$env_file"))

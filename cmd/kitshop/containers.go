@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -104,6 +107,7 @@ func bootstrap(ctx context.Context, args []string, stdout io.Writer) error {
 func seed(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flagSet("kitshop seed", "Puts the demo catalogue on sale (as the admin) and creates the demo shopper, through the gateway.")
 	gateway := fs.String("gateway-url", "http://127.0.0.1:8080", "the gateway")
+	gatewayCA := fs.String("gateway-ca", "", "PEM file of the CA that signed the gateway's certificate, for an https:// gateway URL (empty: the system's roots)")
 	email := fs.String("admin-email", "admin@kitshop.local", "the admin account (the user service creates it at start)")
 	password := fs.String("admin-password", "", "its password")
 	timeout := fs.Duration("timeout", 3*time.Minute, "how long to wait for the gateway and the services behind it")
@@ -113,11 +117,15 @@ func seed(ctx context.Context, args []string, stdout io.Writer) error {
 	if *password == "" {
 		return errors.New("seed: -admin-password (KITSHOP_ADMIN_PASSWORD) is required")
 	}
+	hc, err := gatewayClient(*gatewayCA)
+	if err != nil {
+		return fmt.Errorf("seed: %w", err)
+	}
 	logf := progress(stdout, "seed")
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 	for {
-		created, err := stack.SeedShop(ctx, *gateway, *email, *password)
+		created, err := stack.SeedShop(ctx, hc, *gateway, *email, *password)
 		if err == nil {
 			logf("catalogue: %d products (%d new); demo user %s / %s", len(stack.Catalogue()), created, stack.DemoEmail, stack.DemoPassword)
 			return nil
@@ -133,6 +141,26 @@ func seed(ctx context.Context, args []string, stdout io.Writer) error {
 		case <-time.After(2 * time.Second):
 		}
 	}
+}
+
+// gatewayClient is an HTTP client that trusts the CA in caFile only, or the system's
+// roots when caFile is empty. The seed step sends the admin's password: from another
+// container it must go over HTTPS, which the gateway requires of other hosts.
+func gatewayClient(caFile string) (*http.Client, error) {
+	hc := &http.Client{Timeout: 15 * time.Second}
+	if caFile == "" {
+		return hc, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, err
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", caFile)
+	}
+	hc.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}}
+	return hc, nil
 }
 
 func splitList(s string) []string {

@@ -24,6 +24,13 @@ func newAPI(base string) *api {
 	return &api{base: base, http: &http.Client{Timeout: 15 * time.Second}}
 }
 
+// noRedirects is the API with redirects answered, not followed.
+func (a *api) noRedirects() *api {
+	hc := *a.http
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &api{base: a.base, http: &hc, token: a.token}
+}
+
 // withCA is the same API over HTTPS, trusting only the CA in caFile.
 func (a *api) withCA(base, caFile string) (*api, error) {
 	pem, err := os.ReadFile(caFile)
@@ -43,6 +50,7 @@ type answer struct {
 	status int
 	header http.Header
 	body   []byte
+	tls    *tls.ConnectionState // nil over plain HTTP
 }
 
 // decode reads the body as JSON into v.
@@ -82,7 +90,7 @@ func (a *api) call(ctx context.Context, method, path string, body any, headers .
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
-	return answer{status: resp.StatusCode, header: resp.Header, body: data}, err
+	return answer{status: resp.StatusCode, header: resp.Header, body: data, tls: resp.TLS}, err
 }
 
 // want calls and fails unless the status is the one wanted, decoding the body into out

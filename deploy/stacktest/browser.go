@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"fmt"
 	"os"
 	"os/exec"
@@ -11,8 +13,10 @@ import (
 
 // storefront loads the storefront at url in headless Chromium (the Debian package),
 // gives its script time to fetch the catalogue, and wants the seeded product name
-// product in the page as rendered; then it saves a screenshot to png.
-func storefront(ctx context.Context, url, product, png string) error {
+// product in the page as rendered; then it saves a screenshot to png. An https:// url
+// is served with the certificate whose public key is spki (base64 of its SHA-256):
+// Chromium, which does not know the demo CA, takes that one key and no other.
+func storefront(ctx context.Context, url, spki, product, png string) error {
 	chromium, err := exec.LookPath("chromium")
 	if err != nil {
 		return fmt.Errorf("chromium (Debian package chromium): %w", err)
@@ -29,6 +33,9 @@ func storefront(ctx context.Context, url, product, png string) error {
 		args = append([]string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
 			"--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
 			"--hide-scrollbars", "--user-data-dir=" + dir, "--window-size=1280,960", "--virtual-time-budget=10000"}, args...)
+		if spki != "" {
+			args = append(args, "--ignore-certificate-errors-spki-list="+spki)
+		}
 		cmd := exec.CommandContext(ctx, chromium, append(args, url)...)
 		var stderr strings.Builder
 		cmd.Stderr = &stderr
@@ -60,4 +67,18 @@ func tail(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// leafSPKI is the SPKI pin of the certificate the API's server presents, checked
+// against the API's roots: base64 of the SHA-256 of its public key.
+func (a *api) leafSPKI(ctx context.Context) (string, error) {
+	r, err := a.call(ctx, "GET", "/health", nil)
+	if err != nil {
+		return "", err
+	}
+	if r.tls == nil || len(r.tls.PeerCertificates) == 0 {
+		return "", fmt.Errorf("%s: no TLS certificate", a.base)
+	}
+	sum := sha256.Sum256(r.tls.PeerCertificates[0].RawSubjectPublicKeyInfo)
+	return base64.StdEncoding.EncodeToString(sum[:]), nil
 }

@@ -19,8 +19,8 @@ import (
 
 // shop is a running kitshop, reached through its published ports only.
 type shop struct {
-	gateway    *api
-	gatewayTLS *api // nil: HTTPS is not checked
+	gateway    *api // over HTTPS, trusting the demo CA only
+	plain      *api // the gateway's port over plain HTTP, redirects not followed
 	consul     *consul.Client
 	consulHTTP *api
 	prometheus *api // nil: not checked
@@ -161,16 +161,35 @@ func (s *shop) tokensEverywhere(ctx context.Context, email, password string, n i
 	return nil
 }
 
-// https checks the gateway over HTTPS, with the demo CA and HSTS.
+// https checks the gateway's two faces to a client on another host (a published port
+// is reached through Docker's proxy, from the network's gateway address): HTTPS with
+// the demo CA's certificate and HSTS; plain HTTP redirected for a GET and refused for a
+// request with a body (a password would cross the network in clear).
 func (s *shop) https(ctx context.Context) error {
-	r, err := s.gatewayTLS.want(ctx, http.StatusOK, "GET", "/v1/products?limit=1", nil, nil)
+	r, err := s.gateway.want(ctx, http.StatusOK, "GET", "/v1/products?limit=1", nil, nil)
 	if err != nil {
 		return fmt.Errorf("HTTPS: %w", err)
 	}
 	if r.header.Get("Strict-Transport-Security") == "" {
 		return errors.New("HTTPS: no Strict-Transport-Security header")
 	}
-	s.logf("HTTPS at the gateway: certificate of the demo CA verified, HSTS sent")
+	r, err = s.plain.want(ctx, http.StatusPermanentRedirect, "GET", "/v1/products?limit=1", nil, nil)
+	if err != nil {
+		return fmt.Errorf("plain HTTP: %w", err)
+	}
+	if loc := r.header.Get("Location"); !strings.HasPrefix(loc, "https://") {
+		return fmt.Errorf("plain HTTP GET: redirected to %q, want an https:// URL", loc)
+	}
+	var refused struct {
+		Error struct{ Code string }
+	}
+	if _, err := s.plain.want(ctx, http.StatusForbidden, "POST", "/v1/auth/login", map[string]string{"email": "x@example.com", "password": "in clear"}, &refused); err != nil {
+		return fmt.Errorf("plain HTTP: %w", err)
+	}
+	if refused.Error.Code != "https_required" {
+		return fmt.Errorf("plain HTTP login: error %q, want https_required", refused.Error.Code)
+	}
+	s.logf("HTTPS at the gateway: certificate of the demo CA verified, HSTS sent; plain HTTP from another host: GET redirected, a login refused (https_required)")
 	return nil
 }
 

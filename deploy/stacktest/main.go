@@ -217,20 +217,26 @@ func (t *test) composeChecks(ctx context.Context, state string, ports map[string
 	if err != nil {
 		return err
 	}
+	plain := newAPI(local(ports["GATEWAY"]))
+	gateway, err := plain.withCA(fmt.Sprintf("https://localhost:%d", ports["GATEWAY"]), filepath.Join(state, "ca.pem"))
+	if err != nil {
+		return err
+	}
 	s := &shop{
-		gateway:    newAPI(local(ports["GATEWAY"])),
+		gateway:    gateway,
+		plain:      plain.noRedirects(),
 		consul:     cc,
 		consulHTTP: newAPI(local(ports["CONSUL"])),
 		prometheus: newAPI(local(ports["PROMETHEUS"])),
 		traces:     newAPI(local(ports["TRACES"])),
 		logf:       t.logf,
 	}
-	if s.gatewayTLS, err = s.gateway.withCA(fmt.Sprintf("https://localhost:%d", ports["GATEWAY"]), filepath.Join(state, "ca.pem")); err != nil {
+	spki, err := s.gateway.leafSPKI(ctx)
+	if err != nil {
 		return err
 	}
-
 	png := filepath.Join(state, "storefront.png")
-	if err := storefront(ctx, local(ports["GATEWAY"])+"/", "Gopher mug", png); err != nil {
+	if err := storefront(ctx, s.gateway.base+"/", spki, "Gopher mug", png); err != nil {
 		return err
 	}
 	t.logf("the storefront shows the seeded catalogue in Chromium (screenshot %s)", png)

@@ -173,7 +173,26 @@ func (t *test) swarmChecks(ctx context.Context, port int) error {
 	}
 	t.logf("passing in Consul, each task at its own overlay address: %s", strings.Join(sorted(summary), ", "))
 
-	s := &shop{gateway: newAPI(fmt.Sprintf("http://127.0.0.1:%d", port)), logf: t.logf}
+	// The gateway's demo CA, from its task, so that the test talks HTTPS as a client on
+	// another host must (the published port arrives from the network's address).
+	gatewayTask, err := t.output(ctx, nil, "docker", "ps", "-q", "--filter", "label=com.docker.swarm.service.name="+swarmStack+"_gateway")
+	if err != nil || gatewayTask == "" {
+		return fmt.Errorf("no running gateway task: %v", err)
+	}
+	dir, err := os.MkdirTemp("", "kitshop-swarm-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	ca := filepath.Join(dir, "ca.pem")
+	if _, err := t.output(ctx, nil, "docker", "cp", strings.Fields(gatewayTask)[0]+":/var/lib/kitshop/tls/ca.pem", ca); err != nil {
+		return err
+	}
+	gateway, err := newAPI("").withCA(fmt.Sprintf("https://localhost:%d", port), ca)
+	if err != nil {
+		return err
+	}
+	s := &shop{gateway: gateway, logf: t.logf}
 	if err := eventually(ctx, time.Minute, time.Second, func() error {
 		_, err := s.gateway.want(ctx, http.StatusOK, "GET", "/v1/products?limit=1", nil, nil)
 		return err

@@ -3,6 +3,7 @@ package stack
 import (
 	"context"
 	"fmt"
+	"net/http"
 )
 
 // The demo shopper, created by Seed.
@@ -51,7 +52,7 @@ func (s *Stack) Admin(ctx context.Context) (*Client, error) {
 
 // Seed creates the catalogue and the demo shopper on the stack (see SeedShop).
 func Seed(ctx context.Context, s *Stack) error {
-	created, err := SeedShop(ctx, s.GatewayURL, s.AdminEmail, s.AdminPassword)
+	created, err := SeedShop(ctx, nil, s.GatewayURL, s.AdminEmail, s.AdminPassword)
 	if err != nil {
 		return err
 	}
@@ -60,11 +61,18 @@ func Seed(ctx context.Context, s *Stack) error {
 }
 
 // SeedShop creates the catalogue (as the admin, who must exist) and the demo shopper
-// through the gateway at gatewayURL, and says how many products were new. Both are
-// idempotent: a product or the shopper that exists already is left as it is, so a
-// restarted shop keeps its stock and orders.
-func SeedShop(ctx context.Context, gatewayURL, adminEmail, adminPassword string) (created int, err error) {
-	admin := NewClient(gatewayURL)
+// through the gateway at gatewayURL with hc (nil: NewClient's), and says how many
+// products were new. Both are idempotent: a product or the shopper that exists already
+// is left as it is, so a restarted shop keeps its stock and orders.
+func SeedShop(ctx context.Context, hc *http.Client, gatewayURL, adminEmail, adminPassword string) (created int, err error) {
+	client := func() *Client {
+		c := NewClient(gatewayURL)
+		if hc != nil {
+			c.HTTP = hc
+		}
+		return c
+	}
+	admin := client()
 	if err := admin.Login(ctx, adminEmail, adminPassword); err != nil {
 		return 0, fmt.Errorf("admin login: %w", err)
 	}
@@ -78,7 +86,7 @@ func SeedShop(ctx context.Context, gatewayURL, adminEmail, adminPassword string)
 			return created, fmt.Errorf("product %s: %w", p.SKU, err)
 		}
 	}
-	_, err = NewClient(gatewayURL).Call(ctx, "POST", "/v1/users", map[string]string{"email": DemoEmail, "password": DemoPassword, "name": demoName}, nil)
+	_, err = client().Call(ctx, "POST", "/v1/users", map[string]string{"email": DemoEmail, "password": DemoPassword, "name": demoName}, nil)
 	if err != nil && !IsCode(err, "email_taken") {
 		return created, fmt.Errorf("demo user: %w", err)
 	}
