@@ -18,13 +18,19 @@ import (
 
 // instrument wraps every request: a request ID (the client's X-Request-ID when sane,
 // else a new one; echoed and forwarded), a zipkin server span of a new trace (the
-// client's B3 headers are dropped), one access log line and the per-route metrics.
+// client's B3 headers are dropped; its ID answered in X-Trace-Id), one access log line
+// and the per-route metrics.
 func (g *gateway) instrument(next http.Handler) http.Handler {
 	accessLog := level.Info(g.opts.Logger)
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := g.opts.Now()
 		ex := &exchange{route: "unmatched", requestID: requestID(r.Header.Get("X-Request-ID")), client: g.opts.ClientIP.Addr(r)}
 		w.Header().Set("X-Request-ID", ex.requestID)
+		// The trace's ID, sampled or not: a user can quote it and an operator find the
+		// trace and the log lines (they carry trace_id).
+		if span := zipkin.SpanFromContext(r.Context()); span != nil {
+			w.Header().Set("X-Trace-Id", span.Context().TraceID.String())
+		}
 		rec := httpstatus.NewRecorder(w)
 		ctx := context.WithValue(r.Context(), exchangeKey{}, ex)
 		next.ServeHTTP(rec, r.WithContext(ctx))

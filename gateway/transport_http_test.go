@@ -606,7 +606,8 @@ func TestLoginFloodKeepsKeysFetchable(t *testing.T) {
 
 // TestTraceStartsAtTheEdge: a client's B3 headers (its trace ID, its sampling
 // decision, X-B3-Flags: 1 forcing a debug trace) are not taken: every request starts
-// a trace of the gateway's own, which goes upstream; the client's request ID is kept.
+// a trace of the gateway's own, which goes upstream and whose ID the answer carries in
+// X-Trace-Id, sampled or not; the client's request ID is kept.
 func TestTraceStartsAtTheEdge(t *testing.T) {
 	rec := recorder.NewReporter()
 	defer rec.Close()
@@ -642,6 +643,9 @@ func TestTraceStartsAtTheEdge(t *testing.T) {
 			if up.Get("X-B3-Flags") != "" || up.Get("X-B3-Sampled") == "1" {
 				t.Errorf("upstream X-B3-Flags %q, X-B3-Sampled %q: the client's decision went through (the gateway samples nothing here)",
 					up.Get("X-B3-Flags"), up.Get("X-B3-Sampled"))
+			}
+			if got := resp.Header.Get("X-Trace-Id"); got != up.Get("X-B3-Traceid") {
+				t.Errorf("X-Trace-Id %q, want the trace that went upstream, %q", got, up.Get("X-B3-Traceid"))
 			}
 			if got := resp.Header.Get("X-Request-Id"); got != "client-request-7" || up.Get("X-Request-Id") != got {
 				t.Errorf("request ID %q, upstream %q; want the client's", got, up.Get("X-Request-Id"))

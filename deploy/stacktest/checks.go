@@ -88,20 +88,20 @@ func (s *shop) story(ctx context.Context) (storyResult, error) {
 	if _, err := c.want(ctx, http.StatusOK, "PUT", "/v1/cart/items/KIT-MUG-01", map[string]int{"quantity": 2}, nil); err != nil {
 		return storyResult{}, err
 	}
-	// The checkout carries a trace context of the test's own (B3), which the gateway
-	// continues, so the test knows the trace to look for.
+	// The gateway starts the trace (a client's B3 headers are dropped at the edge) and
+	// names it in X-Trace-Id.
 	var o order
-	traceID := randomHex(16)
 	r, err := c.want(ctx, http.StatusCreated, "POST", "/v1/orders", map[string]any{"payment": payment("4242424242424242")}, &o,
-		"Idempotency-Key", "stacktest-"+randomHex(8), "B3", traceID+"-"+randomHex(8)+"-1")
+		"Idempotency-Key", "stacktest-"+randomHex(8))
 	if err != nil {
 		return storyResult{}, err
 	}
 	if o.Status != "confirmed" || o.Total.Amount != 2*1299 {
 		return storyResult{}, fmt.Errorf("checkout: order %s is %s with total %d, want confirmed with 2598", o.ID, o.Status, o.Total.Amount)
 	}
-	if id := r.header.Get("X-Trace-Id"); id != "" {
-		traceID = id // the gateway says which trace it recorded
+	traceID := r.header.Get("X-Trace-Id")
+	if traceID == "" {
+		return storyResult{}, errors.New("checkout: the answer has no X-Trace-Id")
 	}
 	res := storyResult{orderID: o.ID, traceID: traceID}
 	s.logf("checkout with 4242…: order %s confirmed, EUR 25.98, trace %s", o.ID, res.traceID)
