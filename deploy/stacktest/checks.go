@@ -195,7 +195,7 @@ func (s *shop) https(ctx context.Context) error {
 
 // instances waits until each service has the wanted number of passing instances in
 // Consul, read without a token, each at an address of its own, and checks how each is
-// called (mtls between services, https at the gateway).
+// is registered (mtls between services; the gateway by its admin listener).
 func (s *shop) instances(ctx context.Context, want map[string]int) error {
 	names := make([]string, 0, len(want))
 	for name := range want {
@@ -213,14 +213,19 @@ func (s *shop) instances(ctx context.Context, want map[string]int) error {
 				return fmt.Errorf("%s: %d passing instances, want %d", name, len(entries), want[name])
 			}
 			addrs := map[string]bool{}
+			// The gateway registers its admin listener (plain HTTP, unpublished: /health
+			// for Consul, /metrics for Prometheus) and names its public port beside it.
 			transport := "mtls"
 			if name == "gateway" {
-				transport = "https"
+				transport = "http"
 			}
 			for _, e := range entries {
 				addrs[e.Service.Address] = true
 				if got := e.Service.Meta["transport"]; got != transport {
 					return fmt.Errorf("%s at %s: transport %q, want %q", name, e.Service.Address, got, transport)
+				}
+				if name == "gateway" && e.Service.Meta["public_port"] != "8080" {
+					return fmt.Errorf("gateway at %s: public_port %q, want 8080", e.Service.Address, e.Service.Meta["public_port"])
 				}
 			}
 			if len(addrs) != len(entries) {
