@@ -111,9 +111,9 @@ func encodeListClientRequest(_ context.Context, r *http.Request, request any) er
 
 // decodeChargeResponse reads a charge and whether the answer was a replay.
 func decodeChargeResponse(ctx context.Context, resp *http.Response) (any, error) {
-	j, err := httpjson.DecodeResponse[chargeJSON](ctx, resp)
+	v, err := httpjson.DecodeResponse[chargeView](ctx, resp)
 	if err != nil {
 		return nil, err
 	}
-	return chargeResponse{chargeJSON: j.(chargeJSON), status: resp.StatusCode, replayed: resp.Header.Get(ReplayedHeader) == "true"}, nil
+	return chargeResponse{chargeView: v.(chargeView), status: resp.StatusCode, replayed: resp.Header.Get(ReplayedHeader) == "true"}, nil
 }
