@@ -27,13 +27,12 @@ func NewRouter(tracer *zipkin.Tracer, opts ...kithttp.ServerOption) *Router {
 	return r
 }
 
-// Handle serves e at method and path (a gorilla/mux pattern), decoding requests with
-// dec and encoding answers with enc.
-func (r *Router) Handle(method, path string, e endpoint.Endpoint, dec kithttp.DecodeRequestFunc, enc kithttp.EncodeResponseFunc) {
-	opts := append(ServerOptions(r.tracer, method+" "+path), r.opts...)
+// Handle serves e at rt, decoding requests with dec and encoding answers with enc.
+func (r *Router) Handle(rt Route, e endpoint.Endpoint, dec kithttp.DecodeRequestFunc, enc kithttp.EncodeResponseFunc) {
+	opts := append(ServerOptions(r.tracer, rt.Method+" "+rt.Path), r.opts...)
 	// Path before Methods: gorilla/mux 1.8 forgets a method mismatch when a later
 	// route's method matcher matches, answering 404 where 405 is right.
-	r.mux.Path(path).Methods(method).Handler(kithttp.NewServer(e, dec, enc, opts...))
+	r.mux.Path(rt.Path).Methods(rt.Method).Handler(kithttp.NewServer(e, dec, enc, opts...))
 }
 
 func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) { r.mux.ServeHTTP(w, req) }

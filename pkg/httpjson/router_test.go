@@ -14,9 +14,9 @@ func TestRouter(t *testing.T) {
 	r := NewRouter(nil)
 	echo := func(_ context.Context, request any) (any, error) { return map[string]any{"got": request}, nil }
 	decode := func(_ context.Context, req *http.Request) (any, error) { return req.Method + " " + req.URL.Path, nil }
-	r.Handle("GET", "/things", echo, decode, Encode)
-	r.Handle("POST", "/things/{id}", echo, decode, Encode)
-	r.Handle("DELETE", "/other", echo, decode, kithttp.EncodeJSONResponse)
+	r.Handle(Route{"GET", "/things"}, echo, decode, Encode)
+	r.Handle(Route{"POST", "/things/{id}"}, echo, decode, Encode)
+	r.Handle(Route{"DELETE", "/other"}, echo, decode, kithttp.EncodeJSONResponse)
 
 	tests := []struct {
 		method, path string
