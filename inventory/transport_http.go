@@ -33,9 +33,9 @@ func MakeHTTPHandler(e Endpoints, tracer *zipkin.Tracer) http.Handler {
 	r := httpjson.NewRouter(tracer)
 	r.Handle(listProductsRoute, e.ListProductsEndpoint, decodeListProductsRequest, httpjson.Encode)
 	r.Handle(getProductRoute, e.GetProductEndpoint, decodeGetProductRequest, httpjson.Encode)
-	r.Handle(createProductRoute, e.CreateProductEndpoint, decodeCreateProductRequest, httpjson.Encode)
+	r.Handle(createProductRoute, e.CreateProductEndpoint, httpjson.DecodeRequest[createProductRequest], httpjson.Encode)
 	r.Handle(setStockRoute, e.SetStockEndpoint, decodeSetStockRequest, httpjson.Encode)
-	r.Handle(reserveRoute, e.ReserveEndpoint, decodeReserveRequest, httpjson.Encode)
+	r.Handle(reserveRoute, e.ReserveEndpoint, httpjson.DecodeRequest[reserveRequest], httpjson.Encode)
 	r.Handle(getReservationRoute, e.GetReservationEndpoint, decodeOrderIDRequest, httpjson.Encode)
 	r.Handle(commitRoute, e.CommitEndpoint, decodeOrderIDRequest, httpjson.Encode)
 	r.Handle(releaseRoute, e.ReleaseEndpoint, decodeOrderIDRequest, httpjson.Encode)
@@ -59,22 +59,10 @@ func decodeGetProductRequest(_ context.Context, r *http.Request) (any, error) {
 	return getProductRequest{SKU: mux.Vars(r)["sku"]}, nil
 }
 
-func decodeCreateProductRequest(_ context.Context, r *http.Request) (any, error) {
-	var req createProductRequest
-	err := httpjson.Decode(nil, r, &req)
-	return req, err
-}
-
 func decodeSetStockRequest(_ context.Context, r *http.Request) (any, error) {
 	var req setStockRequest
 	err := httpjson.Decode(nil, r, &req)
 	req.SKU = mux.Vars(r)["sku"]
-	return req, err
-}
-
-func decodeReserveRequest(_ context.Context, r *http.Request) (any, error) {
-	var req reserveRequest
-	err := httpjson.Decode(nil, r, &req)
 	return req, err
 }
 

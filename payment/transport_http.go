@@ -30,17 +30,11 @@ var (
 // MakeHTTPHandler mounts the endpoints on their routes.
 func MakeHTTPHandler(e Endpoints, tracer *zipkin.Tracer) http.Handler {
 	r := httpjson.NewRouter(tracer)
-	r.Handle(chargeRoute, e.ChargeEndpoint, decodeChargeRequest, encodeResponse)
+	r.Handle(chargeRoute, e.ChargeEndpoint, httpjson.DecodeRequest[chargeRequest], encodeResponse)
 	r.Handle(listChargesRoute, e.ListChargesEndpoint, decodeListRequest, encodeResponse)
 	r.Handle(getChargeRoute, e.GetChargeEndpoint, decodeChargeIDRequest, encodeResponse)
 	r.Handle(refundRoute, e.RefundEndpoint, decodeChargeIDRequest, encodeResponse)
 	return r
-}
-
-func decodeChargeRequest(_ context.Context, r *http.Request) (any, error) {
-	var req chargeRequest
-	err := httpjson.Decode(nil, r, &req)
-	return req, err
 }
 
 func decodeChargeIDRequest(_ context.Context, r *http.Request) (any, error) {

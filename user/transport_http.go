@@ -35,8 +35,8 @@ var (
 // request forwarded says comes from a proxy that sets that header itself (nil: none).
 func MakeHTTPHandler(e Endpoints, tracer *zipkin.Tracer, forwarded Forwarded) http.Handler {
 	r := httpjson.NewRouter(tracer, kithttp.ServerBefore(clientAddr(forwarded)))
-	r.Handle(registerRoute, e.RegisterEndpoint, decodeRegisterRequest, httpjson.Encode)
-	r.Handle(loginRoute, e.LoginEndpoint, decodeLoginRequest, httpjson.Encode)
+	r.Handle(registerRoute, e.RegisterEndpoint, httpjson.DecodeRequest[registerRequest], httpjson.Encode)
+	r.Handle(loginRoute, e.LoginEndpoint, httpjson.DecodeRequest[loginRequest], httpjson.Encode)
 	r.Handle(meRoute, e.MeEndpoint, kithttp.NopRequestDecoder, httpjson.Encode)
 	r.Handle(jwksRoute, e.JWKSEndpoint, kithttp.NopRequestDecoder, encodeJWKSResponse)
 	return r
@@ -68,18 +68,6 @@ func clientAddr(forwarded Forwarded) kithttp.RequestFunc {
 		}
 		return WithClientAddr(ctx, clientip.Key(clientip.Peer(r)))
 	}
-}
-
-func decodeRegisterRequest(_ context.Context, r *http.Request) (any, error) {
-	var req registerRequest
-	err := httpjson.Decode(nil, r, &req)
-	return req, err
-}
-
-func decodeLoginRequest(_ context.Context, r *http.Request) (any, error) {
-	var req loginRequest
-	err := httpjson.Decode(nil, r, &req)
-	return req, err
 }
 
 func encodeJWKSResponse(ctx context.Context, w http.ResponseWriter, response any) error {
