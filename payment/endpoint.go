@@ -36,7 +36,7 @@ type chargeRequest struct {
 
 type chargeIDRequest struct{ ID string }
 
-type listRequest struct{ OrderID string }
+type listChargesRequest struct{ OrderID string }
 
 type cardView struct {
 	Brand string `json:"brand"`
@@ -92,7 +92,7 @@ func (r chargeResponse) StatusCode() int { return r.status }
 // Replayed reports whether the answer repeats an earlier one.
 func (r chargeResponse) Replayed() bool { return r.replayed }
 
-type listResponse struct {
+type listChargesResponse struct {
 	Charges []chargeView `json:"charges"`
 }
 
@@ -149,11 +149,11 @@ func makeGetChargeEndpoint(s Service) endpoint.Endpoint {
 
 func makeListChargesEndpoint(s Service) endpoint.Endpoint {
 	return func(ctx context.Context, request any) (any, error) {
-		charges, err := s.ListCharges(ctx, request.(listRequest).OrderID)
+		charges, err := s.ListCharges(ctx, request.(listChargesRequest).OrderID)
 		if err != nil {
 			return nil, err
 		}
-		resp := listResponse{Charges: make([]chargeView, len(charges))}
+		resp := listChargesResponse{Charges: make([]chargeView, len(charges))}
 		for i, c := range charges {
 			resp.Charges[i] = viewCharge(c)
 		}
@@ -197,11 +197,11 @@ func (e Endpoints) GetCharge(ctx context.Context, id string) (Charge, error) {
 
 // ListCharges calls the list-charges endpoint.
 func (e Endpoints) ListCharges(ctx context.Context, orderID string) ([]Charge, error) {
-	resp, err := e.ListChargesEndpoint(ctx, listRequest{OrderID: orderID})
+	resp, err := e.ListChargesEndpoint(ctx, listChargesRequest{OrderID: orderID})
 	if err != nil {
 		return nil, err
 	}
-	lr := resp.(listResponse)
+	lr := resp.(listChargesResponse)
 	charges := make([]Charge, len(lr.Charges))
 	for i, v := range lr.Charges {
 		charges[i] = v.charge()

@@ -31,7 +31,7 @@ var (
 func MakeHTTPHandler(e Endpoints, tracer *zipkin.Tracer) http.Handler {
 	r := httpjson.NewRouter(tracer)
 	r.Handle(chargeRoute, e.ChargeEndpoint, httpjson.DecodeRequest[chargeRequest], encodeResponse)
-	r.Handle(listChargesRoute, e.ListChargesEndpoint, decodeListRequest, encodeResponse)
+	r.Handle(listChargesRoute, e.ListChargesEndpoint, decodeListChargesRequest, encodeResponse)
 	r.Handle(getChargeRoute, e.GetChargeEndpoint, decodeChargeIDRequest, encodeResponse)
 	r.Handle(refundRoute, e.RefundEndpoint, decodeChargeIDRequest, encodeResponse)
 	return r
@@ -41,8 +41,8 @@ func decodeChargeIDRequest(_ context.Context, r *http.Request) (any, error) {
 	return chargeIDRequest{ID: mux.Vars(r)["id"]}, nil
 }
 
-func decodeListRequest(_ context.Context, r *http.Request) (any, error) {
-	return listRequest{OrderID: r.URL.Query().Get("order_id")}, nil
+func decodeListChargesRequest(_ context.Context, r *http.Request) (any, error) {
+	return listChargesRequest{OrderID: r.URL.Query().Get("order_id")}, nil
 }
 
 // encodeResponse writes the response as JSON, marking replays.
@@ -53,7 +53,7 @@ func encodeResponse(ctx context.Context, w http.ResponseWriter, response any) er
 	return httpjson.Encode(ctx, w, response)
 }
 
-// NewHTTPClient returns a Service that calls the payment instances instancer reports.
+// NewHTTPClient returns the payment Service of the instances instancer finds.
 // Charges and refunds are keyed (by order ID, by charge ID), so every route may be
 // retried; a declined card is a charge, not an error, and never trips the breaker.
 func NewHTTPClient(instancer sd.Instancer, opts client.Options) Service {
@@ -62,7 +62,7 @@ func NewHTTPClient(instancer sd.Instancer, opts client.Options) Service {
 		ChargeEndpoint:      c.Endpoint(client.Route{Name: "charge", Method: chargeRoute.Method, Encode: httpjson.EncodeJSON(chargeRoute), Decode: decodeChargeResponse, Idempotent: true}),
 		RefundEndpoint:      c.Endpoint(client.Route{Name: "refund", Method: refundRoute.Method, Encode: encodeChargeIDRequest(refundRoute), Decode: decodeChargeResponse, Idempotent: true}),
 		GetChargeEndpoint:   c.Endpoint(client.Route{Name: "get_charge", Method: getChargeRoute.Method, Encode: encodeChargeIDRequest(getChargeRoute), Decode: decodeChargeResponse, Idempotent: true}),
-		ListChargesEndpoint: c.Endpoint(client.Route{Name: "list_charges", Method: listChargesRoute.Method, Encode: encodeListRequest, Decode: httpjson.DecodeResponse[listResponse], Idempotent: true}),
+		ListChargesEndpoint: c.Endpoint(client.Route{Name: "list_charges", Method: listChargesRoute.Method, Encode: encodeListChargesRequest, Decode: httpjson.DecodeResponse[listChargesResponse], Idempotent: true}),
 	}
 }
 
@@ -73,9 +73,9 @@ func encodeChargeIDRequest(rt httpjson.Route) kithttp.EncodeRequestFunc {
 	}
 }
 
-func encodeListRequest(_ context.Context, r *http.Request, request any) error {
+func encodeListChargesRequest(_ context.Context, r *http.Request, request any) error {
 	listChargesRoute.SetPath(r)
-	r.URL.RawQuery = url.Values{"order_id": {request.(listRequest).OrderID}}.Encode()
+	r.URL.RawQuery = url.Values{"order_id": {request.(listChargesRequest).OrderID}}.Encode()
 	return nil
 }
 
