@@ -1,7 +1,3 @@
-// Package gateway is kitshop's edge: it routes every public /v1/ call to the service that
-// owns it, found in Consul, through a go-kit client endpoint per upstream service
-// (instancer → round robin → bounded retry → hystrix → zipkin), after checking tokens
-// and rate limits. It also serves the OpenAPI document and the storefront page.
 package gateway
 
 import (

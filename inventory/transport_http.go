@@ -15,18 +15,30 @@ import (
 	"github.com/kitshop/kitshop/pkg/httpjson"
 )
 
-// MakeHTTPHandler mounts the endpoints on their routes: the public catalogue under
-// /v1/ and the reservations other services use under /internal/v1/.
+// The routes, each written once for MakeHTTPHandler and NewHTTPClient: the public
+// catalogue under /v1/ and the reservations other services use under /internal/v1/.
+var (
+	listProductsRoute   = httpjson.Route{Method: http.MethodGet, Path: "/v1/products"}
+	getProductRoute     = httpjson.Route{Method: http.MethodGet, Path: "/v1/products/{sku}"}
+	createProductRoute  = httpjson.Route{Method: http.MethodPost, Path: "/v1/products"}
+	setStockRoute       = httpjson.Route{Method: http.MethodPut, Path: "/v1/products/{sku}/stock"}
+	reserveRoute        = httpjson.Route{Method: http.MethodPost, Path: "/internal/v1/reservations"}
+	getReservationRoute = httpjson.Route{Method: http.MethodGet, Path: "/internal/v1/reservations/{order_id}"}
+	commitRoute         = httpjson.Route{Method: http.MethodPost, Path: "/internal/v1/reservations/{order_id}/commit"}
+	releaseRoute        = httpjson.Route{Method: http.MethodPost, Path: "/internal/v1/reservations/{order_id}/release"}
+)
+
+// MakeHTTPHandler mounts the endpoints on their routes.
 func MakeHTTPHandler(e Endpoints, tracer *zipkin.Tracer) http.Handler {
 	r := httpjson.NewRouter(tracer)
-	r.Handle("GET", "/v1/products", e.ListProductsEndpoint, decodeListProductsRequest, httpjson.Encode)
-	r.Handle("GET", "/v1/products/{sku}", e.GetProductEndpoint, decodeGetProductRequest, httpjson.Encode)
-	r.Handle("POST", "/v1/products", e.CreateProductEndpoint, decodeCreateProductRequest, httpjson.Encode)
-	r.Handle("PUT", "/v1/products/{sku}/stock", e.SetStockEndpoint, decodeSetStockRequest, httpjson.Encode)
-	r.Handle("POST", "/internal/v1/reservations", e.ReserveEndpoint, decodeReserveRequest, httpjson.Encode)
-	r.Handle("GET", "/internal/v1/reservations/{order_id}", e.GetReservationEndpoint, decodeOrderIDRequest, httpjson.Encode)
-	r.Handle("POST", "/internal/v1/reservations/{order_id}/commit", e.CommitEndpoint, decodeOrderIDRequest, httpjson.Encode)
-	r.Handle("POST", "/internal/v1/reservations/{order_id}/release", e.ReleaseEndpoint, decodeOrderIDRequest, httpjson.Encode)
+	r.Handle(listProductsRoute, e.ListProductsEndpoint, decodeListProductsRequest, httpjson.Encode)
+	r.Handle(getProductRoute, e.GetProductEndpoint, decodeGetProductRequest, httpjson.Encode)
+	r.Handle(createProductRoute, e.CreateProductEndpoint, httpjson.DecodeRequest[createProductRequest], httpjson.Encode)
+	r.Handle(setStockRoute, e.SetStockEndpoint, decodeSetStockRequest, httpjson.Encode)
+	r.Handle(reserveRoute, e.ReserveEndpoint, httpjson.DecodeRequest[reserveRequest], httpjson.Encode)
+	r.Handle(getReservationRoute, e.GetReservationEndpoint, decodeOrderIDRequest, httpjson.Encode)
+	r.Handle(commitRoute, e.CommitEndpoint, decodeOrderIDRequest, httpjson.Encode)
+	r.Handle(releaseRoute, e.ReleaseEndpoint, decodeOrderIDRequest, httpjson.Encode)
 	return r
 }
 
@@ -47,22 +59,10 @@ func decodeGetProductRequest(_ context.Context, r *http.Request) (any, error) {
 	return getProductRequest{SKU: mux.Vars(r)["sku"]}, nil
 }
 
-func decodeCreateProductRequest(_ context.Context, r *http.Request) (any, error) {
-	var req createProductRequest
-	err := httpjson.Decode(nil, r, &req)
-	return req, err
-}
-
 func decodeSetStockRequest(_ context.Context, r *http.Request) (any, error) {
 	var req setStockRequest
 	err := httpjson.Decode(nil, r, &req)
 	req.SKU = mux.Vars(r)["sku"]
-	return req, err
-}
-
-func decodeReserveRequest(_ context.Context, r *http.Request) (any, error) {
-	var req reserveRequest
-	err := httpjson.Decode(nil, r, &req)
 	return req, err
 }
 
@@ -76,20 +76,20 @@ func decodeOrderIDRequest(_ context.Context, r *http.Request) (any, error) {
 func NewHTTPClient(instancer sd.Instancer, opts client.Options) Service {
 	c := client.New("inventory", instancer, opts)
 	return Endpoints{
-		ListProductsEndpoint:   c.Endpoint(client.Route{Name: "list_products", Method: "GET", Encode: encodeListProductsRequest, Decode: httpjson.DecodeResponse[listProductsResponse], Idempotent: true}),
-		GetProductEndpoint:     c.Endpoint(client.Route{Name: "get_product", Method: "GET", Encode: encodeGetProductRequest, Decode: httpjson.DecodeResponse[productView], Idempotent: true}),
-		CreateProductEndpoint:  c.Endpoint(client.Route{Name: "create_product", Method: "POST", Encode: encodeCreateProductRequest, Decode: httpjson.DecodeResponse[stockView]}),
-		SetStockEndpoint:       c.Endpoint(client.Route{Name: "set_stock", Method: "PUT", Encode: encodeSetStockRequest, Decode: httpjson.DecodeResponse[stockView], Idempotent: true}),
-		ReserveEndpoint:        c.Endpoint(client.Route{Name: "reserve", Method: "POST", Encode: encodeReserveRequest, Decode: httpjson.DecodeResponse[reservationView], Idempotent: true}),
-		GetReservationEndpoint: c.Endpoint(client.Route{Name: "get_reservation", Method: "GET", Encode: encodeReservationPath(""), Decode: httpjson.DecodeResponse[reservationView], Idempotent: true}),
-		CommitEndpoint:         c.Endpoint(client.Route{Name: "commit", Method: "POST", Encode: encodeReservationPath("/commit"), Decode: httpjson.DecodeResponse[reservationView], Idempotent: true}),
-		ReleaseEndpoint:        c.Endpoint(client.Route{Name: "release", Method: "POST", Encode: encodeReservationPath("/release"), Decode: httpjson.DecodeResponse[reservationView], Idempotent: true}),
+		ListProductsEndpoint:   c.Endpoint(client.Route{Name: "list_products", Method: listProductsRoute.Method, Encode: encodeListProductsRequest, Decode: httpjson.DecodeResponse[listProductsResponse], Idempotent: true}),
+		GetProductEndpoint:     c.Endpoint(client.Route{Name: "get_product", Method: getProductRoute.Method, Encode: encodeGetProductRequest, Decode: httpjson.DecodeResponse[productView], Idempotent: true}),
+		CreateProductEndpoint:  c.Endpoint(client.Route{Name: "create_product", Method: createProductRoute.Method, Encode: httpjson.EncodeJSON(createProductRoute), Decode: httpjson.DecodeResponse[stockView]}),
+		SetStockEndpoint:       c.Endpoint(client.Route{Name: "set_stock", Method: setStockRoute.Method, Encode: encodeSetStockRequest, Decode: httpjson.DecodeResponse[stockView], Idempotent: true}),
+		ReserveEndpoint:        c.Endpoint(client.Route{Name: "reserve", Method: reserveRoute.Method, Encode: httpjson.EncodeJSON(reserveRoute), Decode: httpjson.DecodeResponse[reservationView], Idempotent: true}),
+		GetReservationEndpoint: c.Endpoint(client.Route{Name: "get_reservation", Method: getReservationRoute.Method, Encode: encodeOrderIDRequest(getReservationRoute), Decode: httpjson.DecodeResponse[reservationView], Idempotent: true}),
+		CommitEndpoint:         c.Endpoint(client.Route{Name: "commit", Method: commitRoute.Method, Encode: encodeOrderIDRequest(commitRoute), Decode: httpjson.DecodeResponse[reservationView], Idempotent: true}),
+		ReleaseEndpoint:        c.Endpoint(client.Route{Name: "release", Method: releaseRoute.Method, Encode: encodeOrderIDRequest(releaseRoute), Decode: httpjson.DecodeResponse[reservationView], Idempotent: true}),
 	}
 }
 
 func encodeListProductsRequest(_ context.Context, r *http.Request, request any) error {
 	req := request.(listProductsRequest)
-	r.URL.Path = "/v1/products"
+	listProductsRoute.SetPath(r)
 	q := url.Values{}
 	if req.Limit != 0 {
 		q.Set("limit", strconv.Itoa(req.Limit))
@@ -102,29 +102,19 @@ func encodeListProductsRequest(_ context.Context, r *http.Request, request any) 
 }
 
 func encodeGetProductRequest(_ context.Context, r *http.Request, request any) error {
-	r.URL.Path = "/v1/products/" + request.(getProductRequest).SKU
+	getProductRoute.SetPath(r, request.(getProductRequest).SKU)
 	return nil
-}
-
-func encodeCreateProductRequest(ctx context.Context, r *http.Request, request any) error {
-	r.URL.Path = "/v1/products"
-	return kithttp.EncodeJSONRequest(ctx, r, request)
 }
 
 func encodeSetStockRequest(ctx context.Context, r *http.Request, request any) error {
 	req := request.(setStockRequest)
-	r.URL.Path = "/v1/products/" + req.SKU + "/stock"
+	setStockRoute.SetPath(r, req.SKU)
 	return kithttp.EncodeJSONRequest(ctx, r, req)
 }
 
-func encodeReserveRequest(ctx context.Context, r *http.Request, request any) error {
-	r.URL.Path = "/internal/v1/reservations"
-	return kithttp.EncodeJSONRequest(ctx, r, request)
-}
-
-func encodeReservationPath(suffix string) kithttp.EncodeRequestFunc {
+func encodeOrderIDRequest(rt httpjson.Route) kithttp.EncodeRequestFunc {
 	return func(_ context.Context, r *http.Request, request any) error {
-		r.URL.Path = "/internal/v1/reservations/" + request.(orderIDRequest).OrderID + suffix
+		rt.SetPath(r, request.(orderIDRequest).OrderID)
 		return nil
 	}
 }

@@ -44,8 +44,8 @@ func makeHandleEventEndpoint(s Service) endpoint.Endpoint {
 
 type listNotificationsRequest struct{}
 
-// notificationJSON is a notification as GET /v1/notifications shows it.
-type notificationJSON struct {
+// notificationView is a notification as GET /v1/notifications shows it.
+type notificationView struct {
 	ID      string    `json:"id"`
 	OrderID string    `json:"order_id"`
 	Type    string    `json:"type"`
@@ -55,7 +55,7 @@ type notificationJSON struct {
 }
 
 type listNotificationsResponse struct {
-	Notifications []notificationJSON `json:"notifications"`
+	Notifications []notificationView `json:"notifications"`
 }
 
 func makeListNotificationsEndpoint(s Service) endpoint.Endpoint {
@@ -64,9 +64,9 @@ func makeListNotificationsEndpoint(s Service) endpoint.Endpoint {
 		if err != nil {
 			return nil, err
 		}
-		resp := listNotificationsResponse{Notifications: make([]notificationJSON, len(list))}
+		resp := listNotificationsResponse{Notifications: make([]notificationView, len(list))}
 		for i, n := range list {
-			resp.Notifications[i] = notificationJSON{
+			resp.Notifications[i] = notificationView{
 				ID: n.ID, OrderID: n.OrderID, Type: n.Type, To: n.To, Subject: n.Subject, SentAt: n.SentAt.UTC(),
 			}
 		}

@@ -9,11 +9,14 @@ import (
 	"github.com/kitshop/kitshop/pkg/httpjson"
 )
 
-// MakeHTTPHandler mounts GET /v1/notifications. Events do not arrive over HTTP: see
-// Consumer.
+// listNotificationsRoute is the one HTTP route: events do not arrive over HTTP (see
+// Consumer).
+var listNotificationsRoute = httpjson.Route{Method: http.MethodGet, Path: "/v1/notifications"}
+
+// MakeHTTPHandler mounts the endpoint on its route.
 func MakeHTTPHandler(e Endpoints, tracer *zipkin.Tracer) http.Handler {
 	r := httpjson.NewRouter(tracer)
-	r.Handle("GET", "/v1/notifications", e.ListNotificationsEndpoint, decodeListNotificationsRequest, httpjson.Encode)
+	r.Handle(listNotificationsRoute, e.ListNotificationsEndpoint, decodeListNotificationsRequest, httpjson.Encode)
 	return r
 }
 

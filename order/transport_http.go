@@ -16,21 +16,30 @@ import (
 // IdempotencyKeyHeader carries the client's key for POST /v1/orders.
 const IdempotencyKeyHeader = "Idempotency-Key"
 
-// MakeHTTPHandler mounts the endpoints on their routes, all under /v1/ and all for a
-// signed-in customer.
+// The routes, each written once for MakeHTTPHandler and NewHTTPClient; all are under
+// /v1/ and all for a signed-in customer.
+var (
+	getCartRoute        = httpjson.Route{Method: http.MethodGet, Path: "/v1/cart"}
+	setCartItemRoute    = httpjson.Route{Method: http.MethodPut, Path: "/v1/cart/items/{sku}"}
+	removeCartItemRoute = httpjson.Route{Method: http.MethodDelete, Path: "/v1/cart/items/{sku}"}
+	placeOrderRoute     = httpjson.Route{Method: http.MethodPost, Path: "/v1/orders"}
+	listOrdersRoute     = httpjson.Route{Method: http.MethodGet, Path: "/v1/orders"}
+	getOrderRoute       = httpjson.Route{Method: http.MethodGet, Path: "/v1/orders/{id}"}
+	cancelOrderRoute    = httpjson.Route{Method: http.MethodPost, Path: "/v1/orders/{id}/cancel"}
+)
+
+// MakeHTTPHandler mounts the endpoints on their routes.
 func MakeHTTPHandler(e Endpoints, tracer *zipkin.Tracer) http.Handler {
 	r := httpjson.NewRouter(tracer)
-	r.Handle("GET", "/v1/cart", e.GetCartEndpoint, decodeNothing, httpjson.Encode)
-	r.Handle("PUT", "/v1/cart/items/{sku}", e.SetCartItemEndpoint, decodeSetCartItemRequest, httpjson.Encode)
-	r.Handle("DELETE", "/v1/cart/items/{sku}", e.RemoveCartItemEndpoint, decodeSKURequest, httpjson.Encode)
-	r.Handle("POST", "/v1/orders", e.PlaceOrderEndpoint, decodePlaceOrderRequest, httpjson.Encode)
-	r.Handle("GET", "/v1/orders", e.ListOrdersEndpoint, decodeNothing, httpjson.Encode)
-	r.Handle("GET", "/v1/orders/{id}", e.GetOrderEndpoint, decodeOrderIDRequest, httpjson.Encode)
-	r.Handle("POST", "/v1/orders/{id}/cancel", e.CancelOrderEndpoint, decodeOrderIDRequest, httpjson.Encode)
+	r.Handle(getCartRoute, e.GetCartEndpoint, kithttp.NopRequestDecoder, httpjson.Encode)
+	r.Handle(setCartItemRoute, e.SetCartItemEndpoint, decodeSetCartItemRequest, httpjson.Encode)
+	r.Handle(removeCartItemRoute, e.RemoveCartItemEndpoint, decodeSKURequest, httpjson.Encode)
+	r.Handle(placeOrderRoute, e.PlaceOrderEndpoint, decodePlaceOrderRequest, httpjson.Encode)
+	r.Handle(listOrdersRoute, e.ListOrdersEndpoint, kithttp.NopRequestDecoder, httpjson.Encode)
+	r.Handle(getOrderRoute, e.GetOrderEndpoint, decodeOrderIDRequest, httpjson.Encode)
+	r.Handle(cancelOrderRoute, e.CancelOrderEndpoint, decodeOrderIDRequest, httpjson.Encode)
 	return r
 }
-
-func decodeNothing(context.Context, *http.Request) (any, error) { return nil, nil }
 
 func decodeSetCartItemRequest(_ context.Context, r *http.Request) (any, error) {
 	var req setCartItemRequest
@@ -61,44 +70,37 @@ func decodeOrderIDRequest(_ context.Context, r *http.Request) (any, error) {
 func NewHTTPClient(instancer sd.Instancer, opts client.Options) Service {
 	c := client.New("order", instancer, opts)
 	return Endpoints{
-		GetCartEndpoint:        c.Endpoint(client.Route{Name: "get_cart", Method: "GET", Encode: encodePath("/v1/cart"), Decode: httpjson.DecodeResponse[cartView], Idempotent: true}),
-		SetCartItemEndpoint:    c.Endpoint(client.Route{Name: "set_cart_item", Method: "PUT", Encode: encodeSetCartItemRequest, Decode: httpjson.DecodeResponse[cartView], Idempotent: true}),
-		RemoveCartItemEndpoint: c.Endpoint(client.Route{Name: "remove_cart_item", Method: "DELETE", Encode: encodeSKURequest, Decode: httpjson.DecodeResponse[cartView], Idempotent: true}),
-		PlaceOrderEndpoint:     c.Endpoint(client.Route{Name: "place_order", Method: "POST", Encode: encodePlaceOrderRequest, Decode: httpjson.DecodeResponse[orderView], Idempotent: true}),
-		ListOrdersEndpoint:     c.Endpoint(client.Route{Name: "list_orders", Method: "GET", Encode: encodePath("/v1/orders"), Decode: httpjson.DecodeResponse[listOrdersResponse], Idempotent: true}),
-		GetOrderEndpoint:       c.Endpoint(client.Route{Name: "get_order", Method: "GET", Encode: encodeOrderPath(""), Decode: httpjson.DecodeResponse[orderView], Idempotent: true}),
-		CancelOrderEndpoint:    c.Endpoint(client.Route{Name: "cancel_order", Method: "POST", Encode: encodeOrderPath("/cancel"), Decode: httpjson.DecodeResponse[orderView]}),
-	}
-}
-
-func encodePath(path string) kithttp.EncodeRequestFunc {
-	return func(_ context.Context, r *http.Request, _ any) error {
-		r.URL.Path = path
-		return nil
+		GetCartEndpoint:        c.Endpoint(client.Route{Name: "get_cart", Method: getCartRoute.Method, Encode: httpjson.EncodePath(getCartRoute), Decode: httpjson.DecodeResponse[cartView], Idempotent: true}),
+		SetCartItemEndpoint:    c.Endpoint(client.Route{Name: "set_cart_item", Method: setCartItemRoute.Method, Encode: encodeSetCartItemRequest, Decode: httpjson.DecodeResponse[cartView], Idempotent: true}),
+		RemoveCartItemEndpoint: c.Endpoint(client.Route{Name: "remove_cart_item", Method: removeCartItemRoute.Method, Encode: encodeSKURequest, Decode: httpjson.DecodeResponse[cartView], Idempotent: true}),
+		PlaceOrderEndpoint:     c.Endpoint(client.Route{Name: "place_order", Method: placeOrderRoute.Method, Encode: encodePlaceOrderRequest, Decode: httpjson.DecodeResponse[orderView], Idempotent: true}),
+		ListOrdersEndpoint:     c.Endpoint(client.Route{Name: "list_orders", Method: listOrdersRoute.Method, Encode: httpjson.EncodePath(listOrdersRoute), Decode: httpjson.DecodeResponse[listOrdersResponse], Idempotent: true}),
+		GetOrderEndpoint:       c.Endpoint(client.Route{Name: "get_order", Method: getOrderRoute.Method, Encode: encodeOrderIDRequest(getOrderRoute), Decode: httpjson.DecodeResponse[orderView], Idempotent: true}),
+		CancelOrderEndpoint:    c.Endpoint(client.Route{Name: "cancel_order", Method: cancelOrderRoute.Method, Encode: encodeOrderIDRequest(cancelOrderRoute), Decode: httpjson.DecodeResponse[orderView]}),
 	}
 }
 
 func encodeSetCartItemRequest(ctx context.Context, r *http.Request, request any) error {
 	req := request.(setCartItemRequest)
-	r.URL.Path = "/v1/cart/items/" + req.SKU
+	setCartItemRoute.SetPath(r, req.SKU)
 	return kithttp.EncodeJSONRequest(ctx, r, req)
 }
 
 func encodeSKURequest(_ context.Context, r *http.Request, request any) error {
-	r.URL.Path = "/v1/cart/items/" + request.(skuRequest).SKU
+	removeCartItemRoute.SetPath(r, request.(skuRequest).SKU)
 	return nil
 }
 
 func encodePlaceOrderRequest(ctx context.Context, r *http.Request, request any) error {
 	req := request.(placeOrderRequest)
-	r.URL.Path = "/v1/orders"
+	placeOrderRoute.SetPath(r)
 	r.Header.Set(IdempotencyKeyHeader, req.IdempotencyKey)
 	return kithttp.EncodeJSONRequest(ctx, r, req)
 }
 
-func encodeOrderPath(suffix string) kithttp.EncodeRequestFunc {
+func encodeOrderIDRequest(rt httpjson.Route) kithttp.EncodeRequestFunc {
 	return func(_ context.Context, r *http.Request, request any) error {
-		r.URL.Path = "/v1/orders/" + request.(orderIDRequest).ID + suffix
+		rt.SetPath(r, request.(orderIDRequest).ID)
 		return nil
 	}
 }

@@ -36,44 +36,44 @@ type chargeRequest struct {
 
 type chargeIDRequest struct{ ID string }
 
-type listRequest struct{ OrderID string }
+type listChargesRequest struct{ OrderID string }
 
-type cardJSON struct {
+type cardView struct {
 	Brand string `json:"brand"`
 	Last4 string `json:"last4"`
 }
 
-// chargeJSON is a charge on the wire.
-type chargeJSON struct {
+// chargeView is a charge on the wire.
+type chargeView struct {
 	ID          string     `json:"id"`
 	OrderID     string     `json:"order_id"`
 	UserID      string     `json:"user_id"`
 	Status      string     `json:"status"`
 	DeclineCode string     `json:"decline_code,omitempty"`
 	Amount      Money      `json:"amount"`
-	Card        cardJSON   `json:"card"`
+	Card        cardView   `json:"card"`
 	CreatedAt   time.Time  `json:"created_at"`
 	RefundedAt  *time.Time `json:"refunded_at,omitempty"`
 }
 
-func toJSON(c Charge) chargeJSON {
-	j := chargeJSON{
+func viewCharge(c Charge) chargeView {
+	v := chargeView{
 		ID: c.ID, OrderID: c.OrderID, UserID: c.UserID, Status: c.Status, DeclineCode: c.DeclineCode,
-		Amount: c.Amount, Card: cardJSON{Brand: c.Card.Brand, Last4: c.Card.Last4}, CreatedAt: c.CreatedAt,
+		Amount: c.Amount, Card: cardView{Brand: c.Card.Brand, Last4: c.Card.Last4}, CreatedAt: c.CreatedAt,
 	}
 	if !c.RefundedAt.IsZero() {
-		j.RefundedAt = &c.RefundedAt
+		v.RefundedAt = &c.RefundedAt
 	}
-	return j
+	return v
 }
 
-func (j chargeJSON) charge() Charge {
+func (v chargeView) charge() Charge {
 	c := Charge{
-		ID: j.ID, OrderID: j.OrderID, UserID: j.UserID, Status: j.Status, DeclineCode: j.DeclineCode,
-		Amount: j.Amount, Card: CardInfo{Brand: j.Card.Brand, Last4: j.Card.Last4}, CreatedAt: j.CreatedAt.UTC(),
+		ID: v.ID, OrderID: v.OrderID, UserID: v.UserID, Status: v.Status, DeclineCode: v.DeclineCode,
+		Amount: v.Amount, Card: CardInfo{Brand: v.Card.Brand, Last4: v.Card.Last4}, CreatedAt: v.CreatedAt.UTC(),
 	}
-	if j.RefundedAt != nil {
-		c.RefundedAt = j.RefundedAt.UTC()
+	if v.RefundedAt != nil {
+		c.RefundedAt = v.RefundedAt.UTC()
 	}
 	return c
 }
@@ -82,7 +82,7 @@ func (j chargeJSON) charge() Charge {
 // money) carries the same body as the first answer; the transport marks it with a
 // header, and a first charge is 201.
 type chargeResponse struct {
-	chargeJSON
+	chargeView
 	status   int
 	replayed bool
 }
@@ -92,8 +92,8 @@ func (r chargeResponse) StatusCode() int { return r.status }
 // Replayed reports whether the answer repeats an earlier one.
 func (r chargeResponse) Replayed() bool { return r.replayed }
 
-type listResponse struct {
-	Charges []chargeJSON `json:"charges"`
+type listChargesResponse struct {
+	Charges []chargeView `json:"charges"`
 }
 
 // MakeServerEndpoints returns the endpoints of s, each observed by obs. The routes are
@@ -123,7 +123,7 @@ func makeChargeEndpoint(s Service) endpoint.Endpoint {
 		if created {
 			status = http.StatusCreated
 		}
-		return chargeResponse{chargeJSON: toJSON(c), status: status, replayed: !created}, nil
+		return chargeResponse{chargeView: viewCharge(c), status: status, replayed: !created}, nil
 	}
 }
 
@@ -133,7 +133,7 @@ func makeRefundEndpoint(s Service) endpoint.Endpoint {
 		if err != nil {
 			return nil, err
 		}
-		return chargeResponse{chargeJSON: toJSON(c), status: http.StatusOK, replayed: !refunded}, nil
+		return chargeResponse{chargeView: viewCharge(c), status: http.StatusOK, replayed: !refunded}, nil
 	}
 }
 
@@ -143,19 +143,19 @@ func makeGetChargeEndpoint(s Service) endpoint.Endpoint {
 		if err != nil {
 			return nil, err
 		}
-		return chargeResponse{chargeJSON: toJSON(c), status: http.StatusOK}, nil
+		return chargeResponse{chargeView: viewCharge(c), status: http.StatusOK}, nil
 	}
 }
 
 func makeListChargesEndpoint(s Service) endpoint.Endpoint {
 	return func(ctx context.Context, request any) (any, error) {
-		charges, err := s.ListCharges(ctx, request.(listRequest).OrderID)
+		charges, err := s.ListCharges(ctx, request.(listChargesRequest).OrderID)
 		if err != nil {
 			return nil, err
 		}
-		resp := listResponse{Charges: make([]chargeJSON, len(charges))}
+		resp := listChargesResponse{Charges: make([]chargeView, len(charges))}
 		for i, c := range charges {
-			resp.Charges[i] = toJSON(c)
+			resp.Charges[i] = viewCharge(c)
 		}
 		return resp, nil
 	}
@@ -197,14 +197,14 @@ func (e Endpoints) GetCharge(ctx context.Context, id string) (Charge, error) {
 
 // ListCharges calls the list-charges endpoint.
 func (e Endpoints) ListCharges(ctx context.Context, orderID string) ([]Charge, error) {
-	resp, err := e.ListChargesEndpoint(ctx, listRequest{OrderID: orderID})
+	resp, err := e.ListChargesEndpoint(ctx, listChargesRequest{OrderID: orderID})
 	if err != nil {
 		return nil, err
 	}
-	lr := resp.(listResponse)
+	lr := resp.(listChargesResponse)
 	charges := make([]Charge, len(lr.Charges))
-	for i, j := range lr.Charges {
-		charges[i] = j.charge()
+	for i, v := range lr.Charges {
+		charges[i] = v.charge()
 	}
 	return charges, nil
 }

@@ -18,35 +18,31 @@ import (
 // charge or refund called again with the same key, which moved no money.
 const ReplayedHeader = "Idempotent-Replayed"
 
-const chargesPath = "/internal/v1/charges"
+// The routes, each written once for MakeHTTPHandler and NewHTTPClient; all are
+// internal.
+var (
+	chargeRoute      = httpjson.Route{Method: http.MethodPost, Path: "/internal/v1/charges"}             // 201 first, 200 repeat
+	listChargesRoute = httpjson.Route{Method: http.MethodGet, Path: "/internal/v1/charges"}              // ?order_id=
+	getChargeRoute   = httpjson.Route{Method: http.MethodGet, Path: "/internal/v1/charges/{id}"}         // one charge
+	refundRoute      = httpjson.Route{Method: http.MethodPost, Path: "/internal/v1/charges/{id}/refund"} // full refund
+)
 
-// MakeHTTPHandler serves the payment endpoints, all internal:
-//
-//	POST /internal/v1/charges              charge (201 first, 200 repeat)
-//	GET  /internal/v1/charges?order_id=    the order's charges
-//	GET  /internal/v1/charges/{id}         one charge
-//	POST /internal/v1/charges/{id}/refund  full refund
+// MakeHTTPHandler mounts the endpoints on their routes.
 func MakeHTTPHandler(e Endpoints, tracer *zipkin.Tracer) http.Handler {
 	r := httpjson.NewRouter(tracer)
-	r.Handle("POST", chargesPath, e.ChargeEndpoint, decodeChargeRequest, encodeResponse)
-	r.Handle("GET", chargesPath, e.ListChargesEndpoint, decodeListRequest, encodeResponse)
-	r.Handle("GET", chargesPath+"/{id}", e.GetChargeEndpoint, decodeChargeIDRequest, encodeResponse)
-	r.Handle("POST", chargesPath+"/{id}/refund", e.RefundEndpoint, decodeChargeIDRequest, encodeResponse)
+	r.Handle(chargeRoute, e.ChargeEndpoint, httpjson.DecodeRequest[chargeRequest], encodeResponse)
+	r.Handle(listChargesRoute, e.ListChargesEndpoint, decodeListChargesRequest, encodeResponse)
+	r.Handle(getChargeRoute, e.GetChargeEndpoint, decodeChargeIDRequest, encodeResponse)
+	r.Handle(refundRoute, e.RefundEndpoint, decodeChargeIDRequest, encodeResponse)
 	return r
-}
-
-func decodeChargeRequest(_ context.Context, r *http.Request) (any, error) {
-	var req chargeRequest
-	err := httpjson.Decode(nil, r, &req)
-	return req, err
 }
 
 func decodeChargeIDRequest(_ context.Context, r *http.Request) (any, error) {
 	return chargeIDRequest{ID: mux.Vars(r)["id"]}, nil
 }
 
-func decodeListRequest(_ context.Context, r *http.Request) (any, error) {
-	return listRequest{OrderID: r.URL.Query().Get("order_id")}, nil
+func decodeListChargesRequest(_ context.Context, r *http.Request) (any, error) {
+	return listChargesRequest{OrderID: r.URL.Query().Get("order_id")}, nil
 }
 
 // encodeResponse writes the response as JSON, marking replays.
@@ -57,63 +53,37 @@ func encodeResponse(ctx context.Context, w http.ResponseWriter, response any) er
 	return httpjson.Encode(ctx, w, response)
 }
 
-// NewHTTPClient returns a Service that calls the payment instances instancer reports.
+// NewHTTPClient returns the payment Service of the instances instancer finds.
 // Charges and refunds are keyed (by order ID, by charge ID), so every route may be
 // retried; a declined card is a charge, not an error, and never trips the breaker.
 func NewHTTPClient(instancer sd.Instancer, opts client.Options) Service {
 	c := client.New("payment", instancer, opts)
 	return Endpoints{
-		ChargeEndpoint: c.Endpoint(client.Route{
-			Name: "charge", Method: http.MethodPost, Encode: encodeChargeClientRequest, Decode: decodeChargeResponse, Idempotent: true,
-		}),
-		RefundEndpoint: c.Endpoint(client.Route{
-			Name: "refund", Method: http.MethodPost, Encode: encodeRefundClientRequest, Decode: decodeChargeResponse, Idempotent: true,
-		}),
-		GetChargeEndpoint: c.Endpoint(client.Route{
-			Name: "get_charge", Method: http.MethodGet, Encode: encodeGetChargeClientRequest, Decode: decodeChargeResponse, Idempotent: true,
-		}),
-		ListChargesEndpoint: c.Endpoint(client.Route{
-			Name: "list_charges", Method: http.MethodGet, Encode: encodeListClientRequest, Decode: httpjson.DecodeResponse[listResponse], Idempotent: true,
-		}),
+		ChargeEndpoint:      c.Endpoint(client.Route{Name: "charge", Method: chargeRoute.Method, Encode: httpjson.EncodeJSON(chargeRoute), Decode: decodeChargeResponse, Idempotent: true}),
+		RefundEndpoint:      c.Endpoint(client.Route{Name: "refund", Method: refundRoute.Method, Encode: encodeChargeIDRequest(refundRoute), Decode: decodeChargeResponse, Idempotent: true}),
+		GetChargeEndpoint:   c.Endpoint(client.Route{Name: "get_charge", Method: getChargeRoute.Method, Encode: encodeChargeIDRequest(getChargeRoute), Decode: decodeChargeResponse, Idempotent: true}),
+		ListChargesEndpoint: c.Endpoint(client.Route{Name: "list_charges", Method: listChargesRoute.Method, Encode: encodeListChargesRequest, Decode: httpjson.DecodeResponse[listChargesResponse], Idempotent: true}),
 	}
 }
 
-// setPath sets the request's path from segments, escaping each.
-func setPath(r *http.Request, path string, segments ...string) {
-	raw := path
-	for _, s := range segments {
-		path += "/" + s
-		raw += "/" + url.PathEscape(s)
+func encodeChargeIDRequest(rt httpjson.Route) kithttp.EncodeRequestFunc {
+	return func(_ context.Context, r *http.Request, request any) error {
+		rt.SetPath(r, request.(chargeIDRequest).ID)
+		return nil
 	}
-	r.URL.Path, r.URL.RawPath = path, raw
 }
 
-func encodeChargeClientRequest(ctx context.Context, r *http.Request, request any) error {
-	setPath(r, chargesPath)
-	return kithttp.EncodeJSONRequest(ctx, r, request)
-}
-
-func encodeRefundClientRequest(_ context.Context, r *http.Request, request any) error {
-	setPath(r, chargesPath, request.(chargeIDRequest).ID, "refund")
-	return nil
-}
-
-func encodeGetChargeClientRequest(_ context.Context, r *http.Request, request any) error {
-	setPath(r, chargesPath, request.(chargeIDRequest).ID)
-	return nil
-}
-
-func encodeListClientRequest(_ context.Context, r *http.Request, request any) error {
-	setPath(r, chargesPath)
-	r.URL.RawQuery = url.Values{"order_id": {request.(listRequest).OrderID}}.Encode()
+func encodeListChargesRequest(_ context.Context, r *http.Request, request any) error {
+	listChargesRoute.SetPath(r)
+	r.URL.RawQuery = url.Values{"order_id": {request.(listChargesRequest).OrderID}}.Encode()
 	return nil
 }
 
 // decodeChargeResponse reads a charge and whether the answer was a replay.
 func decodeChargeResponse(ctx context.Context, resp *http.Response) (any, error) {
-	j, err := httpjson.DecodeResponse[chargeJSON](ctx, resp)
+	v, err := httpjson.DecodeResponse[chargeView](ctx, resp)
 	if err != nil {
 		return nil, err
 	}
-	return chargeResponse{chargeJSON: j.(chargeJSON), status: resp.StatusCode, replayed: resp.Header.Get(ReplayedHeader) == "true"}, nil
+	return chargeResponse{chargeView: v.(chargeView), status: resp.StatusCode, replayed: resp.Header.Get(ReplayedHeader) == "true"}, nil
 }

@@ -22,15 +22,23 @@ import (
 // within a minute; a verifier that meets an unknown kid fetches at once anyway.
 const jwksMaxAge = "public, max-age=60"
 
+// The routes, each written once for MakeHTTPHandler and NewHTTPClient.
+var (
+	registerRoute = httpjson.Route{Method: http.MethodPost, Path: "/v1/users"}
+	loginRoute    = httpjson.Route{Method: http.MethodPost, Path: "/v1/auth/login"}
+	meRoute       = httpjson.Route{Method: http.MethodGet, Path: "/v1/users/me"}
+	jwksRoute     = httpjson.Route{Method: http.MethodGet, Path: auth.JWKSPath}
+)
+
 // MakeHTTPHandler mounts the endpoints on their routes. The client address login
 // throttling counts is the connection's peer, or the X-Forwarded-For address of a
 // request forwarded says comes from a proxy that sets that header itself (nil: none).
 func MakeHTTPHandler(e Endpoints, tracer *zipkin.Tracer, forwarded Forwarded) http.Handler {
 	r := httpjson.NewRouter(tracer, kithttp.ServerBefore(clientAddr(forwarded)))
-	r.Handle("POST", "/v1/users", e.RegisterEndpoint, decodeRegisterRequest, httpjson.Encode)
-	r.Handle("POST", "/v1/auth/login", e.LoginEndpoint, decodeLoginRequest, httpjson.Encode)
-	r.Handle("GET", "/v1/users/me", e.MeEndpoint, decodeNoRequest, httpjson.Encode)
-	r.Handle("GET", auth.JWKSPath, e.JWKSEndpoint, decodeNoRequest, encodeJWKSResponse)
+	r.Handle(registerRoute, e.RegisterEndpoint, httpjson.DecodeRequest[registerRequest], httpjson.Encode)
+	r.Handle(loginRoute, e.LoginEndpoint, httpjson.DecodeRequest[loginRequest], httpjson.Encode)
+	r.Handle(meRoute, e.MeEndpoint, kithttp.NopRequestDecoder, httpjson.Encode)
+	r.Handle(jwksRoute, e.JWKSEndpoint, kithttp.NopRequestDecoder, encodeJWKSResponse)
 	return r
 }
 
@@ -62,20 +70,6 @@ func clientAddr(forwarded Forwarded) kithttp.RequestFunc {
 	}
 }
 
-func decodeRegisterRequest(_ context.Context, r *http.Request) (any, error) {
-	var req registerRequest
-	err := httpjson.Decode(nil, r, &req)
-	return req, err
-}
-
-func decodeLoginRequest(_ context.Context, r *http.Request) (any, error) {
-	var req loginRequest
-	err := httpjson.Decode(nil, r, &req)
-	return req, err
-}
-
-func decodeNoRequest(context.Context, *http.Request) (any, error) { return nil, nil }
-
 func encodeJWKSResponse(ctx context.Context, w http.ResponseWriter, response any) error {
 	w.Header().Set("Cache-Control", jwksMaxAge)
 	return httpjson.Encode(ctx, w, response)
@@ -86,23 +80,9 @@ func encodeJWKSResponse(ctx context.Context, w http.ResponseWriter, response any
 func NewHTTPClient(instancer sd.Instancer, opts client.Options) Service {
 	c := client.New("user", instancer, opts)
 	return Endpoints{
-		RegisterEndpoint: c.Endpoint(client.Route{Name: "register", Method: "POST", Encode: encodeJSONTo("/v1/users"), Decode: httpjson.DecodeResponse[userView]}),
-		LoginEndpoint:    c.Endpoint(client.Route{Name: "login", Method: "POST", Encode: encodeJSONTo("/v1/auth/login"), Decode: httpjson.DecodeResponse[loginResponse]}),
-		MeEndpoint:       c.Endpoint(client.Route{Name: "me", Method: "GET", Encode: encodePath("/v1/users/me"), Decode: httpjson.DecodeResponse[userView], Idempotent: true}),
-		JWKSEndpoint:     c.Endpoint(client.Route{Name: "jwks", Method: "GET", Encode: encodePath(auth.JWKSPath), Decode: httpjson.DecodeResponse[auth.JWKS], Idempotent: true}),
-	}
-}
-
-func encodeJSONTo(path string) kithttp.EncodeRequestFunc {
-	return func(ctx context.Context, r *http.Request, request any) error {
-		r.URL.Path = path
-		return kithttp.EncodeJSONRequest(ctx, r, request)
-	}
-}
-
-func encodePath(path string) kithttp.EncodeRequestFunc {
-	return func(_ context.Context, r *http.Request, _ any) error {
-		r.URL.Path = path
-		return nil
+		RegisterEndpoint: c.Endpoint(client.Route{Name: "register", Method: registerRoute.Method, Encode: httpjson.EncodeJSON(registerRoute), Decode: httpjson.DecodeResponse[userView]}),
+		LoginEndpoint:    c.Endpoint(client.Route{Name: "login", Method: loginRoute.Method, Encode: httpjson.EncodeJSON(loginRoute), Decode: httpjson.DecodeResponse[loginResponse]}),
+		MeEndpoint:       c.Endpoint(client.Route{Name: "me", Method: meRoute.Method, Encode: httpjson.EncodePath(meRoute), Decode: httpjson.DecodeResponse[userView], Idempotent: true}),
+		JWKSEndpoint:     c.Endpoint(client.Route{Name: "jwks", Method: jwksRoute.Method, Encode: httpjson.EncodePath(jwksRoute), Decode: httpjson.DecodeResponse[auth.JWKS], Idempotent: true}),
 	}
 }

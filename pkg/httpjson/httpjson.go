@@ -73,6 +73,14 @@ func decodeError(err error) error {
 	return ErrMalformed.WithMessage("request body is not valid JSON: %v", err)
 }
 
+// DecodeRequest is a go-kit DecodeRequestFunc that reads a JSON body into a T by
+// Decode's rules: use it as httpjson.DecodeRequest[createProductRequest].
+func DecodeRequest[T any](_ context.Context, r *http.Request) (any, error) {
+	var req T
+	err := Decode(nil, r, &req)
+	return req, err
+}
+
 // StatusCoder lets a response choose its status (202 for a pending order, say).
 type StatusCoder interface{ StatusCode() int }
 

@@ -1,6 +1,7 @@
 package httpjson
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -57,5 +58,19 @@ func TestDecode(t *testing.T) {
 				t.Fatalf("status %d", e.Kind.Status())
 			}
 		})
+	}
+}
+
+func TestDecodeRequest(t *testing.T) {
+	type body struct {
+		Name string `json:"name"`
+	}
+	got, err := DecodeRequest[body](context.Background(), httptest.NewRequest("POST", "/", strings.NewReader(`{"name":"a"}`)))
+	if err != nil || got.(body).Name != "a" {
+		t.Errorf("DecodeRequest = %#v, %v; want {Name: a}", got, err)
+	}
+	_, err = DecodeRequest[body](context.Background(), httptest.NewRequest("POST", "/", strings.NewReader(`{"nom":"a"}`)))
+	if errs.From(err).Code != "unknown_field" {
+		t.Errorf("DecodeRequest with an unknown field: %v, want unknown_field", err)
 	}
 }
