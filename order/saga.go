@@ -14,6 +14,7 @@ import (
 
 	"github.com/kitshop/kitshop/inventory"
 	"github.com/kitshop/kitshop/payment"
+	"github.com/kitshop/kitshop/pkg/backoff"
 	"github.com/kitshop/kitshop/pkg/errs"
 	"github.com/kitshop/kitshop/pkg/logging"
 	"github.com/kitshop/kitshop/pkg/observe"
@@ -231,12 +232,8 @@ func (s *Saga) persist(ctx context.Context, write func() error) error {
 		if err == nil || errs.IsBusiness(err) || ctx.Err() != nil {
 			return err
 		}
-		t := time.NewTimer(s.cfg.Backoff.Delay(attempt))
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !backoff.Sleep(ctx, s.cfg.Backoff.Delay(attempt)) {
 			return err
-		case <-t.C:
 		}
 	}
 }
@@ -258,12 +255,8 @@ func (s *Saga) call(ctx context.Context, o Order, token, step string, giveUp tim
 	}
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
-			t := time.NewTimer(s.cfg.Backoff.Delay(attempt - 1))
-			select {
-			case <-ctx.Done():
-				t.Stop()
+			if !backoff.Sleep(ctx, s.cfg.Backoff.Delay(attempt-1)) {
 				return ctx.Err()
-			case <-t.C:
 			}
 			now := s.now()
 			if !giveUp.IsZero() && now.After(giveUp) {

@@ -24,6 +24,7 @@ import (
 	"github.com/kitshop/kitshop/inventory"
 	"github.com/kitshop/kitshop/payment"
 	"github.com/kitshop/kitshop/pkg/auth"
+	"github.com/kitshop/kitshop/pkg/backoff"
 	"github.com/kitshop/kitshop/pkg/errs"
 	"github.com/kitshop/kitshop/pkg/observe"
 )
@@ -117,18 +118,7 @@ type Payment interface {
 }
 
 // Backoff bounds the pauses between tries of a saga step whose service is down.
-type Backoff struct {
-	Min, Max time.Duration
-}
-
-// Delay is the pause before try n+1 (n from 0): doubling from Min, capped at Max.
-func (b Backoff) Delay(n int) time.Duration {
-	d := b.Min
-	for i := 0; i < n && d < b.Max; i++ {
-		d *= 2
-	}
-	return min(d, b.Max)
-}
+type Backoff = backoff.Exponential
 
 // Config configures the service and its sagas. Zero fields take the defaults noted.
 type Config struct {
