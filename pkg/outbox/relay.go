@@ -18,6 +18,7 @@ import (
 	"github.com/openzipkin/zipkin-go/propagation/b3"
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/kitshop/kitshop/pkg/amqpconn"
 	"github.com/kitshop/kitshop/pkg/observe"
 )
 
@@ -119,36 +120,16 @@ func (e errBroker) Unwrap() error { return e.err }
 // Run publishes until ctx is done, reconnecting with backoff whenever the connection
 // is lost. Events enqueued meanwhile wait in the table. It returns nil when ctx ends.
 func (r *Relay) Run(ctx context.Context) error {
-	logger := r.cfg.Logger
-	for attempt := 0; ; attempt++ {
-		if attempt > 0 && !sleep(ctx, r.cfg.Backoff.Delay(attempt-1)) {
-			return nil
-		}
-		conn, err := Dial(r.cfg.URL, r.cfg.Name)
-		if err != nil {
-			_ = level.Warn(logger).Log("msg", "rabbitmq unreachable; retrying", "err", err)
-			continue
-		}
-		err = r.serve(ctx, conn)
-		r.connected.Store(false)
-		_ = conn.Close()
-		if ctx.Err() != nil {
-			return nil
-		}
-		_ = level.Warn(logger).Log("msg", "rabbitmq connection lost; reconnecting", "err", err)
-		attempt = 0
-	}
+	sup := amqpconn.Supervisor{URL: r.cfg.URL, Name: r.cfg.Name, Backoff: r.cfg.Backoff, Logger: r.cfg.Logger}
+	return sup.Run(ctx, func(ctx context.Context, ch *amqp.Channel, closed <-chan error) error {
+		defer r.connected.Store(false)
+		return r.serve(ctx, ch, closed)
+	})
 }
 
-// serve publishes over conn until it fails or ctx ends.
-func (r *Relay) serve(ctx context.Context, conn *amqp.Connection) error {
-	// Buffered so the library never blocks sending the close reason; read below.
-	connClosed := conn.NotifyClose(make(chan *amqp.Error, 1))
-	ch, err := conn.Channel()
-	if err != nil {
-		return err
-	}
-	chClosed := ch.NotifyClose(make(chan *amqp.Error, 1))
+// serve publishes over ch until it fails, closed reports the connection lost, or ctx
+// ends.
+func (r *Relay) serve(ctx context.Context, ch *amqp.Channel, closed <-chan error) error {
 	// Events are published mandatory: one no queue takes (its consumer has not declared
 	// its queue yet) comes back here before its confirm, and stays unsent. Each batch
 	// drains what came back, so the buffer never fills and the library never blocks.
@@ -185,7 +166,7 @@ func (r *Relay) serve(ctx context.Context, conn *amqp.Connection) error {
 		wait := r.cfg.PollInterval
 		switch {
 		case dbFailures > 0:
-			wait = r.cfg.Backoff.Delay(dbFailures - 1)
+			wait = r.cfg.Backoff.Jittered(dbFailures - 1)
 		case n > 0:
 			wait = 0 // more may be waiting, or the next event of an aggregate just sent
 		}
@@ -194,22 +175,12 @@ func (r *Relay) serve(ctx context.Context, conn *amqp.Connection) error {
 		case <-ctx.Done():
 			timer.Stop()
 			return nil
-		case e := <-connClosed:
+		case err := <-closed:
 			timer.Stop()
-			return errBroker{closeError(e)}
-		case e := <-chClosed:
-			timer.Stop()
-			return errBroker{closeError(e)}
+			return errBroker{err}
 		case <-timer.C:
 		}
 	}
-}
-
-func closeError(e *amqp.Error) error {
-	if e == nil {
-		return amqp.ErrClosed
-	}
-	return e
 }
 
 // pending is one claimed outbox row.
@@ -384,17 +355,5 @@ func (r *Relay) purge(ctx context.Context) {
 		SELECT seq FROM outbox WHERE sent_at < $1 LIMIT 10000)`, time.Now().Add(-r.cfg.Retention))
 	if err != nil && ctx.Err() == nil {
 		_ = level.Warn(r.cfg.Logger).Log("msg", "purging sent outbox events failed", "err", err)
-	}
-}
-
-// sleep waits d or until ctx ends, reporting whether it waited the whole d.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }
