@@ -222,69 +222,14 @@ func (r *Relay) relayBatch(ctx context.Context, ch *amqp.Channel, returns <-chan
 	if err != nil || len(batch) == 0 {
 		return 0, err
 	}
-
-	var publishErr error
-	published := make([]pending, 0, len(batch))
-	for _, p := range batch {
-		if p.confirm, publishErr = r.publish(ctx, ch, &p); publishErr != nil {
-			break
-		}
-		published = append(published, p)
-	}
-
-	confirmCtx, cancel := context.WithTimeout(ctx, r.cfg.ConfirmTimeout)
-	defer cancel()
-	acks := make([]bool, len(published))
-	ackErrs := make([]error, len(published))
-	for i, p := range published {
-		acks[i], ackErrs[i] = p.confirm.WaitContext(confirmCtx)
-		if p.span != nil {
-			p.span.Finish()
-		}
-	}
-	// A return arrives before the confirm of its message, so every return of this
-	// batch is buffered by now.
-	unroutable := map[string]bool{}
-	for drained := false; !drained; {
-		select {
-		case ret, open := <-returns:
-			if !open { // the channel closed with the connection
-				drained = true
-				break
-			}
-			unroutable[ret.MessageId] = true
-		default:
-			drained = true
-		}
-	}
-	sent := make([]int64, 0, len(published))
-	now := time.Now()
-	for i, p := range published {
-		acked, err := acks[i], ackErrs[i]
-		if unroutable[p.id] {
-			r.unroutable.Add(1)
-			if !r.warned.Swap(true) {
-				_ = level.Warn(r.cfg.Logger).Log("msg", "an event reached no queue; events stay in the outbox until a consumer's queue is bound", "type", p.typ)
-			}
-			continue
-		}
-		if err != nil || !acked {
-			// Unconfirmed: it stays unsent and goes out again (the consumer dedups).
-			r.failed.Add(1)
-			if publishErr == nil {
-				publishErr = fmt.Errorf("event %s not confirmed (acked %v, %v)", p.id, acked, err)
-			}
-			continue
-		}
-		sent = append(sent, p.seq)
-		r.published.With("type", p.typ).Add(1)
-		r.lag.Observe(now.Sub(p.createdAt).Seconds())
+	published, publishErr := r.publishAll(ctx, ch, batch)
+	confirms := r.awaitConfirms(ctx, published)
+	sent, confirmErr := r.settle(published, confirms, drainReturns(returns))
+	if publishErr == nil {
+		publishErr = confirmErr
 	}
 	if len(sent) > 0 {
-		if _, err := tx.ExecContext(ctx, `UPDATE outbox SET sent_at = now() WHERE seq = ANY($1)`, pq.Array(sent)); err != nil {
-			return 0, err
-		}
-		if err := tx.Commit(); err != nil {
+		if err := markSent(ctx, tx, sent); err != nil {
 			return 0, err
 		}
 	}
@@ -292,6 +237,97 @@ func (r *Relay) relayBatch(ctx context.Context, ch *amqp.Channel, returns <-chan
 		return len(sent), errBroker{publishErr}
 	}
 	return len(sent), nil
+}
+
+// publishAll publishes the batch in order, up to the first failure, and returns the
+// events published.
+func (r *Relay) publishAll(ctx context.Context, ch *amqp.Channel, batch []pending) ([]pending, error) {
+	published := make([]pending, 0, len(batch))
+	for _, p := range batch {
+		var err error
+		if p.confirm, err = r.publish(ctx, ch, &p); err != nil {
+			return published, err
+		}
+		published = append(published, p)
+	}
+	return published, nil
+}
+
+// confirmation is the broker's answer to one published event.
+type confirmation struct {
+	acked bool
+	err   error
+}
+
+// awaitConfirms waits, up to ConfirmTimeout in all, for the broker to confirm each
+// published event, and ends its producer span.
+func (r *Relay) awaitConfirms(ctx context.Context, published []pending) []confirmation {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.ConfirmTimeout)
+	defer cancel()
+	confirms := make([]confirmation, len(published))
+	for i, p := range published {
+		confirms[i].acked, confirms[i].err = p.confirm.WaitContext(ctx)
+		if p.span != nil {
+			p.span.Finish()
+		}
+	}
+	return confirms
+}
+
+// drainReturns collects the IDs of the messages the broker returned as unroutable. A
+// return arrives before the confirm of its message, so once a batch is confirmed every
+// return of it is buffered.
+func drainReturns(returns <-chan amqp.Return) map[string]bool {
+	unroutable := map[string]bool{}
+	for {
+		select {
+		case ret, open := <-returns:
+			if !open { // the channel closed with the connection
+				return unroutable
+			}
+			unroutable[ret.MessageId] = true
+		default:
+			return unroutable
+		}
+	}
+}
+
+// settle counts the outcome of each published event and returns the sequence numbers
+// of those confirmed and routed, with an error naming the first one not confirmed.
+func (r *Relay) settle(published []pending, confirms []confirmation, unroutable map[string]bool) ([]int64, error) {
+	var unconfirmed error
+	sent := make([]int64, 0, len(published))
+	now := time.Now()
+	for i, p := range published {
+		c := confirms[i]
+		if unroutable[p.id] {
+			r.unroutable.Add(1)
+			if !r.warned.Swap(true) {
+				_ = level.Warn(r.cfg.Logger).Log("msg", "an event reached no queue; events stay in the outbox until a consumer's queue is bound", "type", p.typ)
+			}
+			continue
+		}
+		if c.err != nil || !c.acked {
+			// Unconfirmed: it stays unsent and goes out again (the consumer dedups).
+			r.failed.Add(1)
+			if unconfirmed == nil {
+				unconfirmed = fmt.Errorf("event %s not confirmed (acked %v, %v)", p.id, c.acked, c.err)
+			}
+			continue
+		}
+		sent = append(sent, p.seq)
+		r.published.With("type", p.typ).Add(1)
+		r.lag.Observe(now.Sub(p.createdAt).Seconds())
+	}
+	return sent, unconfirmed
+}
+
+// markSent marks the events seqs sent and commits tx.
+func markSent(ctx context.Context, tx *sql.Tx, seqs []int64) error {
+	if _, err := tx.ExecContext(ctx, `UPDATE outbox SET sent_at = now() WHERE seq = ANY($1)`, pq.Array(seqs)); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 func claim(ctx context.Context, tx *sql.Tx, limit int) ([]pending, error) {
