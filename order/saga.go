@@ -186,7 +186,7 @@ func (s *Saga) drive(ctx context.Context, o Order, token string, card *Card) (Or
 		case StepCompensating:
 			next, err = s.compensate(ctx, o, token)
 		case StepCancelling:
-			next, err = s.refund(ctx, o, token)
+			next, err = s.refundCancellation(ctx, o, token)
 		case StepRefunded:
 			next, err = s.returnStock(ctx, o, token)
 		default: // committed, compensated, released: nothing left to do
@@ -245,8 +245,8 @@ func (s *Saga) fail(ctx context.Context, o Order, token string, cause *errs.Erro
 
 // call makes one remote call of a saga step, trying again with backoff while the
 // service is down (any failure that is not a business answer), keeping the lease. Past
-// giveUp (when not zero) it stops with errTooLate.
-func (s *Saga) call(ctx context.Context, o Order, token, step string, giveUp time.Time, f func(context.Context) error) error {
+// deadline (when not zero) it stops with errTooLate.
+func (s *Saga) call(ctx context.Context, o Order, token, step string, deadline time.Time, f func(context.Context) error) error {
 	if s.cfg.Tracer != nil {
 		var span zipkin.Span
 		span, ctx = s.cfg.Tracer.StartSpanFromContext(ctx, "saga."+step)
@@ -259,7 +259,7 @@ func (s *Saga) call(ctx context.Context, o Order, token, step string, giveUp tim
 				return ctx.Err()
 			}
 			now := s.now()
-			if !giveUp.IsZero() && now.After(giveUp) {
+			if !deadline.IsZero() && now.After(deadline) {
 				return errTooLate
 			}
 			if err := s.persist(ctx, func() error {
@@ -276,9 +276,9 @@ func (s *Saga) call(ctx context.Context, o Order, token, step string, giveUp tim
 	}
 }
 
-// giveUp is when a checkout stops moving forward and is compensated instead: when
-// its reservation would expire.
-func (s *Saga) giveUp(o Order) time.Time { return o.CreatedAt.Add(s.cfg.ReservationTTL) }
+// reservationExpiry is when a checkout stops moving forward and is compensated
+// instead: when its reservation would expire.
+func (s *Saga) reservationExpiry(o Order) time.Time { return o.CreatedAt.Add(s.cfg.ReservationTTL) }
 
 func (s *Saga) reserve(ctx context.Context, o Order, token string, card *Card) (Order, error) {
 	if card == nil {
@@ -290,7 +290,7 @@ func (s *Saga) reserve(ctx context.Context, o Order, token string, card *Card) (
 	for i, it := range o.Items {
 		lines[i] = inventory.Line{SKU: it.SKU, Quantity: it.Quantity}
 	}
-	err := s.call(ctx, o, token, "reserve", s.giveUp(o), func(ctx context.Context) error {
+	err := s.call(ctx, o, token, "reserve", s.reservationExpiry(o), func(ctx context.Context) error {
 		_, err := s.inv.Reserve(ctx, o.ID, lines)
 		return err
 	})
@@ -322,7 +322,7 @@ func (s *Saga) charge(ctx context.Context, o Order, token string, card *Card) (O
 		// Resumed: the charge may have been made before the crash.
 		c, err = s.findCharge(ctx, o, token)
 	} else {
-		err = s.call(ctx, o, token, "charge", s.giveUp(o), func(ctx context.Context) error {
+		err = s.call(ctx, o, token, "charge", s.reservationExpiry(o), func(ctx context.Context) error {
 			var err error
 			c, _, err = s.pay.Charge(ctx, payment.ChargeRequest{
 				OrderID: o.ID, UserID: o.UserID,
@@ -365,7 +365,7 @@ func (s *Saga) findCharge(ctx context.Context, o Order, token string) (payment.C
 }
 
 func (s *Saga) commit(ctx context.Context, o Order, token string) (Order, error) {
-	err := s.call(ctx, o, token, "commit", s.giveUp(o), func(ctx context.Context) error {
+	err := s.call(ctx, o, token, "commit", s.reservationExpiry(o), func(ctx context.Context) error {
 		_, err := s.inv.Commit(ctx, o.ID)
 		return err
 	})
@@ -411,19 +411,21 @@ func (s *Saga) compensate(ctx context.Context, o Order, token string) (Order, er
 	return s.advance(ctx, o, token, Change{Status: StatusFailed, Step: StepCompensated, ChargeID: c.ID, FailureCode: o.FailureCode, FailureMessage: o.FailureMessage})
 }
 
+// refundCharge refunds chargeID; a declined charge moved no money and needs none.
 func (s *Saga) refundCharge(ctx context.Context, o Order, token, chargeID string) error {
 	err := s.call(ctx, o, token, "refund", time.Time{}, func(ctx context.Context) error {
 		_, _, err := s.pay.Refund(ctx, chargeID)
 		return err
 	})
-	if errors.Is(err, payment.ErrChargeNotRefundable) { // declined: no money moved
+	if errors.Is(err, payment.ErrChargeNotRefundable) {
 		return nil
 	}
 	return err
 }
 
-// refund is the first step of a cancellation.
-func (s *Saga) refund(ctx context.Context, o Order, token string) (Order, error) {
+// refundCancellation is the first step of a cancellation: the order's charge is
+// refunded.
+func (s *Saga) refundCancellation(ctx context.Context, o Order, token string) (Order, error) {
 	if err := s.refundCharge(ctx, o, token, o.ChargeID); err != nil {
 		return o, err
 	}

@@ -200,8 +200,6 @@ func caller(ctx context.Context) (auth.Caller, error) {
 	return c, nil
 }
 
-// Cart.
-
 func (s *service) GetCart(ctx context.Context) (Cart, error) {
 	c, err := caller(ctx)
 	if err != nil {
@@ -309,8 +307,6 @@ func (s *service) RemoveCartItem(ctx context.Context, sku string) (Cart, error) 
 	return s.cart(ctx, c.UserID)
 }
 
-// Orders.
-
 // fingerprint identifies a checkout request for its Idempotency-Key. It leaves out the
 // card number (but its last four digits) and the CVC, so no card data is stored.
 func fingerprint(c Checkout) string {
@@ -360,7 +356,7 @@ func (s *service) PlaceOrder(ctx context.Context, rawKey string, co Checkout) (O
 	switch stored, err := s.store.OrderByKey(ctx, key); {
 	case err == nil:
 		s.saga.checkouts.With("outcome", checkoutOutcomeReplayed).Add(1)
-		return answer(stored)
+		return checkoutResult(stored)
 	case !errors.Is(err, ErrOrderNotFound):
 		return Order{}, err
 	}
@@ -396,7 +392,7 @@ func (s *service) PlaceOrder(ctx context.Context, rawKey string, co Checkout) (O
 	}
 	if !created {
 		s.saga.checkouts.With("outcome", checkoutOutcomeReplayed).Add(1)
-		return answer(stored)
+		return checkoutResult(stored)
 	}
 	card := co.Card
 	o, err = s.saga.runWithin(ctx, s.cfg.RequestDeadline, stored, lease.Token, &card)
@@ -408,19 +404,20 @@ func (s *service) PlaceOrder(ctx context.Context, rawKey string, co Checkout) (O
 		outcome = o.FailureCode
 	}
 	s.saga.checkouts.With("outcome", outcome).Add(1)
-	return answer(o)
+	return checkoutResult(o)
 }
 
-// answer is what a checkout answers for o: the order, or the error it failed with.
-func answer(o Order) (Order, error) {
+// checkoutResult is what a checkout answers for o: the order, or the error it failed
+// with.
+func checkoutResult(o Order) (Order, error) {
 	if o.Status == StatusFailed {
-		return Order{}, failure(o)
+		return Order{}, failedOrderError(o)
 	}
 	return o, nil
 }
 
-// failure is the error a failed order answers with.
-func failure(o Order) error {
+// failedOrderError is the error a failed order answers with.
+func failedOrderError(o Order) error {
 	return errs.E(errs.Unprocessable, o.FailureCode, "order %s failed: %s", o.ID, o.FailureMessage)
 }
 
@@ -437,11 +434,11 @@ func (s *service) GetOrder(ctx context.Context, id string) (Order, error) {
 	if err != nil {
 		return Order{}, err
 	}
-	return s.own(ctx, c.UserID, id)
+	return s.ownedOrder(ctx, c.UserID, id)
 }
 
-// own returns the order id if it belongs to userID; anyone else's is not found.
-func (s *service) own(ctx context.Context, userID, id string) (Order, error) {
+// ownedOrder returns the order id if it belongs to userID; anyone else's is not found.
+func (s *service) ownedOrder(ctx context.Context, userID, id string) (Order, error) {
 	if !orderIDPattern.MatchString(id) {
 		return Order{}, ErrOrderNotFound
 	}
@@ -460,7 +457,7 @@ func (s *service) CancelOrder(ctx context.Context, id string) (Order, error) {
 	if err != nil {
 		return Order{}, err
 	}
-	o, err := s.own(ctx, c.UserID, id)
+	o, err := s.ownedOrder(ctx, c.UserID, id)
 	if err != nil {
 		return Order{}, err
 	}
