@@ -31,9 +31,8 @@ type Saga struct {
 	pay   Payment
 	cfg   Config
 
-	steps     metrics.Counter
-	checkouts metrics.Counter
-	pending   metrics.Gauge
+	steps   metrics.Counter
+	pending metrics.Gauge
 
 	base   context.Context // background runs end when it does
 	cancel context.CancelFunc
@@ -41,15 +40,13 @@ type Saga struct {
 }
 
 // NewSaga returns the saga runner. Its metrics are kitshop_saga_steps_total{step,
-// outcome} (every remote call of a saga), kitshop_order_checkouts_total{outcome} and
-// kitshop_order_pending_orders.
+// outcome} (every remote call of a saga) and kitshop_order_pending_orders.
 func NewSaga(store Store, inv Inventory, pay Payment, cfg Config) *Saga {
 	cfg = cfg.withDefaults()
 	s := &Saga{store: store, inv: inv, pay: pay, cfg: cfg,
-		steps: discard.NewCounter(), checkouts: discard.NewCounter(), pending: discard.NewGauge()}
+		steps: discard.NewCounter(), pending: discard.NewGauge()}
 	if cfg.Metrics != nil {
 		s.steps = cfg.Metrics.Counter("saga", "steps_total", "Remote calls of checkout and cancellation sagas, by step and outcome.", "step", "outcome")
-		s.checkouts = cfg.Metrics.Counter("order", "checkouts_total", "Checkouts by outcome: confirmed, pending, replayed, or the failure code.", "outcome")
 		s.pending = cfg.Metrics.Gauge("order", "pending_orders", "Orders whose checkout has not finished, as last counted by the recovery loop.")
 	}
 	s.base, s.cancel = context.WithCancel(context.Background())

@@ -68,9 +68,8 @@ const (
 	recoveryBatch        = 50
 	idempotencyRetention = 24 * time.Hour
 
-	orderEventConfirmed     = "order.confirmed"
-	orderEventCancelled     = "order.cancelled"
-	checkoutOutcomeReplayed = "replayed"
+	orderEventConfirmed = "order.confirmed"
+	orderEventCancelled = "order.cancelled"
 )
 
 var (
@@ -185,9 +184,14 @@ type service struct {
 }
 
 // NewService returns the order service. Prices and names come from inv; checkouts
-// and cancellations are run by saga.
+// and cancellations are run by saga. With cfg.Metrics, checkouts are counted in
+// kitshop_order_checkouts_total{outcome}.
 func NewService(store Store, inv Inventory, saga *Saga, cfg Config) Service {
-	return &service{store: store, inv: inv, saga: saga, cfg: cfg.withDefaults()}
+	s := &service{store: store, inv: inv, saga: saga, cfg: cfg.withDefaults()}
+	if cfg.Metrics == nil {
+		return s
+	}
+	return countCheckouts(s, cfg.Metrics.Counter("order", "checkouts_total", "Checkouts by outcome: confirmed, pending, replayed, or the failure code.", "outcome"))
 }
 
 func (s *service) now() time.Time { return s.cfg.Now().UTC().Truncate(time.Microsecond) }
@@ -333,41 +337,50 @@ func newToken() string {
 }
 
 func (s *service) PlaceOrder(ctx context.Context, rawKey string, co Checkout) (Order, error) {
-	c, err := caller(ctx)
+	o, _, err := s.checkout(ctx, rawKey, co)
 	if err != nil {
 		return Order{}, err
 	}
+	return checkoutResult(o)
+}
+
+// checkout is PlaceOrder up to its answer: the order as the checkout left it, and
+// whether it was a repeat of an earlier checkout (replayed) rather than a new one.
+func (s *service) checkout(ctx context.Context, rawKey string, co Checkout) (o Order, replayed bool, err error) {
+	c, err := caller(ctx)
+	if err != nil {
+		return Order{}, false, err
+	}
 	switch {
 	case rawKey == "":
-		return Order{}, ErrMissingIdempotencyKey
+		return Order{}, false, ErrMissingIdempotencyKey
 	case len(rawKey) > maxKeyLength || !idempotencyKeyPattern.MatchString(rawKey):
-		return Order{}, ErrInvalidIdempotencyKey
+		return Order{}, false, ErrInvalidIdempotencyKey
 	}
 	now := s.now()
 	if err := validateLines(co.Items); err != nil {
-		return Order{}, err
+		return Order{}, false, err
 	}
 	if err := validateCard(co.Card, now); err != nil {
-		return Order{}, err
+		return Order{}, false, err
 	}
 	key := IdempotencyKey{UserID: c.UserID, Key: rawKey, Hash: fingerprint(co), NotBefore: now.Add(-idempotencyRetention)}
 	// A repeat is answered before the cart is read: it may have been emptied by the
 	// first checkout.
 	switch stored, err := s.store.OrderByKey(ctx, key); {
 	case err == nil:
-		s.saga.checkouts.With("outcome", checkoutOutcomeReplayed).Add(1)
-		return checkoutResult(stored)
+		return stored, true, nil
 	case !errors.Is(err, ErrOrderNotFound):
-		return Order{}, err
+		return Order{}, false, err
 	}
 	lines, fromCart := co.Items, len(co.Items) == 0
 	if fromCart {
 		cart, err := s.store.CartLines(ctx, c.UserID)
 		if err != nil {
-			return Order{}, err
+			return Order{}, false, err
 		}
 		if len(cart) == 0 {
-			return Order{}, ErrCartEmpty
+			return Order{}, false, ErrCartEmpty
 		}
 		for _, l := range cart {
 			lines = append(lines, Line{SKU: l.SKU, Quantity: l.Quantity})
@@ -376,35 +389,29 @@ func (s *service) PlaceOrder(ctx context.Context, rawKey string, co Checkout) (O
 	sort.Slice(lines, func(i, j int) bool { return lines[i].SKU < lines[j].SKU })
 	items, total, err := s.price(ctx, lines, ErrUnknownSKU)
 	if err != nil {
-		return Order{}, err
+		return Order{}, false, err
 	}
 	if total.Amount > payment.MaxAmount {
-		return Order{}, ErrOrderTooLarge
+		return Order{}, false, ErrOrderTooLarge
 	}
-	o := Order{
+	o = Order{
 		ID: newOrderID(), UserID: c.UserID, Email: c.Email, Status: StatusPending, Step: StepCreated,
 		Items: items, Total: total, FromCart: fromCart, CreatedAt: now, UpdatedAt: now,
 	}
 	lease := Lease{Token: newToken(), Until: now.Add(s.cfg.RecoveryGrace)}
 	stored, created, err := s.store.CreateOrder(ctx, o, key, lease)
 	if err != nil {
-		return Order{}, err
+		return Order{}, false, err
 	}
 	if !created {
-		s.saga.checkouts.With("outcome", checkoutOutcomeReplayed).Add(1)
-		return checkoutResult(stored)
+		return stored, true, nil
 	}
 	card := co.Card
 	o, err = s.saga.runWithin(ctx, s.cfg.RequestDeadline, stored, lease.Token, &card)
 	if err != nil {
-		return Order{}, err
+		return Order{}, false, err
 	}
-	outcome := o.Status
-	if o.Status == StatusFailed {
-		outcome = o.FailureCode
-	}
-	s.saga.checkouts.With("outcome", outcome).Add(1)
-	return checkoutResult(o)
+	return o, false, nil
 }
 
 // checkoutResult is what a checkout answers for o: the order, or the error it failed
