@@ -2,11 +2,7 @@ package notification
 
 import (
 	"context"
-	"embed"
 	"errors"
-	"io/fs"
-
-	"github.com/kitshop/kitshop/pkg/postgres"
 )
 
 // ErrDuplicateEvent is returned by Store.Insert for an event that already has its
@@ -22,12 +18,4 @@ type Store interface {
 	Insert(ctx context.Context, n Notification, send func(context.Context) error) error
 	// ListByUser returns up to limit notifications of userID, newest first.
 	ListByUser(ctx context.Context, userID string, limit int) ([]Notification, error)
-}
-
-//go:embed migrations/*.sql
-var migrations embed.FS
-
-// Migrations is the service's database schema.
-func Migrations() fs.FS {
-	return postgres.Dir(migrations, "migrations")
 }

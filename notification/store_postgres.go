@@ -3,9 +3,19 @@ package notification
 import (
 	"context"
 	"database/sql"
+	"embed"
+	"io/fs"
 
 	"github.com/kitshop/kitshop/pkg/postgres"
 )
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// Migrations is the notification schema, for postgres.Migrate.
+func Migrations() fs.FS {
+	return postgres.Dir(migrationFiles, "migrations")
+}
 
 type postgresStore struct{ db *sql.DB }
 

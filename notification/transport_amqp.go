@@ -16,6 +16,8 @@ import (
 	"github.com/openzipkin/zipkin-go/model"
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/kitshop/kitshop/pkg/amqpconn"
+	"github.com/kitshop/kitshop/pkg/backoff"
 	"github.com/kitshop/kitshop/pkg/errs"
 	"github.com/kitshop/kitshop/pkg/logging"
 	"github.com/kitshop/kitshop/pkg/observe"
@@ -141,24 +143,11 @@ func (c *Consumer) Check(context.Context) error {
 // Run consumes until ctx is done, reconnecting with backoff whenever the connection is
 // lost. It returns nil when ctx ends.
 func (c *Consumer) Run(ctx context.Context) error {
-	for attempt := 0; ; attempt++ {
-		if attempt > 0 && !sleep(ctx, c.cfg.Backoff.Delay(attempt-1)) {
-			return nil
-		}
-		conn, err := outbox.Dial(c.cfg.URL, c.cfg.Name)
-		if err != nil {
-			_ = level.Warn(c.cfg.Logger).Log("msg", "rabbitmq unreachable; retrying", "err", err)
-			continue
-		}
-		err = c.serve(ctx, conn)
-		c.connected.Store(false)
-		_ = conn.Close()
-		if ctx.Err() != nil {
-			return nil
-		}
-		_ = level.Warn(c.cfg.Logger).Log("msg", "rabbitmq connection lost; reconnecting", "err", err)
-		attempt = 0
-	}
+	sup := amqpconn.Supervisor{URL: c.cfg.URL, Name: c.cfg.Name, Backoff: c.cfg.Backoff, Logger: c.cfg.Logger}
+	return sup.Run(ctx, func(ctx context.Context, ch *amqp.Channel, closed <-chan error) error {
+		defer c.connected.Store(false)
+		return c.serve(ctx, ch, closed)
+	})
 }
 
 // declare makes the queues and bindings: the queue bound to the order events, and
@@ -193,16 +182,10 @@ func (c *Consumer) declare(ch *amqp.Channel) error {
 	return nil
 }
 
-// serve consumes over conn until it fails or ctx ends. On return every worker has
-// stopped; deliveries not acknowledged go back to the queue when conn closes.
-func (c *Consumer) serve(ctx context.Context, conn *amqp.Connection) error {
-	// Buffered so the library never blocks sending the close reason; read below.
-	connClosed := conn.NotifyClose(make(chan *amqp.Error, 1))
-	ch, err := conn.Channel()
-	if err != nil {
-		return err
-	}
-	chClosed := ch.NotifyClose(make(chan *amqp.Error, 1))
+// serve consumes over ch until it fails, closed reports the connection lost, or ctx
+// ends. On return every worker has stopped; deliveries not acknowledged go back to the
+// queue when the connection closes.
+func (c *Consumer) serve(ctx context.Context, ch *amqp.Channel, closed <-chan error) error {
 	if err := c.declare(ch); err != nil {
 		return err
 	}
@@ -244,10 +227,8 @@ func (c *Consumer) serve(ctx context.Context, conn *amqp.Connection) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case e := <-connClosed:
-			return closeError(e)
-		case e := <-chClosed:
-			return closeError(e)
+		case err := <-closed:
+			return err
 		case d, ok := <-deliveries:
 			if !ok {
 				return amqp.ErrClosed
@@ -334,7 +315,7 @@ func (c *Consumer) process(live, ctx context.Context, d amqp.Delivery, logger lo
 			return outcome, err
 		}
 		_ = level.Warn(logger).Log("msg", "handling failed; retrying", "attempt", attempt+1, "err", err)
-		if !sleep(live, c.cfg.Backoff.Delay(attempt)) {
+		if !backoff.Sleep(live, c.cfg.Backoff.Jittered(attempt)) {
 			return 0, err
 		}
 	}
@@ -351,23 +332,4 @@ func deliveryCount(d amqp.Delivery) int {
 		return n
 	}
 	return 0
-}
-
-func closeError(e *amqp.Error) error {
-	if e == nil {
-		return amqp.ErrClosed
-	}
-	return e
-}
-
-// sleep waits d or until ctx ends, reporting whether it waited the whole d.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }

@@ -115,8 +115,8 @@ func newEnv(t testing.TB, opts envOptions) *env {
 	if e.cfg.Backoff == (Backoff{}) {
 		e.cfg.Backoff = Backoff{Min: 5 * time.Millisecond, Max: 50 * time.Millisecond}
 	}
-	if e.cfg.Lease == 0 {
-		e.cfg.Lease = 4 * time.Second
+	if e.cfg.RecoveryGrace == 0 {
+		e.cfg.RecoveryGrace = 4 * time.Second
 	}
 	e.cfg = e.cfg.withDefaults()
 	e.saga, e.svc = e.newService(e.cfg)

@@ -67,7 +67,7 @@ func testKillBetweenSteps(t *testing.T, postgres bool) {
 				t.Fatalf("recovered %d, %v before the lease ran out", n, err)
 			}
 			// …and takes the saga over once it has.
-			e.clock.Advance(e.cfg.Lease)
+			e.clock.Advance(e.cfg.RecoveryGrace)
 			if n, err := fresh.Recover(context.Background()); err != nil || n != 1 {
 				t.Fatalf("recovered %d, %v; want 1", n, err)
 			}
@@ -117,7 +117,7 @@ func TestRecoveryCompensatesPastTTL(t *testing.T) {
 	}
 	dying.Close()
 
-	e.clock.Advance(e.cfg.ReservationTTL + e.cfg.Lease)
+	e.clock.Advance(e.cfg.ReservationTTL + e.cfg.RecoveryGrace)
 	fresh, _ := e.newService(e.cfg)
 	if n, err := fresh.Recover(context.Background()); err != nil || n != 1 {
 		t.Fatalf("recovered %d, %v", n, err)

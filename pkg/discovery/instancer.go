@@ -11,6 +11,8 @@ import (
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 	consul "github.com/hashicorp/consul/api"
+
+	"github.com/kitshop/kitshop/pkg/backoff"
 )
 
 // ConsulInstancer is an sd.Instancer of the passing instances of one service, fed by
@@ -106,11 +108,10 @@ func (i *ConsulInstancer) publish(instances []string) {
 func (i *ConsulInstancer) loop(ctx context.Context) {
 	defer close(i.done)
 	var (
-		index      uint64
-		distrust   time.Time // empty answers are not believed before this
-		backoff    = 50 * time.Millisecond
-		failing    bool
-		maxBackoff = time.Second
+		index    uint64
+		distrust time.Time // empty answers are not believed before this
+		failures int       // consecutive failed queries
+		retry    = backoff.Exponential{Min: 50 * time.Millisecond, Max: time.Second}
 	)
 	for {
 		wait := i.wait
@@ -123,25 +124,21 @@ func (i *ConsulInstancer) loop(ctx context.Context) {
 			return
 		}
 		if err != nil {
-			if !failing {
+			if failures == 0 {
 				_ = level.Warn(i.logger).Log("msg", "consul unreachable; keeping the last known instances", "instances", len(i.Instances()), "err", err)
 			}
-			failing = true
 			index = 0
 			distrust = time.Now().Add(i.grace)
-			select {
-			case <-ctx.Done():
+			if !backoff.Sleep(ctx, retry.Delay(failures)) {
 				return
-			case <-time.After(backoff):
 			}
-			backoff = min(backoff*2, maxBackoff)
+			failures++
 			continue
 		}
-		if failing {
+		if failures > 0 {
 			_ = level.Info(i.logger).Log("msg", "consul reachable again")
-			failing = false
+			failures = 0
 		}
-		backoff = 50 * time.Millisecond
 		if meta.LastIndex < index {
 			// The agent's state went backwards: it restarted. Ask afresh.
 			index = 0

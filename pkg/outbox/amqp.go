@@ -1,57 +1,25 @@
 package outbox
 
 import (
-	"math/rand/v2"
 	"time"
 
 	"github.com/openzipkin/zipkin-go/model"
 	"github.com/openzipkin/zipkin-go/propagation/b3"
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/kitshop/kitshop/pkg/backoff"
 )
 
 // HeaderAggregateID is the message header carrying the event's aggregate ID, so a
 // consumer can keep an aggregate's events in order without parsing the body.
 const HeaderAggregateID = "aggregate_id"
 
-// Backoff is a capped exponential backoff with jitter, for reconnecting (amqp091 does
-// not reconnect by itself) and for retrying after failures.
-type Backoff struct {
-	Min time.Duration
-	Max time.Duration
-}
+// Backoff paces reconnecting (amqp091 does not reconnect by itself) and retrying after
+// failures; its pauses are jittered.
+type Backoff = backoff.Exponential
 
 // DefaultBackoff retries after 100 ms, doubling up to 10 s.
 var DefaultBackoff = Backoff{Min: 100 * time.Millisecond, Max: 10 * time.Second}
-
-// Delay is the pause before retry number attempt (0 is the first retry): Min doubled
-// attempt times, capped at Max, then shortened by up to a half at random so that many
-// clients cut off at once do not come back in step.
-func (b Backoff) Delay(attempt int) time.Duration {
-	if b.Min <= 0 {
-		b = DefaultBackoff
-	}
-	d := b.Min
-	for i := 0; i < attempt && d < b.Max; i++ {
-		d *= 2
-	}
-	if d > b.Max {
-		d = b.Max
-	}
-	return d/2 + rand.N(d/2+1)
-}
-
-// Dial connects to RabbitMQ at url, naming the connection (it shows in the broker's
-// connection list) and bounding the TCP and AMQP handshake.
-func Dial(url, name string) (*amqp.Connection, error) {
-	props := amqp.NewConnectionProperties()
-	props.SetClientConnectionName(name)
-	return amqp.DialConfig(url, amqp.Config{
-		Heartbeat:  10 * time.Second,
-		Locale:     "en_US",
-		Properties: props,
-		Dial:       amqp.DefaultDial(5 * time.Second),
-	})
-}
 
 // DeclareExchange declares the durable topic exchange events are published to; the
 // relay and every consumer declare it the same way, whoever starts first.

@@ -18,6 +18,7 @@ import (
 	"github.com/openzipkin/zipkin-go/propagation/b3"
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/kitshop/kitshop/pkg/amqpconn"
 	"github.com/kitshop/kitshop/pkg/observe"
 )
 
@@ -119,36 +120,16 @@ func (e errBroker) Unwrap() error { return e.err }
 // Run publishes until ctx is done, reconnecting with backoff whenever the connection
 // is lost. Events enqueued meanwhile wait in the table. It returns nil when ctx ends.
 func (r *Relay) Run(ctx context.Context) error {
-	logger := r.cfg.Logger
-	for attempt := 0; ; attempt++ {
-		if attempt > 0 && !sleep(ctx, r.cfg.Backoff.Delay(attempt-1)) {
-			return nil
-		}
-		conn, err := Dial(r.cfg.URL, r.cfg.Name)
-		if err != nil {
-			_ = level.Warn(logger).Log("msg", "rabbitmq unreachable; retrying", "err", err)
-			continue
-		}
-		err = r.serve(ctx, conn)
-		r.connected.Store(false)
-		_ = conn.Close()
-		if ctx.Err() != nil {
-			return nil
-		}
-		_ = level.Warn(logger).Log("msg", "rabbitmq connection lost; reconnecting", "err", err)
-		attempt = 0
-	}
+	sup := amqpconn.Supervisor{URL: r.cfg.URL, Name: r.cfg.Name, Backoff: r.cfg.Backoff, Logger: r.cfg.Logger}
+	return sup.Run(ctx, func(ctx context.Context, ch *amqp.Channel, closed <-chan error) error {
+		defer r.connected.Store(false)
+		return r.serve(ctx, ch, closed)
+	})
 }
 
-// serve publishes over conn until it fails or ctx ends.
-func (r *Relay) serve(ctx context.Context, conn *amqp.Connection) error {
-	// Buffered so the library never blocks sending the close reason; read below.
-	connClosed := conn.NotifyClose(make(chan *amqp.Error, 1))
-	ch, err := conn.Channel()
-	if err != nil {
-		return err
-	}
-	chClosed := ch.NotifyClose(make(chan *amqp.Error, 1))
+// serve publishes over ch until it fails, closed reports the connection lost, or ctx
+// ends.
+func (r *Relay) serve(ctx context.Context, ch *amqp.Channel, closed <-chan error) error {
 	// Events are published mandatory: one no queue takes (its consumer has not declared
 	// its queue yet) comes back here before its confirm, and stays unsent. Each batch
 	// drains what came back, so the buffer never fills and the library never blocks.
@@ -185,7 +166,7 @@ func (r *Relay) serve(ctx context.Context, conn *amqp.Connection) error {
 		wait := r.cfg.PollInterval
 		switch {
 		case dbFailures > 0:
-			wait = r.cfg.Backoff.Delay(dbFailures - 1)
+			wait = r.cfg.Backoff.Jittered(dbFailures - 1)
 		case n > 0:
 			wait = 0 // more may be waiting, or the next event of an aggregate just sent
 		}
@@ -194,22 +175,12 @@ func (r *Relay) serve(ctx context.Context, conn *amqp.Connection) error {
 		case <-ctx.Done():
 			timer.Stop()
 			return nil
-		case e := <-connClosed:
+		case err := <-closed:
 			timer.Stop()
-			return errBroker{closeError(e)}
-		case e := <-chClosed:
-			timer.Stop()
-			return errBroker{closeError(e)}
+			return errBroker{err}
 		case <-timer.C:
 		}
 	}
-}
-
-func closeError(e *amqp.Error) error {
-	if e == nil {
-		return amqp.ErrClosed
-	}
-	return e
 }
 
 // pending is one claimed outbox row.
@@ -251,69 +222,14 @@ func (r *Relay) relayBatch(ctx context.Context, ch *amqp.Channel, returns <-chan
 	if err != nil || len(batch) == 0 {
 		return 0, err
 	}
-
-	var publishErr error
-	published := make([]pending, 0, len(batch))
-	for _, p := range batch {
-		if p.confirm, publishErr = r.publish(ctx, ch, &p); publishErr != nil {
-			break
-		}
-		published = append(published, p)
-	}
-
-	confirmCtx, cancel := context.WithTimeout(ctx, r.cfg.ConfirmTimeout)
-	defer cancel()
-	acks := make([]bool, len(published))
-	ackErrs := make([]error, len(published))
-	for i, p := range published {
-		acks[i], ackErrs[i] = p.confirm.WaitContext(confirmCtx)
-		if p.span != nil {
-			p.span.Finish()
-		}
-	}
-	// A return arrives before the confirm of its message, so every return of this
-	// batch is buffered by now.
-	unroutable := map[string]bool{}
-	for drained := false; !drained; {
-		select {
-		case ret, open := <-returns:
-			if !open { // the channel closed with the connection
-				drained = true
-				break
-			}
-			unroutable[ret.MessageId] = true
-		default:
-			drained = true
-		}
-	}
-	sent := make([]int64, 0, len(published))
-	now := time.Now()
-	for i, p := range published {
-		acked, err := acks[i], ackErrs[i]
-		if unroutable[p.id] {
-			r.unroutable.Add(1)
-			if !r.warned.Swap(true) {
-				_ = level.Warn(r.cfg.Logger).Log("msg", "an event reached no queue; events stay in the outbox until a consumer's queue is bound", "type", p.typ)
-			}
-			continue
-		}
-		if err != nil || !acked {
-			// Unconfirmed: it stays unsent and goes out again (the consumer dedups).
-			r.failed.Add(1)
-			if publishErr == nil {
-				publishErr = fmt.Errorf("event %s not confirmed (acked %v, %v)", p.id, acked, err)
-			}
-			continue
-		}
-		sent = append(sent, p.seq)
-		r.published.With("type", p.typ).Add(1)
-		r.lag.Observe(now.Sub(p.createdAt).Seconds())
+	published, publishErr := r.publishAll(ctx, ch, batch)
+	confirms := r.awaitConfirms(ctx, published)
+	sent, confirmErr := r.settle(published, confirms, drainReturns(returns))
+	if publishErr == nil {
+		publishErr = confirmErr
 	}
 	if len(sent) > 0 {
-		if _, err := tx.ExecContext(ctx, `UPDATE outbox SET sent_at = now() WHERE seq = ANY($1)`, pq.Array(sent)); err != nil {
-			return 0, err
-		}
-		if err := tx.Commit(); err != nil {
+		if err := markSent(ctx, tx, sent); err != nil {
 			return 0, err
 		}
 	}
@@ -321,6 +237,97 @@ func (r *Relay) relayBatch(ctx context.Context, ch *amqp.Channel, returns <-chan
 		return len(sent), errBroker{publishErr}
 	}
 	return len(sent), nil
+}
+
+// publishAll publishes the batch in order, up to the first failure, and returns the
+// events published.
+func (r *Relay) publishAll(ctx context.Context, ch *amqp.Channel, batch []pending) ([]pending, error) {
+	published := make([]pending, 0, len(batch))
+	for _, p := range batch {
+		var err error
+		if p.confirm, err = r.publish(ctx, ch, &p); err != nil {
+			return published, err
+		}
+		published = append(published, p)
+	}
+	return published, nil
+}
+
+// confirmation is the broker's answer to one published event.
+type confirmation struct {
+	acked bool
+	err   error
+}
+
+// awaitConfirms waits, up to ConfirmTimeout in all, for the broker to confirm each
+// published event, and ends its producer span.
+func (r *Relay) awaitConfirms(ctx context.Context, published []pending) []confirmation {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.ConfirmTimeout)
+	defer cancel()
+	confirms := make([]confirmation, len(published))
+	for i, p := range published {
+		confirms[i].acked, confirms[i].err = p.confirm.WaitContext(ctx)
+		if p.span != nil {
+			p.span.Finish()
+		}
+	}
+	return confirms
+}
+
+// drainReturns collects the IDs of the messages the broker returned as unroutable. A
+// return arrives before the confirm of its message, so once a batch is confirmed every
+// return of it is buffered.
+func drainReturns(returns <-chan amqp.Return) map[string]bool {
+	unroutable := map[string]bool{}
+	for {
+		select {
+		case ret, open := <-returns:
+			if !open { // the channel closed with the connection
+				return unroutable
+			}
+			unroutable[ret.MessageId] = true
+		default:
+			return unroutable
+		}
+	}
+}
+
+// settle counts the outcome of each published event and returns the sequence numbers
+// of those confirmed and routed, with an error naming the first one not confirmed.
+func (r *Relay) settle(published []pending, confirms []confirmation, unroutable map[string]bool) ([]int64, error) {
+	var unconfirmed error
+	sent := make([]int64, 0, len(published))
+	now := time.Now()
+	for i, p := range published {
+		c := confirms[i]
+		if unroutable[p.id] {
+			r.unroutable.Add(1)
+			if !r.warned.Swap(true) {
+				_ = level.Warn(r.cfg.Logger).Log("msg", "an event reached no queue; events stay in the outbox until a consumer's queue is bound", "type", p.typ)
+			}
+			continue
+		}
+		if c.err != nil || !c.acked {
+			// Unconfirmed: it stays unsent and goes out again (the consumer dedups).
+			r.failed.Add(1)
+			if unconfirmed == nil {
+				unconfirmed = fmt.Errorf("event %s not confirmed (acked %v, %v)", p.id, c.acked, c.err)
+			}
+			continue
+		}
+		sent = append(sent, p.seq)
+		r.published.With("type", p.typ).Add(1)
+		r.lag.Observe(now.Sub(p.createdAt).Seconds())
+	}
+	return sent, unconfirmed
+}
+
+// markSent marks the events seqs sent and commits tx.
+func markSent(ctx context.Context, tx *sql.Tx, seqs []int64) error {
+	if _, err := tx.ExecContext(ctx, `UPDATE outbox SET sent_at = now() WHERE seq = ANY($1)`, pq.Array(seqs)); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 func claim(ctx context.Context, tx *sql.Tx, limit int) ([]pending, error) {
@@ -384,17 +391,5 @@ func (r *Relay) purge(ctx context.Context) {
 		SELECT seq FROM outbox WHERE sent_at < $1 LIMIT 10000)`, time.Now().Add(-r.cfg.Retention))
 	if err != nil && ctx.Err() == nil {
 		_ = level.Warn(r.cfg.Logger).Log("msg", "purging sent outbox events failed", "err", err)
-	}
-}
-
-// sleep waits d or until ctx ends, reporting whether it waited the whole d.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }

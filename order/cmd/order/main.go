@@ -31,7 +31,7 @@ func run(ctx context.Context, args []string) error {
 	fs.DurationVar(&oc.RequestDeadline, "request-deadline", 5*time.Second, "how long a checkout waits for its saga before answering 202 pending")
 	fs.DurationVar(&oc.SagaTimeout, "saga-timeout", 2*time.Minute, "how long a saga goes on in the background after its request answered")
 	fs.DurationVar(&oc.ReservationTTL, "reservation-ttl", 15*time.Minute, "inventory's reservation TTL: a checkout older than this is compensated, not completed")
-	fs.DurationVar(&oc.Lease, "recovery-grace", 30*time.Second, "how long a saga may show no progress before the recovery loop takes it over")
+	fs.DurationVar(&oc.RecoveryGrace, "recovery-grace", 30*time.Second, "how long a saga may show no progress before the recovery loop takes it over")
 	fs.DurationVar(&oc.Backoff.Min, "retry-backoff-min", 50*time.Millisecond, "first pause before retrying a saga step whose service is down")
 	fs.DurationVar(&oc.Backoff.Max, "retry-backoff-max", 2*time.Second, "longest pause between retries of a saga step")
 	interval := fs.Duration("recovery-interval", 10*time.Second, "how often unfinished sagas are looked for")
@@ -42,8 +42,8 @@ func run(ctx context.Context, args []string) error {
 	}
 	// A saga renews its lease between remote calls: a lease that one call can outlast
 	// would let recovery take over a saga whose charge is still in flight.
-	if oc.Lease < 2*cfg.CallTimeout {
-		return fmt.Errorf("-recovery-grace (%s) must be at least twice -call-timeout (%s)", oc.Lease, cfg.CallTimeout)
+	if oc.RecoveryGrace < 2*cfg.CallTimeout {
+		return fmt.Errorf("-recovery-grace (%s) must be at least twice -call-timeout (%s)", oc.RecoveryGrace, cfg.CallTimeout)
 	}
 
 	a, err := app.New(cfg, os.Stderr)
