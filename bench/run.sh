@@ -72,7 +72,7 @@ go build -o "$work/bin/" ./cmd/kitshop ./cmd/loadgen ./gateway/bench/goproxy
 caddy_bin >/dev/null # built before anything is measured: minutes, the first time
 
 consul_port=$(free_consul_ports)
-# Raised, not switched off (DESIGN.md): the gateway reads these as its flags' fallbacks.
+# Raised, not switched off (docs/architecture.md, Conventions): the gateway reads these as its flags' fallbacks.
 export KITSHOP_TLS=off KITSHOP_RATE_ANON=1e9 KITSHOP_RATE_ANON_BURST=1000000000 KITSHOP_RATE_USER=1e9 KITSHOP_RATE_USER_BURST=1000000000
 log "starting the stack (Consul on 127.0.0.1:$consul_port, databases ${prefix}_*)"
 "$work/bin/kitshop" up -detach -state "$state" -consul-addr "127.0.0.1:$consul_port" \

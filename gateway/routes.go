@@ -61,7 +61,7 @@ type Route struct {
 // Name is the route's label in logs, metrics and spans.
 func (r Route) Name() string { return r.Method + " " + r.Path }
 
-// Routes is the public API of DESIGN.md. Nothing under /internal/ is ever listed.
+// Routes is the public API of docs/architecture.md. Nothing under /internal/ is ever listed.
 // Timeouts: reads are quick; registration and login hash a password (argon2id);
 // checkout runs a saga across inventory and payment, and answers 202 itself when it
 // outlives its own deadline, so the gateway waits a little longer than that.
