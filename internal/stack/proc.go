@@ -1,0 +1,141 @@
+package stack
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Proc is a process the stack started.
+type Proc struct {
+	Name    string `json:"name"`
+	Service string `json:"service"`
+	PID     int    `json:"pid"`
+	Log     string `json:"log"`
+}
+
+// spawn starts a process in its own process group (so a Ctrl-C reaches only the
+// launcher, which then stops everything in order), logging to <state>/logs/<name>.log.
+func (s *Stack) spawn(p Proc, bin string, args []string, env map[string]string) (Proc, error) {
+	p.Log = filepath.Join(s.Logs(), p.Name+".log")
+	logFile, err := os.OpenFile(p.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return p, err
+	}
+	defer logFile.Close()
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Env = os.Environ()
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	if err := cmd.Start(); err != nil {
+		return p, fmt.Errorf("start %s: %w", p.Name, err)
+	}
+	p.PID = cmd.Process.Pid
+	// Reap the child when it exits, so a stopped process does not linger as a zombie
+	// while the launcher runs.
+	go func() { _ = cmd.Wait() }()
+	return p, nil
+}
+
+func waitFor(ctx context.Context, timeout time.Duration, cond func() bool) error {
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return errors.New("timed out")
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// Kill sends sig to the named process (SIGKILL to crash it, SIGTERM to stop it).
+func (s *Stack) Kill(name string, sig syscall.Signal) error {
+	for _, p := range s.Procs {
+		if p.Name == name {
+			return syscall.Kill(p.PID, sig)
+		}
+	}
+	return fmt.Errorf("no process %q in the stack", name)
+}
+
+// stop sends sig to p and waits up to 15 s for it to exit, then kills it. It reports
+// whether p exited by itself.
+func stop(p Proc, sig syscall.Signal) bool {
+	_ = syscall.Kill(p.PID, sig)
+	deadline := time.Now().Add(15 * time.Second)
+	for processAlive(p.PID) && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if processAlive(p.PID) {
+		_ = syscall.Kill(p.PID, syscall.SIGKILL)
+		return false
+	}
+	return true
+}
+
+func (s *Stack) alive() bool {
+	for _, p := range s.Procs {
+		if processAlive(p.PID) {
+			return true
+		}
+	}
+	return false
+}
+
+// Alive reports whether the process still runs.
+func (p Proc) Alive() bool { return processAlive(p.PID) }
+
+// processAlive reports whether pid runs (a zombie counts as gone).
+func processAlive(pid int) bool {
+	if pid <= 0 || syscall.Kill(pid, 0) != nil {
+		return false
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	// The state follows the command name in parentheses: "pid (comm) S …".
+	fields := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	return len(fields) == 0 || fields[0] != "Z"
+}
+
+func portFree(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	return ln.Close()
+}
+
+func tail(path string, n int) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	var lines []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+		if len(lines) > n {
+			lines = lines[1:]
+		}
+	}
+	return strings.Join(lines, "\n")
+}
