@@ -72,6 +72,11 @@ func run(args []string) error {
 	if err := resolve(&o); err != nil {
 		return err
 	}
+	o.Detach = detach
+	// A closed stdout (`make demo | tee demo.log`, and tee ended by the same Ctrl-C) must
+	// not kill the launcher before it has stopped its instances: a write to it then
+	// fails instead of raising SIGPIPE.
+	signal.Ignore(syscall.SIGPIPE)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -125,6 +130,9 @@ func register(fs *flag.FlagSet, o *stack.Options) {
 	fs.StringVar(&o.TLS, "tls", envOr("KITSHOP_TLS", "on"), "\"on\": mTLS between services (Consul Connect CA, intentions) and HTTPS at the gateway; \"off\": plain HTTP everywhere, e.g. for tcpdump")
 	fs.StringVar(&o.TLSCert, "tls-cert", envOr("KITSHOP_TLS_CERT", ""), "the gateway's HTTPS certificate (default: one for localhost from a CA made in <state>/tls)")
 	fs.StringVar(&o.TLSKey, "tls-key", envOr("KITSHOP_TLS_KEY", ""), "the key of -tls-cert")
+	fs.StringVar(&o.AdminEmail, "admin-email", envOr("KITSHOP_ADMIN_EMAIL", stack.DefaultAdminEmail), "the admin account")
+	// The password's default is read in resolve, not here, so that -h does not print it.
+	fs.StringVar(&o.AdminPassword, "admin-password", "", "the admin's password (default: KITSHOP_ADMIN_PASSWORD, else one generated once and kept in <state>/admin-password)")
 }
 
 // resolve finds the repository and the state folder.
@@ -145,6 +153,9 @@ func resolve(o *stack.Options) error {
 	}
 	if o.State == "" {
 		o.State = filepath.Join(o.Root, ".kitshop")
+	}
+	if o.AdminPassword == "" {
+		o.AdminPassword = os.Getenv("KITSHOP_ADMIN_PASSWORD")
 	}
 	if o.Instances < 1 {
 		return fmt.Errorf("-instances must be at least 1")

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -24,6 +25,7 @@ type Proc struct {
 
 // spawn starts a process in its own process group (so a Ctrl-C reaches only the
 // launcher, which then stops everything in order), logging to <state>/logs/<name>.log.
+// Unless the stack is detached, the process is also told to end with the launcher.
 func (s *Stack) spawn(p Proc, bin string, args []string, env map[string]string) (Proc, error) {
 	p.Log = filepath.Join(s.Logs(), p.Name+".log")
 	logFile, err := os.OpenFile(p.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -33,12 +35,12 @@ func (s *Stack) spawn(p Proc, bin string, args []string, env map[string]string) 
 	defer logFile.Close()
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = procAttr(!s.Options.Detach)
 	cmd.Env = os.Environ()
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	if err := cmd.Start(); err != nil {
+	if err := s.startCmd(cmd); err != nil {
 		return p, fmt.Errorf("start %s: %w", p.Name, err)
 	}
 	p.PID = cmd.Process.Pid
@@ -46,6 +48,47 @@ func (s *Stack) spawn(p Proc, bin string, args []string, env map[string]string) 
 	// while the launcher runs.
 	go func() { _ = cmd.Wait() }()
 	return p, nil
+}
+
+// startCmd starts cmd. A process tied to the launcher is started by s's starter, so
+// that its parent-death signal fires when the launcher ends and not before.
+func (s *Stack) startCmd(cmd *exec.Cmd) error {
+	if s.Options.Detach {
+		return cmd.Start()
+	}
+	s.starterOnce.Do(func() { s.starter = newStarter() })
+	return s.starter.start(cmd)
+}
+
+// starter starts processes from one goroutine locked to its OS thread for the rest of
+// the launcher's life. Linux sends a child its parent-death signal when the thread that
+// forked it exits, not the process: forked from an ordinary goroutine, a child could be
+// signalled whenever the Go runtime ends that thread (it ends the thread of a goroutine
+// that returns while locked to it).
+type starter struct {
+	reqs chan startRequest
+}
+
+type startRequest struct {
+	cmd  *exec.Cmd
+	done chan error
+}
+
+func newStarter() *starter {
+	st := &starter{reqs: make(chan startRequest)}
+	go func() {
+		runtime.LockOSThread() // never unlocked, and the goroutine never returns
+		for req := range st.reqs {
+			req.done <- req.cmd.Start()
+		}
+	}()
+	return st
+}
+
+func (st *starter) start(cmd *exec.Cmd) error {
+	done := make(chan error, 1)
+	st.reqs <- startRequest{cmd: cmd, done: done}
+	return <-done
 }
 
 func waitFor(ctx context.Context, timeout time.Duration, cond func() bool) error {

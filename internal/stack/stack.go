@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -42,6 +43,13 @@ type Options struct {
 	// localhost, signed by a CA made in <state>/tls.
 	TLSCert string `json:"tls_cert,omitempty"`
 	TLSKey  string `json:"tls_key,omitempty"`
+	// AdminEmail and AdminPassword are the admin account's; empty: DefaultAdminEmail,
+	// and a password generated once and kept in <state>/admin-password.
+	AdminEmail    string `json:"admin_email,omitempty"`
+	AdminPassword string `json:"-"`
+	// Detach leaves the processes running when the launcher ends (kitshop up -detach);
+	// otherwise they end with it, however it ends — Ctrl-C, a crash, a kill -9.
+	Detach bool `json:"detach"`
 	// Progress receives one line per step; nil prints nothing.
 	Progress io.Writer `json:"-"`
 }
@@ -60,6 +68,8 @@ type Stack struct {
 	Procs         []Proc  `json:"procs"`
 
 	edgeCert, edgeKey string
+	starterOnce       sync.Once
+	starter           *starter
 }
 
 func stackFile(state string) string { return filepath.Join(state, "stack.json") }
@@ -176,10 +186,21 @@ func (s *Stack) bin() string { return filepath.Join(s.Options.State, "bin") }
 // Logs is the folder of the processes' logs, one file each.
 func (s *Stack) Logs() string { return filepath.Join(s.Options.State, "logs") }
 
-// credentials reuses or creates the admin password of this state folder.
+// DefaultAdminEmail is the admin account of a stack not given one.
+const DefaultAdminEmail = "admin@kitshop.local"
+
+// credentials takes the admin account from the options or, for what they leave empty,
+// DefaultAdminEmail and the password this state folder keeps (made on the first run).
+// A password given in the options is not written to the state folder.
 func (s *Stack) credentials() error {
+	s.AdminEmail, s.AdminPassword = s.Options.AdminEmail, s.Options.AdminPassword
+	if s.AdminEmail == "" {
+		s.AdminEmail = DefaultAdminEmail
+	}
+	if s.AdminPassword != "" {
+		return nil
+	}
 	path := filepath.Join(s.Options.State, "admin-password")
-	s.AdminEmail = "admin@kitshop.local"
 	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) >= 12 {
 		s.AdminPassword = strings.TrimSpace(string(b))
 		return nil
