@@ -3,7 +3,7 @@ GO      ?= go
 BIN     ?= bin
 export CI
 
-.PHONY: demo up down status launcher test deps build consul fmt vet bench clean \
+.PHONY: demo up down status launcher test deps lint-workflows build consul fmt vet bench clean \
 	compose-up compose-down compose-test swarm-test
 
 # The whole shop on this machine, no Docker: Consul, two instances of every service,
@@ -27,9 +27,17 @@ launcher:
 
 # Integration tests need PostgreSQL, RabbitMQ and Consul; deps starts what is down.
 # Under CI=true a missing component fails the run instead of skipping tests.
-test: deps
+test: lint-workflows deps
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 15m ./...
+
+# The GitHub Actions workflows of .github/workflows, checked by actionlint at a pinned
+# version, built from its Go module by go run (the build cache keeps it; no binary to
+# go stale in bin/, and go.mod stays the services'). actionlint also runs shellcheck
+# on every run: script when shellcheck is on PATH, as it is on GitHub's runners.
+ACTIONLINT ?= github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
+lint-workflows:
+	$(GO) run $(ACTIONLINT)
 
 deps:
 	@if [ "$(CI)" = "true" ]; then scripts/deps.sh --require; else scripts/deps.sh; fi

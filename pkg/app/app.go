@@ -277,9 +277,9 @@ func (a *App) OnClose(c io.Closer) {
 	a.closers = append(a.closers, c)
 }
 
-// OpenDB opens the service's PostgreSQL database (creating it and applying migrations)
-// and adds its ping to the health check. It returns nil, nil when no URL is configured:
-// the service then uses its memory store.
+// OpenDB opens the service's PostgreSQL database (creating it and applying migrations),
+// adds its ping to the health check and exports its pool's statistics (kitshop_db_*).
+// It returns nil, nil when no URL is configured: the service then uses its memory store.
 func (a *App) OpenDB(ctx context.Context, migrations fs.FS) (*sql.DB, error) {
 	if a.Config.DatabaseURL == "" {
 		_ = level.Warn(a.Logger).Log("msg", "no database URL: using the in-memory store; data is lost on exit")
@@ -290,6 +290,7 @@ func (a *App) OpenDB(ctx context.Context, migrations fs.FS) (*sql.DB, error) {
 		return nil, err
 	}
 	a.AddCheck("postgres", db.PingContext)
+	a.Metrics.RegisterDBPool(db)
 	a.OnClose(db)
 	warmCtx, stopWarm := context.WithCancel(context.Background())
 	go postgres.KeepWarm(warmCtx, db, postgres.DefaultPool)

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	consul "github.com/hashicorp/consul/api"
@@ -308,5 +309,27 @@ func TestAdminAddrIsForTheEdge(t *testing.T) {
 	_, err := app.New(app.Config{Service: "x", HTTPAddr: "127.0.0.1:0", AdvertiseHost: "127.0.0.1", AdminAddr: "127.0.0.1:0", AdmitLimit: 1}, io.Discard)
 	if err == nil {
 		t.Fatal("a service took -admin-addr")
+	}
+}
+
+// TestOpenDBExportsPool: the database OpenDB opens has its pool in the metrics.
+func TestOpenDBExportsPool(t *testing.T) {
+	a := newApp(t, "", "-tls=off", "-database-url", testenv.PostgresURL(t))
+	db, err := a.OpenDB(context.Background(), fstest.MapFS{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	families, err := a.Metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var maxOpen float64 = -1
+	for _, f := range families {
+		if f.GetName() == "kitshop_db_max_open_connections" {
+			maxOpen = f.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	if want := db.Stats().MaxOpenConnections; maxOpen != float64(want) {
+		t.Errorf("kitshop_db_max_open_connections = %v, want the pool's %d", maxOpen, want)
 	}
 }
