@@ -3,7 +3,7 @@ GO      ?= go
 BIN     ?= bin
 export CI
 
-.PHONY: demo up down status launcher test deps lint-workflows build consul fmt vet bench clean \
+.PHONY: demo up down status logs launcher test deps lint-workflows build consul fmt vet bench clean \
 	compose-up compose-down compose-test swarm-test
 
 # The whole shop on this machine, no Docker: Consul, two instances of every service,
@@ -21,6 +21,11 @@ down: launcher
 
 status: launcher
 	$(BIN)/kitshop status $(ARGS)
+
+# Every instance's log, merged in time order: ARGS="-f", "-trace <X-Trace-Id>",
+# "-service order -level warn", "-since 5m", "-json".
+logs: launcher
+	$(BIN)/kitshop logs $(ARGS)
 
 launcher:
 	$(GO) build -o $(BIN)/kitshop ./cmd/kitshop

@@ -115,7 +115,7 @@ func start() (_ *suite, err error) {
 		AMQP:        u.String(),
 		Instances:   2,
 		Timeout:     2 * time.Minute,
-		LogLevel:    "info",
+		LogLevel:    "debug", // TestLogsOfOneCheckout follows one checkout through every service
 		Env: map[string]map[string]string{
 			// Load loops run far above a shopper's pace.
 			"gateway":   {"KITSHOP_RATE_USER": "100000", "KITSHOP_RATE_USER_BURST": "100000", "KITSHOP_RATE_ANON": "100000", "KITSHOP_RATE_ANON_BURST": "100000"},

@@ -5,6 +5,7 @@
 //	kitshop demo           start the stack, walk a shopping story, keep it up until Ctrl-C
 //	kitshop status         services, instances and their health in Consul
 //	kitshop down           stop a detached stack
+//	kitshop logs [-f]      every instance's log lines, merged in time order
 //	kitshop bootstrap      prepare Consul's ACLs and the gateway's certificate (containers)
 //	kitshop seed           put the demo catalogue on sale through a gateway (containers)
 package main
@@ -36,6 +37,7 @@ commands:
   demo     up, then walk a shopping story through the gateway; Ctrl-C stops
   status   show every service's instances and their health in Consul
   down     stop a stack started with "up -detach"
+  logs     the logs of every instance, merged in time order (-service, -trace, -level, -since, -f)
 
 commands of a container deployment (docker-compose.yml, deploy/swarm), run once at start:
   bootstrap  prepare Consul's ACLs (a token per service) and the gateway's certificate
@@ -65,6 +67,16 @@ func run(args []string) error {
 	detach := false
 	if cmd == "up" {
 		fs.BoolVar(&detach, "detach", false, "return once the stack is healthy and leave it running (stop it with kitshop down)")
+	}
+	var lo logsOptions
+	if cmd == "logs" {
+		fs.StringVar(&lo.filter.Service, "service", "", "only this service (order) or instance (order-1)")
+		fs.StringVar(&lo.filter.TraceID, "trace", "", "only the lines of this trace (the X-Trace-Id of an answer)")
+		fs.StringVar(&lo.filter.MinLevel, "level", "", "only lines at this level or above: debug, info, warn, error")
+		fs.DurationVar(&lo.since, "since", 0, "only lines of the last D (e.g. 10m)")
+		fs.BoolVar(&lo.follow, "f", false, "keep printing new lines until Ctrl-C")
+		fs.BoolVar(&lo.json, "json", false, "print JSON lines (each with an instance field) instead of readable ones")
+		fs.StringVar(&lo.color, "color", "auto", "colour readable lines: auto (on a terminal, unless NO_COLOR is set), always, never")
 	}
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -103,6 +115,8 @@ func run(args []string) error {
 		return s.Down()
 	case "status":
 		return status(ctx, o)
+	case "logs":
+		return logs(ctx, filepath.Join(o.State, "logs"), lo, os.Stdout, isTerminal(os.Stdout))
 	case "down":
 		s, err := stack.Load(o.State)
 		if err != nil {
@@ -215,4 +229,9 @@ func printURLs(s *stack.Stack) {
     transport   %[10]s
 
 `, s.GatewayURL, s.Options.ConsulAddr, storage, events, s.AdminEmail, s.AdminPassword, stack.DemoEmail, stack.DemoPassword, s.Logs(), transport(s))
+}
+
+func isTerminal(f *os.File) bool {
+	info, err := f.Stat()
+	return err == nil && info.Mode()&os.ModeCharDevice != 0
 }
