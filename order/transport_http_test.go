@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,25 +19,8 @@ import (
 	"github.com/kitshop/kitshop/pkg/auth"
 	"github.com/kitshop/kitshop/pkg/client"
 	"github.com/kitshop/kitshop/pkg/observe"
+	"github.com/kitshop/kitshop/pkg/testenv"
 )
-
-// syncBuffer collects log lines written from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // newTestServer serves the order service of e over HTTP, logging into logs, and returns
 // tokens for two customers.
@@ -68,7 +50,7 @@ const (
 func TestHTTPRoutes(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	e.seed(map[string]int{"A": 10, "B": 1})
-	logs := &syncBuffer{}
+	logs := &testenv.SyncBuffer{}
 	srv, alice, bob := newTestServer(t, e, logs)
 	orderID := ""
 	steps := []struct {
