@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kitshop/kitshop/internal/stack"
+	"github.com/kitshop/kitshop/pkg/testenv"
 )
 
 // TestOrderServiceCrash: kill -9 both order instances in the middle of checkouts and
@@ -58,7 +59,7 @@ func TestOrderServiceCrash(t *testing.T) {
 	settled(t, clients[0])
 
 	ids := orderIDs(t, clients)
-	eventually(t, ttl+30*time.Second, "every order to be final", func() bool {
+	testenv.Eventually(t, ttl+30*time.Second, "every order to be final", func() bool {
 		var pending int
 		if err := env.dbs["order"].QueryRow(`SELECT count(*) FROM orders WHERE status = 'pending' AND id = ANY($1)`, ids).Scan(&pending); err != nil {
 			t.Logf("counting pending orders: %v", err)

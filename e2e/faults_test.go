@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kitshop/kitshop/internal/stack"
+	"github.com/kitshop/kitshop/pkg/testenv"
 )
 
 // loop runs f from workers goroutines until stop is closed, counting failures.
@@ -78,7 +79,7 @@ func TestKillInstanceUnderLoad(t *testing.T) {
 			if err := env.stack.Kill(victim, syscall.SIGKILL); err != nil {
 				t.Fatal(err)
 			}
-			eventually(t, 10*time.Second, "the killed instance to leave the passing set", func() bool { return passing(t, tt.service) == 1 })
+			testenv.Eventually(t, 10*time.Second, "the killed instance to leave the passing set", func() bool { return passing(t, tt.service) == 1 })
 			time.Sleep(2 * time.Second)
 			close(stop)
 			done.Wait()
@@ -160,7 +161,7 @@ func TestDependencyFaults(t *testing.T) {
 	}
 	t.Logf("%d checkouts across the faults, %d orders confirmed", calls.Load(), confirmed)
 	// Exactly one confirmation email per order: none lost, none twice.
-	eventually(t, 60*time.Second, "one email per confirmed order", func() bool {
+	testenv.Eventually(t, 60*time.Second, "one email per confirmed order", func() bool {
 		var emails, distinct int
 		err := env.dbs["notification"].QueryRow(`SELECT count(*), count(DISTINCT order_id) FROM notifications
 			WHERE type = 'order_confirmed' AND order_id = ANY($1)`, ids).Scan(&emails, &distinct)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/kitshop/kitshop/internal/stack"
+	"github.com/kitshop/kitshop/pkg/testenv"
 )
 
 // TestHappyPath walks the demo's story through the gateway, checking every answer.
@@ -46,7 +47,7 @@ func TestHappyPath(t *testing.T) {
 		t.Fatalf("cart = %+v", cart)
 	}
 
-	key := "happy-" + randomHex(6)
+	key := "happy-" + testenv.RandomHex(6)
 	var o order
 	status, err := c.Call(ctx, "POST", "/v1/orders", map[string]any{"payment": card(goodCard)}, &o, "Idempotency-Key", key)
 	if err != nil || status != 201 || o.Status != "confirmed" || o.Total.Amount != 3750 || len(o.Items) != 1 {
@@ -67,7 +68,7 @@ func TestHappyPath(t *testing.T) {
 
 	waitNotification(t, c, o.ID, "order_confirmed", email)
 
-	_, _, err = checkout(ctx, c, "declined-"+randomHex(6), []line{{sku, 1}}, declinedCard)
+	_, _, err = checkout(ctx, c, "declined-"+testenv.RandomHex(6), []line{{sku, 1}}, declinedCard)
 	if !stack.IsCode(err, "payment_declined") {
 		t.Fatalf("declined card: %v", err)
 	}
@@ -103,7 +104,7 @@ func TestHappyPath(t *testing.T) {
 
 func waitNotification(t *testing.T, c *stack.Client, orderID, kind, to string) {
 	t.Helper()
-	eventually(t, 30*time.Second, kind+" email for "+orderID, func() bool {
+	testenv.Eventually(t, 30*time.Second, kind+" email for "+orderID, func() bool {
 		var list struct {
 			Notifications []struct {
 				OrderID string `json:"order_id"`

@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"testing"
 	"time"
@@ -11,19 +9,14 @@ import (
 	"github.com/lib/pq"
 
 	"github.com/kitshop/kitshop/internal/stack"
+	"github.com/kitshop/kitshop/pkg/testenv"
 )
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
 
 // shopper signs up a new user and returns a client logged in as them.
 func shopper(t *testing.T) (*stack.Client, string) {
 	t.Helper()
 	ctx := context.Background()
-	email := "e2e-" + randomHex(5) + "@kitshop.test"
+	email := "e2e-" + testenv.RandomHex(5) + "@kitshop.test"
 	c := stack.NewClient(env.stack.GatewayURL)
 	if _, err := c.Call(ctx, "POST", "/v1/users", map[string]string{"email": email, "password": "e2e-password", "name": "E2E"}, nil); err != nil {
 		t.Fatalf("sign up: %v", err)
@@ -42,7 +35,7 @@ func newProduct(t *testing.T, stock int, price int64) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sku := "E2E-" + randomHex(4)
+	sku := "E2E-" + testenv.RandomHex(4)
 	p := stack.Product{SKU: sku, Name: "Test " + sku, Description: "made by " + t.Name(), Price: stack.Money{Amount: price, Currency: "EUR"}, Stock: stock}
 	if _, err := admin.Call(ctx, "POST", "/v1/products", p, nil); err != nil {
 		t.Fatalf("create product: %v", err)
@@ -110,17 +103,6 @@ func orders(t *testing.T, c *stack.Client) []order {
 		t.Fatalf("list orders: %v", err)
 	}
 	return list.Orders
-}
-
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
 }
 
 // passing counts the passing instances of service in the stack's Consul.
@@ -223,7 +205,7 @@ func settled(t *testing.T, c *stack.Client) {
 	t.Helper()
 	ctx := context.Background()
 	paths := []string{"/v1/products?limit=1", "/v1/orders", "/v1/cart", "/v1/notifications", "/v1/users/me"}
-	eventually(t, 30*time.Second, "every route to answer", func() bool {
+	testenv.Eventually(t, 30*time.Second, "every route to answer", func() bool {
 		for _, p := range paths {
 			if _, err := c.Call(ctx, "GET", p, nil, nil); err != nil {
 				return false

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/kitshop/kitshop/internal/stack"
+	"github.com/kitshop/kitshop/pkg/testenv"
 )
 
 // TestSecurity: what one user must never reach of another, what a customer must never
@@ -22,7 +23,7 @@ func TestSecurity(t *testing.T) {
 	alice, _ := shopper(t)
 	bob, _ := shopper(t)
 	sku := newProduct(t, 10, 300)
-	_, aliceOrder, err := checkout(ctx, alice, "sec-"+randomHex(6), []line{{sku, 1}}, goodCard)
+	_, aliceOrder, err := checkout(ctx, alice, "sec-"+testenv.RandomHex(6), []line{{sku, 1}}, goodCard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,11 +46,11 @@ func TestSecurity(t *testing.T) {
 	}{
 		{"another user's order", bob, "", "GET", "/v1/orders/" + aliceOrder.ID, nil, 404, ""},
 		{"cancel another user's order", bob, "", "POST", "/v1/orders/" + aliceOrder.ID + "/cancel", nil, 404, ""},
-		{"customer creates a product", bob, "", "POST", "/v1/products", stack.Product{SKU: "X-" + randomHex(3), Name: "x", Price: stack.Money{Amount: 1, Currency: "EUR"}}, 403, "forbidden"},
+		{"customer creates a product", bob, "", "POST", "/v1/products", stack.Product{SKU: "X-" + testenv.RandomHex(3), Name: "x", Price: stack.Money{Amount: 1, Currency: "EUR"}}, 403, "forbidden"},
 		{"customer sets stock", bob, "", "PUT", "/v1/products/" + sku + "/stock", map[string]int{"stock": 0}, 403, "forbidden"},
 		{"internal route through the gateway", bob, "", "POST", "/internal/v1/reservations", map[string]any{"order_id": "x", "lines": []line{{sku, 10}}}, 404, ""},
 		{"internal charge through the gateway", anon, "", "GET", "/internal/v1/charges?order_id=" + aliceOrder.ID, nil, 404, ""},
-		{"sign up as admin", anon, "", "POST", "/v1/users", map[string]string{"email": "mass-" + randomHex(3) + "@x.test", "password": "long-enough", "name": "M", "role": "admin"}, 400, ""},
+		{"sign up as admin", anon, "", "POST", "/v1/users", map[string]string{"email": "mass-" + testenv.RandomHex(3) + "@x.test", "password": "long-enough", "name": "M", "role": "admin"}, 400, ""},
 		{"order with my own total", bob, "", "POST", "/v1/orders", map[string]any{"payment": card(goodCard), "items": []line{{sku, 1}}, "total": map[string]any{"amount": 1, "currency": "EUR"}}, 400, ""},
 		{"order with my own status", bob, "", "POST", "/v1/orders", map[string]any{"payment": card(goodCard), "items": []line{{sku, 1}}, "status": "confirmed"}, 400, ""},
 		{"cart line with my own price", bob, "", "PUT", "/v1/cart/items/" + sku, map[string]any{"quantity": 1, "unit_price": map[string]any{"amount": 1, "currency": "EUR"}}, 400, ""},
@@ -66,7 +67,7 @@ func TestSecurity(t *testing.T) {
 			if tt.token != "" {
 				c.Token = tt.token
 			}
-			status, err := c.Call(ctx, tt.method, tt.path, tt.body, nil, "Idempotency-Key", "sec-"+randomHex(6))
+			status, err := c.Call(ctx, tt.method, tt.path, tt.body, nil, "Idempotency-Key", "sec-"+testenv.RandomHex(6))
 			if status != tt.wantStatus {
 				t.Fatalf("status %d (%v), want %d", status, err, tt.wantStatus)
 			}

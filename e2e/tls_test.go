@@ -20,6 +20,8 @@ import (
 	"time"
 
 	consul "github.com/hashicorp/consul/api"
+
+	"github.com/kitshop/kitshop/pkg/testenv"
 )
 
 // TestTransportSecurity calls the services directly, past the gateway: without a
@@ -78,7 +80,7 @@ func TestTransportSecurity(t *testing.T) {
 				t.Fatalf("status %d %s, want %d", resp.StatusCode, body, tc.status)
 			}
 			if tc.proc != "" {
-				eventually(t, 5*time.Second, "the refusal in the "+tc.proc+" logs", func() bool { return logsContain(t, tc.proc, tc.peerInLog) })
+				testenv.Eventually(t, 5*time.Second, "the refusal in the "+tc.proc+" logs", func() bool { return logsContain(t, tc.proc, tc.peerInLog) })
 			}
 		})
 	}
@@ -99,10 +101,10 @@ func TestTransportSecurity(t *testing.T) {
 		if _, err := c.Connect().CASetConfig(conf, nil); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, 30*time.Second, "inventory serving a new leaf", func() bool { return servedSerial(t, inventory) != before })
+		testenv.Eventually(t, 30*time.Second, "inventory serving a new leaf", func() bool { return servedSerial(t, inventory) != before })
 		alice, _ := shopper(t)
 		sku := newProduct(t, 10, 100)
-		if status, _, err := checkout(context.Background(), alice, "rot-"+randomHex(6), []line{{sku, 1}}, goodCard); status != 201 {
+		if status, _, err := checkout(context.Background(), alice, "rot-"+testenv.RandomHex(6), []line{{sku, 1}}, goodCard); status != 201 {
 			t.Fatalf("checkout after the rotation: %d %v", status, err)
 		}
 	})

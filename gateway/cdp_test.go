@@ -53,7 +53,7 @@ func startBrowser(t *testing.T) *browser {
 	t.Cleanup(b.close)
 
 	var port int
-	eventually(t, 30*time.Second, "chromium writes DevToolsActivePort", func() bool {
+	testenv.Eventually(t, 30*time.Second, "chromium writes DevToolsActivePort", func() bool {
 		data, err := os.ReadFile(filepath.Join(dir, "DevToolsActivePort"))
 		if err != nil {
 			return false

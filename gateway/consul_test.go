@@ -51,20 +51,6 @@ func register(t *testing.T, c *consul.Client, service string, in *instance, main
 	})
 }
 
-// eventually polls cond every 20 ms until it holds, failing the test after limit.
-// It returns how long it took.
-func eventually(t *testing.T, limit time.Duration, what string, cond func() bool) time.Duration {
-	t.Helper()
-	begin := time.Now()
-	for !cond() {
-		if time.Since(begin) > limit {
-			t.Fatalf("after %v: %s", limit, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return time.Since(begin)
-}
-
 func passing(c *consul.Client, service string) []string {
 	entries, _, err := c.Health().Service(service, "", true, nil)
 	if err != nil {
@@ -125,8 +111,8 @@ func TestConsulRoundRobinJoinAndLeave(t *testing.T) {
 	for _, in := range three {
 		register(t, c, name, in, 5*time.Second)
 	}
-	eventually(t, 10*time.Second, "3 passing instances in Consul", func() bool { return len(passing(c, name)) == 3 })
-	took := eventually(t, 2*time.Second, "the gateway sees the 3 instances", func() bool { return slices.Equal(ins.Instances(), addrsOf(three...)) })
+	testenv.Eventually(t, 10*time.Second, "3 passing instances in Consul", func() bool { return len(passing(c, name)) == 3 })
+	took := testenv.Eventually(t, 2*time.Second, "the gateway sees the 3 instances", func() bool { return slices.Equal(ins.Instances(), addrsOf(three...)) })
 	t.Logf("3 instances in the pool %v after Consul had them passing", took)
 
 	const n = 300
@@ -144,8 +130,8 @@ func TestConsulRoundRobinJoinAndLeave(t *testing.T) {
 	// A new instance is used within 2 s of passing its check.
 	fourth := startInventory(t, keys.verifier)
 	register(t, c, name, fourth, 5*time.Second)
-	eventually(t, 10*time.Second, "the 4th instance passing in Consul", func() bool { return len(passing(c, name)) == 4 })
-	took = eventually(t, 2*time.Second, "the 4th instance serving through the gateway", func() bool {
+	testenv.Eventually(t, 10*time.Second, "the 4th instance passing in Consul", func() bool { return len(passing(c, name)) == 4 })
+	took = testenv.Eventually(t, 2*time.Second, "the 4th instance serving through the gateway", func() bool {
 		_, _ = getProduct(gw)
 		return fourth.hits.Load() > 0
 	})
@@ -153,8 +139,8 @@ func TestConsulRoundRobinJoinAndLeave(t *testing.T) {
 
 	// An instance failing its check leaves the pool within 2 s of Consul marking it.
 	fourth.sick.Store(true)
-	eventually(t, 10*time.Second, "the 4th instance critical in Consul", func() bool { return len(passing(c, name)) == 3 })
-	took = eventually(t, 2*time.Second, "the 4th instance out of the pool", func() bool { return slices.Equal(ins.Instances(), addrsOf(three...)) })
+	testenv.Eventually(t, 10*time.Second, "the 4th instance critical in Consul", func() bool { return len(passing(c, name)) == 3 })
+	took = testenv.Eventually(t, 2*time.Second, "the 4th instance out of the pool", func() bool { return slices.Equal(ins.Instances(), addrsOf(three...)) })
 	t.Logf("failing instance left the pool %v after Consul marked it critical", took)
 	before := fourth.hits.Load()
 	for range 30 {
@@ -205,7 +191,7 @@ func TestConsulKillInstanceUnderLoad(t *testing.T) {
 	for _, in := range three {
 		register(t, c, name, in, 5*time.Second)
 	}
-	eventually(t, 10*time.Second, "the gateway sees 3 instances", func() bool { return len(ins.Instances()) == 3 })
+	testenv.Eventually(t, 10*time.Second, "the gateway sees 3 instances", func() bool { return len(ins.Instances()) == 3 })
 
 	stop := make(chan struct{})
 	done := load(gw, 8, stop)
@@ -221,7 +207,7 @@ func TestConsulKillInstanceUnderLoad(t *testing.T) {
 	if failed > 0 {
 		t.Errorf("%d of %d idempotent requests failed after an instance died (first: %s)", failed, total, first)
 	}
-	eventually(t, 5*time.Second, "the dead instance out of the pool", func() bool { return !slices.Contains(ins.Instances(), victim.addr()) })
+	testenv.Eventually(t, 5*time.Second, "the dead instance out of the pool", func() bool { return !slices.Contains(ins.Instances(), victim.addr()) })
 }
 
 func TestConsulBreakerOpensAndCloses(t *testing.T) {
@@ -230,10 +216,10 @@ func TestConsulBreakerOpensAndCloses(t *testing.T) {
 	gw, ins, name := consulGateway(t, c, keys)
 	in := startInventory(t, keys.verifier)
 	register(t, c, name, in, 5*time.Second)
-	eventually(t, 10*time.Second, "the gateway sees the instance", func() bool { return len(ins.Instances()) == 1 })
+	testenv.Eventually(t, 10*time.Second, "the gateway sees the instance", func() bool { return len(ins.Instances()) == 1 })
 
 	in.fail.Store(true)
-	eventually(t, 5*time.Second, "the breaker opens", func() bool {
+	testenv.Eventually(t, 5*time.Second, "the breaker opens", func() bool {
 		resp, body := call(t, "GET", gw.URL+"/v1/products/"+testSKU, nil, nil)
 		return resp.StatusCode == 503 && strings.Contains(body, "circuit breaker is open") && resp.Header.Get("Retry-After") != ""
 	})
@@ -246,7 +232,7 @@ func TestConsulBreakerOpensAndCloses(t *testing.T) {
 	}
 
 	in.fail.Store(false)
-	took := eventually(t, 5*time.Second, "the breaker closes", func() bool {
+	took := testenv.Eventually(t, 5*time.Second, "the breaker closes", func() bool {
 		status, _ := getProduct(gw)
 		return status == 200
 	})
@@ -309,7 +295,7 @@ func (p *privateConsul) start(t *testing.T) {
 	conf := consul.DefaultConfig()
 	conf.Address = p.addr()
 	c, _ := consul.NewClient(conf)
-	eventually(t, 20*time.Second, "the private Consul agent has a leader", func() bool {
+	testenv.Eventually(t, 20*time.Second, "the private Consul agent has a leader", func() bool {
 		leader, err := c.Status().Leader()
 		return err == nil && leader != ""
 	})
@@ -353,7 +339,7 @@ func TestConsulAgentRestart(t *testing.T) {
 	for _, in := range two {
 		register(t, c, name, in, 2*time.Second)
 	}
-	eventually(t, 10*time.Second, "the gateway sees 2 instances", func() bool { return len(ins.Instances()) == 2 })
+	testenv.Eventually(t, 10*time.Second, "the gateway sees 2 instances", func() bool { return len(ins.Instances()) == 2 })
 
 	stop := make(chan struct{})
 	done := load(gw, 2, stop)
@@ -361,12 +347,12 @@ func TestConsulAgentRestart(t *testing.T) {
 	agent.kill()
 	time.Sleep(time.Second)
 	agent.start(t)
-	eventually(t, 15*time.Second, "the instances registered again and passing", func() bool { return len(passing(c, name)) == 2 })
+	testenv.Eventually(t, 15*time.Second, "the instances registered again and passing", func() bool { return len(passing(c, name)) == 2 })
 
 	third := startInventory(t, keys.verifier)
 	register(t, c, name, third, 2*time.Second)
-	eventually(t, 10*time.Second, "the new instance passing", func() bool { return len(passing(c, name)) == 3 })
-	took := eventually(t, 2*time.Second, "the new instance in the gateway's pool after the restart", func() bool { return len(ins.Instances()) == 3 })
+	testenv.Eventually(t, 10*time.Second, "the new instance passing", func() bool { return len(passing(c, name)) == 3 })
+	took := testenv.Eventually(t, 2*time.Second, "the new instance in the gateway's pool after the restart", func() bool { return len(ins.Instances()) == 3 })
 	t.Logf("instance registered after the restart joined %v after passing", took)
 	time.Sleep(500 * time.Millisecond)
 	close(stop)

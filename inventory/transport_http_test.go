@@ -1,11 +1,8 @@
 package inventory
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -19,139 +16,124 @@ import (
 	"github.com/kitshop/kitshop/pkg/auth"
 	"github.com/kitshop/kitshop/pkg/client"
 	"github.com/kitshop/kitshop/pkg/observe"
+	"github.com/kitshop/kitshop/pkg/testenv"
 )
 
-// newTestServer serves the inventory over HTTP with a memory store, and returns tokens
-// for an admin and a customer.
-func newTestServer(t *testing.T) (srv *httptest.Server, admin, customer string) {
+// testAuth is a signing key's verifier and the tokens it signed for an admin and a
+// customer.
+type testAuth struct {
+	verifier        auth.Verifier
+	admin, customer string
+}
+
+func newTestAuth(t *testing.T) testAuth {
 	t.Helper()
 	kid, key, err := auth.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
 	}
 	signer := auth.NewSigner(kid, key, auth.DefaultIssuer, auth.DefaultAudience, time.Hour)
-	verifier := auth.NewVerifier(auth.StaticKeys{kid: signer.PublicKey()}, auth.DefaultIssuer, auth.DefaultAudience, signer.TTL())
+	a := testAuth{verifier: auth.NewVerifier(auth.StaticKeys{kid: signer.PublicKey()}, auth.DefaultIssuer, auth.DefaultAudience, signer.TTL())}
+	if a.admin, _, err = signer.Sign(auth.Caller{UserID: "u-admin", Email: "a@x.io", Role: auth.RoleAdmin}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if a.customer, _, err = signer.Sign(auth.Caller{UserID: "u-1", Email: "c@x.io", Role: auth.RoleCustomer}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// newTestServer serves the inventory over HTTP with a memory store of its own, seeded
+// with products A (10 in stock) and B (2), believing the tokens of a.
+func newTestServer(t *testing.T, a testAuth) *httptest.Server {
+	t.Helper()
 	svc, _, _ := newTestService(t)
 	obs := observe.Observer{Logger: log.NewNopLogger(), Metrics: observe.NewMetrics("inventory")}
-	srv = httptest.NewServer(MakeHTTPHandler(MakeServerEndpoints(svc, obs, verifier), nil))
+	srv := httptest.NewServer(MakeHTTPHandler(MakeServerEndpoints(svc, obs, a.verifier), nil))
 	t.Cleanup(srv.Close)
-	admin, _, err = signer.Sign(auth.Caller{UserID: "u-admin", Email: "a@x.io", Role: auth.RoleAdmin}, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	customer, _, _ = signer.Sign(auth.Caller{UserID: "u-1", Email: "c@x.io", Role: auth.RoleCustomer}, time.Now())
-	return srv, admin, customer
+	return srv
 }
 
+// TestHTTPRoutes sends each request to a server of its own, fresh from the seed, so
+// that no row depends on what another did.
 func TestHTTPRoutes(t *testing.T) {
-	srv, admin, customer := newTestServer(t)
+	a := newTestAuth(t)
+	admin, customer := a.admin, a.customer
 	newProduct := `{"sku":"NEW","name":"New","description":"d","price":{"amount":500,"currency":"EUR"},"stock":3}`
-	tests := []struct {
-		name, method, path, body, token string
-		wantStatus                      int
-		wantCode                        string // error code, or a string the body must contain
-	}{
-		{"list", "GET", "/v1/products", "", "", 200, `"sku":"A"`},
-		{"list limit", "GET", "/v1/products?limit=1", "", "", 200, `"next_cursor":"QQ"`},
-		{"list bad limit", "GET", "/v1/products?limit=abc", "", "", 400, "invalid_limit"},
-		{"list absurd limit", "GET", "/v1/products?limit=100000", "", "", 400, "invalid_limit"},
-		{"list bad cursor", "GET", "/v1/products?cursor=%25%25", "", "", 400, "invalid_cursor"},
-		{"get", "GET", "/v1/products/A", "", "", 200, `"available":10`},
-		{"get public view hides stock", "GET", "/v1/products/A", "", "", 200, `"price":{"amount":1999,"currency":"EUR"},"available":10}`},
-		{"get unknown", "GET", "/v1/products/NOPE", "", "", 404, "product_not_found"},
-		{"unknown route", "GET", "/v1/nothing", "", "", 404, "not_found"},
-		{"wrong method", "DELETE", "/v1/products/A", "", "", 405, "method_not_allowed"},
-		{"method of another route", "POST", "/v1/products/A", "", "", 405, "method_not_allowed"},
-		{"internal method of another route", "GET", "/internal/v1/reservations", "", "", 405, "method_not_allowed"},
-		{"create without token", "POST", "/v1/products", newProduct, "", 401, "missing_token"},
-		{"create with bad token", "POST", "/v1/products", newProduct, "garbage", 401, "invalid_token"},
-		{"create as customer", "POST", "/v1/products", newProduct, customer, 403, "forbidden"},
-		{"create", "POST", "/v1/products", newProduct, admin, 201, `"stock":3,"reserved":0`},
-		{"create duplicate", "POST", "/v1/products", strings.Replace(newProduct, "NEW", "A", 1), admin, 409, "sku_taken"},
-		{"create malformed", "POST", "/v1/products", `{"sku":`, admin, 400, "malformed_json"},
-		{"create unknown field", "POST", "/v1/products", `{"sku":"Q","reserved":5}`, admin, 400, "unknown_field"},
-		{"create wrong type", "POST", "/v1/products", `{"sku":"Q","stock":"many"}`, admin, 400, "invalid_field"},
-		{"create missing fields", "POST", "/v1/products", `{"sku":"Q"}`, admin, 400, "invalid_name"},
-		{"create two values", "POST", "/v1/products", newProduct + newProduct, admin, 400, "malformed_json"},
-		{"create empty body", "POST", "/v1/products", "", admin, 400, "malformed_json"},
-		{"create huge body", "POST", "/v1/products", `{"description":"` + strings.Repeat("x", 1<<20) + `"}`, admin, 413, "body_too_large"},
-		{"set stock", "PUT", "/v1/products/B/stock", `{"stock":7}`, admin, 200, `"stock":7`},
-		{"set stock missing", "PUT", "/v1/products/B/stock", `{}`, admin, 400, "invalid_stock"},
-		{"set stock negative", "PUT", "/v1/products/B/stock", `{"stock":-1}`, admin, 400, "invalid_stock"},
-		{"set stock unknown", "PUT", "/v1/products/Z/stock", `{"stock":1}`, admin, 404, "product_not_found"},
-		{"set stock as customer", "PUT", "/v1/products/B/stock", `{"stock":1}`, customer, 403, "forbidden"},
-		{"reserve", "POST", "/internal/v1/reservations", `{"order_id":"o1","lines":[{"sku":"A","quantity":2}]}`, "", 200, `"status":"reserved"`},
-		{"reserve again", "POST", "/internal/v1/reservations", `{"order_id":"o1","lines":[{"sku":"A","quantity":2}]}`, "", 200, `"status":"reserved"`},
-		{"reserve mismatch", "POST", "/internal/v1/reservations", `{"order_id":"o1","lines":[{"sku":"A","quantity":1}]}`, "", 409, "idempotency_mismatch"},
-		{"reserve too many", "POST", "/internal/v1/reservations", `{"order_id":"o2","lines":[{"sku":"A","quantity":9}]}`, "", 422, "out_of_stock"},
-		{"reserve zero", "POST", "/internal/v1/reservations", `{"order_id":"o2","lines":[{"sku":"A","quantity":0}]}`, "", 400, "invalid_quantity"},
-		{"reserve duplicate sku", "POST", "/internal/v1/reservations", `{"order_id":"o2","lines":[{"sku":"A","quantity":1},{"sku":"A","quantity":1}]}`, "", 400, "duplicate_sku"},
-		{"reserve no lines", "POST", "/internal/v1/reservations", `{"order_id":"o2","lines":[]}`, "", 400, "no_lines"},
-		{"get reservation", "GET", "/internal/v1/reservations/o1", "", "", 200, `"quantity":2`},
-		{"get unknown reservation", "GET", "/internal/v1/reservations/o9", "", "", 404, "reservation_not_found"},
-		{"commit", "POST", "/internal/v1/reservations/o1/commit", "", "", 200, `"status":"committed"`},
-		{"commit unknown", "POST", "/internal/v1/reservations/o9/commit", "", "", 404, "reservation_not_found"},
-		{"release committed", "POST", "/internal/v1/reservations/o1/release", "", "", 200, `"status":"released"`},
-		{"stock is back", "GET", "/v1/products/A", "", "", 200, `"available":10`},
+	steps := []testenv.Step{
+		{Name: "list", Method: "GET", Path: "/v1/products", Status: 200, Want: `"sku":"A"`},
+		{Name: "list limit", Method: "GET", Path: "/v1/products?limit=1", Status: 200, Want: `"next_cursor":"QQ"`},
+		{Name: "list bad limit", Method: "GET", Path: "/v1/products?limit=abc", Status: 400, Want: "invalid_limit"},
+		{Name: "list absurd limit", Method: "GET", Path: "/v1/products?limit=100000", Status: 400, Want: "invalid_limit"},
+		{Name: "list bad cursor", Method: "GET", Path: "/v1/products?cursor=%25%25", Status: 400, Want: "invalid_cursor"},
+		{Name: "get", Method: "GET", Path: "/v1/products/A", Status: 200, Want: `"available":10`},
+		{Name: "get public view hides stock", Method: "GET", Path: "/v1/products/A", Status: 200, Want: `"price":{"amount":1999,"currency":"EUR"},"available":10}`},
+		{Name: "get unknown", Method: "GET", Path: "/v1/products/NOPE", Status: 404, Want: "product_not_found"},
+		{Name: "unknown route", Method: "GET", Path: "/v1/nothing", Status: 404, Want: "not_found"},
+		{Name: "wrong method", Method: "DELETE", Path: "/v1/products/A", Status: 405, Want: "method_not_allowed"},
+		{Name: "method of another route", Method: "POST", Path: "/v1/products/A", Status: 405, Want: "method_not_allowed"},
+		{Name: "internal method of another route", Method: "GET", Path: "/internal/v1/reservations", Status: 405, Want: "method_not_allowed"},
+		{Name: "create without token", Method: "POST", Path: "/v1/products", Body: newProduct, Status: 401, Want: "missing_token"},
+		{Name: "create with bad token", Method: "POST", Path: "/v1/products", Body: newProduct, Token: "garbage", Status: 401, Want: "invalid_token"},
+		{Name: "create as customer", Method: "POST", Path: "/v1/products", Body: newProduct, Token: customer, Status: 403, Want: "forbidden"},
+		{Name: "create", Method: "POST", Path: "/v1/products", Body: newProduct, Token: admin, Status: 201, Want: `"stock":3,"reserved":0`},
+		{Name: "create duplicate", Method: "POST", Path: "/v1/products", Body: strings.Replace(newProduct, "NEW", "A", 1), Token: admin, Status: 409, Want: "sku_taken"},
+		{Name: "create malformed", Method: "POST", Path: "/v1/products", Body: `{"sku":`, Token: admin, Status: 400, Want: "malformed_json"},
+		{Name: "create unknown field", Method: "POST", Path: "/v1/products", Body: `{"sku":"Q","reserved":5}`, Token: admin, Status: 400, Want: "unknown_field"},
+		{Name: "create wrong type", Method: "POST", Path: "/v1/products", Body: `{"sku":"Q","stock":"many"}`, Token: admin, Status: 400, Want: "invalid_field"},
+		{Name: "create missing fields", Method: "POST", Path: "/v1/products", Body: `{"sku":"Q"}`, Token: admin, Status: 400, Want: "invalid_name"},
+		{Name: "create two values", Method: "POST", Path: "/v1/products", Body: newProduct + newProduct, Token: admin, Status: 400, Want: "malformed_json"},
+		{Name: "create form body", Method: "POST", Path: "/v1/products", Body: "sku=A", Token: admin, Header: map[string]string{"Content-Type": "application/x-www-form-urlencoded"}, Status: 400, Want: "unsupported_content_type"},
+		{Name: "create empty body", Method: "POST", Path: "/v1/products", Token: admin, Status: 400, Want: "malformed_json"},
+		{Name: "create huge body", Method: "POST", Path: "/v1/products", Body: `{"description":"` + strings.Repeat("x", 1<<20) + `"}`, Token: admin, Status: 413, Want: "body_too_large"},
+		{Name: "set stock", Method: "PUT", Path: "/v1/products/B/stock", Body: `{"stock":7}`, Token: admin, Status: 200, Want: `"stock":7`},
+		{Name: "set stock missing", Method: "PUT", Path: "/v1/products/B/stock", Body: `{}`, Token: admin, Status: 400, Want: "invalid_stock"},
+		{Name: "set stock negative", Method: "PUT", Path: "/v1/products/B/stock", Body: `{"stock":-1}`, Token: admin, Status: 400, Want: "invalid_stock"},
+		{Name: "set stock unknown", Method: "PUT", Path: "/v1/products/Z/stock", Body: `{"stock":1}`, Token: admin, Status: 404, Want: "product_not_found"},
+		{Name: "set stock as customer", Method: "PUT", Path: "/v1/products/B/stock", Body: `{"stock":1}`, Token: customer, Status: 403, Want: "forbidden"},
+		{Name: "reserve more than the stock", Method: "POST", Path: "/internal/v1/reservations", Body: `{"order_id":"o2","lines":[{"sku":"A","quantity":11}]}`, Status: 422, Want: "out_of_stock"},
+		{Name: "reserve zero", Method: "POST", Path: "/internal/v1/reservations", Body: `{"order_id":"o2","lines":[{"sku":"A","quantity":0}]}`, Status: 400, Want: "invalid_quantity"},
+		{Name: "reserve duplicate sku", Method: "POST", Path: "/internal/v1/reservations", Body: `{"order_id":"o2","lines":[{"sku":"A","quantity":1},{"sku":"A","quantity":1}]}`, Status: 400, Want: "duplicate_sku"},
+		{Name: "reserve no lines", Method: "POST", Path: "/internal/v1/reservations", Body: `{"order_id":"o2","lines":[]}`, Status: 400, Want: "no_lines"},
+		{Name: "get unknown reservation", Method: "GET", Path: "/internal/v1/reservations/o9", Status: 404, Want: "reservation_not_found"},
+		{Name: "commit unknown", Method: "POST", Path: "/internal/v1/reservations/o9/commit", Status: 404, Want: "reservation_not_found"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			req, _ := http.NewRequest(tt.method, srv.URL+tt.path, strings.NewReader(tt.body))
-			if tt.body != "" {
-				req.Header.Set("Content-Type", "application/json")
-			}
-			if tt.token != "" {
-				req.Header.Set("Authorization", "Bearer "+tt.token)
-			}
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != tt.wantStatus {
-				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tt.wantStatus, body)
-			}
-			if resp.StatusCode >= 400 {
-				var e struct {
-					Error struct{ Code, Message string }
-				}
-				if err := json.Unmarshal(body, &e); err != nil || e.Error.Code != tt.wantCode || e.Error.Message == "" {
-					t.Fatalf("error body %s, want code %q", body, tt.wantCode)
-				}
-				return
-			}
-			if !bytes.Contains(body, []byte(tt.wantCode)) {
-				t.Fatalf("body %s does not contain %s", body, tt.wantCode)
-			}
-		})
+	for _, st := range steps {
+		t.Run(st.Name, func(t *testing.T) { st.Do(t, newTestServer(t, a).URL) })
 	}
 }
 
-func TestHTTPRejectsFormBodies(t *testing.T) {
-	srv, admin, _ := newTestServer(t)
-	req, _ := http.NewRequest("POST", srv.URL+"/v1/products", strings.NewReader("sku=A"))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Authorization", "Bearer "+admin)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 400 {
-		t.Fatalf("status %d, want 400", resp.StatusCode)
+// TestHTTPReservationLifecycle is one sequence on one server: a reservation is made,
+// replayed, refused when its order ID comes back with other lines, holds its stock back
+// from other orders, and is committed and then released, which returns the stock. Each
+// step depends on the ones before it; the first that fails stops the test.
+func TestHTTPReservationLifecycle(t *testing.T) {
+	srv := newTestServer(t, newTestAuth(t))
+	for _, st := range []testenv.Step{
+		{Name: "reserve", Method: "POST", Path: "/internal/v1/reservations", Body: `{"order_id":"o1","lines":[{"sku":"A","quantity":2}]}`, Status: 200, Want: `"status":"reserved"`},
+		{Name: "reserve again", Method: "POST", Path: "/internal/v1/reservations", Body: `{"order_id":"o1","lines":[{"sku":"A","quantity":2}]}`, Status: 200, Want: `"status":"reserved"`},
+		{Name: "reserve mismatch", Method: "POST", Path: "/internal/v1/reservations", Body: `{"order_id":"o1","lines":[{"sku":"A","quantity":1}]}`, Status: 409, Want: "idempotency_mismatch"},
+		{Name: "reserved stock is held back", Method: "GET", Path: "/v1/products/A", Status: 200, Want: `"available":8`},
+		{Name: "reserve more than is left", Method: "POST", Path: "/internal/v1/reservations", Body: `{"order_id":"o2","lines":[{"sku":"A","quantity":9}]}`, Status: 422, Want: "out_of_stock"},
+		{Name: "get reservation", Method: "GET", Path: "/internal/v1/reservations/o1", Status: 200, Want: `"quantity":2`},
+		{Name: "commit", Method: "POST", Path: "/internal/v1/reservations/o1/commit", Status: 200, Want: `"status":"committed"`},
+		{Name: "release committed", Method: "POST", Path: "/internal/v1/reservations/o1/release", Status: 200, Want: `"status":"released"`},
+		{Name: "stock is back", Method: "GET", Path: "/v1/products/A", Status: 200, Want: `"available":10`},
+	} {
+		st.Do(t, srv.URL)
 	}
 }
 
 // TestHTTPClient runs the client against a live server: every Service method, and
 // business errors coming back as the same domain errors.
 func TestHTTPClient(t *testing.T) {
-	srv, admin, _ := newTestServer(t)
+	a := newTestAuth(t)
+	srv := newTestServer(t, a)
 	instancer := sd.FixedInstancer{strings.TrimPrefix(srv.URL, "http://")}
 	opts := client.Options{Caller: "test", Before: []kithttp.RequestFunc{auth.ContextToHTTP()}}
 	c := NewHTTPClient(instancer, opts.Defaults())
 	ctx := context.Background()
-	header := http.Header{"Authorization": []string{"Bearer " + admin}}
+	header := http.Header{"Authorization": []string{"Bearer " + a.admin}}
 	adminCtx := auth.HTTPToContext()(ctx, &http.Request{Header: header})
 
 	page, err := c.ListProducts(ctx, 1, "")

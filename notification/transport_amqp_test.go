@@ -191,15 +191,10 @@ func (r *rig) emails() int {
 	return n
 }
 
+// waitFor waits for cond, as long as a pipeline through a loaded broker may take.
 func (r *rig) waitFor(what string, cond func() bool) {
 	r.t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			r.t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testenv.Eventually(r.t, 60*time.Second, what, cond)
 }
 
 // publish sends a raw message to the test exchange, as a misbehaving producer might.

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,25 +19,8 @@ import (
 	"github.com/kitshop/kitshop/pkg/auth"
 	"github.com/kitshop/kitshop/pkg/client"
 	"github.com/kitshop/kitshop/pkg/observe"
+	"github.com/kitshop/kitshop/pkg/testenv"
 )
-
-// syncBuffer collects log lines written from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // newTestServer serves the order service of e over HTTP, logging into logs, and returns
 // tokens for two customers.
@@ -68,95 +50,67 @@ const (
 func TestHTTPRoutes(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	e.seed(map[string]int{"A": 10, "B": 1})
-	logs := &syncBuffer{}
+	logs := &testenv.SyncBuffer{}
 	srv, alice, bob := newTestServer(t, e, logs)
-	orderID := ""
-	steps := []struct {
-		name, method, path, key, body, token string
-		wantStatus                           int
-		want                                 string // error code, or a string the body must contain
-	}{
-		{"no token", "GET", "/v1/cart", "", "", "", 401, "missing_token"},
-		{"bad token", "GET", "/v1/cart", "", "", "garbage", 401, "invalid_token"},
-		{"empty cart", "GET", "/v1/cart", "", "", alice, 200, `{"items":[],"total":{"amount":0,"currency":"EUR"}}`},
-		{"add", "PUT", "/v1/cart/items/A", "", `{"quantity":2}`, alice, 200, `"line_total":{"amount":3998,"currency":"EUR"}}],"total":{"amount":3998`},
-		{"quantity missing", "PUT", "/v1/cart/items/A", "", `{}`, alice, 400, "invalid_quantity"},
-		{"quantity negative", "PUT", "/v1/cart/items/A", "", `{"quantity":-1}`, alice, 400, "invalid_quantity"},
-		{"quantity too big", "PUT", "/v1/cart/items/A", "", `{"quantity":100}`, alice, 400, "invalid_quantity"},
-		{"quantity huge", "PUT", "/v1/cart/items/A", "", `{"quantity":100000000000000000000}`, alice, 400, "invalid_field"},
-		{"quantity not a number", "PUT", "/v1/cart/items/A", "", `{"quantity":"two"}`, alice, 400, "invalid_field"},
-		{"unknown field", "PUT", "/v1/cart/items/A", "", `{"quantity":1,"price":1}`, alice, 400, "unknown_field"},
-		{"malformed", "PUT", "/v1/cart/items/A", "", `{"quantity":`, alice, 400, "malformed_json"},
-		{"unknown SKU", "PUT", "/v1/cart/items/NOPE", "", `{"quantity":1}`, alice, 404, "product_not_found"},
-		{"cart unchanged", "GET", "/v1/cart", "", "", alice, 200, `"quantity":2`},
-		{"other cart", "GET", "/v1/cart", "", "", bob, 200, `"items":[]`},
-		{"no key", "POST", "/v1/orders", "", `{` + goodCard + `}`, alice, 400, "missing_idempotency_key"},
-		{"long key", "POST", "/v1/orders", strings.Repeat("k", 201), `{` + goodCard + `}`, alice, 400, "invalid_idempotency_key"},
-		{"no payment", "POST", "/v1/orders", "k0", `{}`, alice, 400, "missing_payment"},
-		{"bad card", "POST", "/v1/orders", "k0", `{"payment":{"card_number":"4242424242424241","exp_month":12,"exp_year":2030,"cvc":"123"}}`, alice, 400, "invalid_card_number"},
-		{"empty cart checkout", "POST", "/v1/orders", "k0", `{` + goodCard + `}`, bob, 422, "cart_empty"},
-		{"order unknown SKU", "POST", "/v1/orders", "k0", `{` + goodCard + `,"items":[{"sku":"NOPE","quantity":1}]}`, alice, 422, "unknown_sku"},
-		{"order zero quantity", "POST", "/v1/orders", "k0", `{` + goodCard + `,"items":[{"sku":"A","quantity":0}]}`, alice, 400, "invalid_quantity"},
-		{"order client price", "POST", "/v1/orders", "k0", `{` + goodCard + `,"items":[{"sku":"A","quantity":1,"unit_price":1}]}`, alice, 400, "unknown_field"},
-		{"no orders yet", "GET", "/v1/orders", "", "", alice, 200, `{"orders":[]}`},
-		{"checkout the cart", "POST", "/v1/orders", "k1", `{` + goodCard + `}`, alice, 201, `"status":"confirmed"`},
-		{"replay", "POST", "/v1/orders", "k1", `{` + goodCard + `}`, alice, 201, `"id":"{id}"`},
-		{"same key other body", "POST", "/v1/orders", "k1", `{` + goodCard + `,"items":[{"sku":"B","quantity":1}]}`, alice, 409, "idempotency_mismatch"},
-		{"cart emptied", "GET", "/v1/cart", "", "", alice, 200, `"items":[]`},
-		{"out of stock", "POST", "/v1/orders", "k2", `{` + goodCard + `,"items":[{"sku":"B","quantity":2}]}`, alice, 422, "out_of_stock"},
-		{"declined", "POST", "/v1/orders", "k3", `{` + declinedJSON + `,"items":[{"sku":"B","quantity":1}]}`, alice, 422, "payment_declined"},
-		{"list", "GET", "/v1/orders", "", "", alice, 200, `"failure":{"code":"payment_declined"`},
-		{"get", "GET", "/v1/orders/{id}", "", "", alice, 200, `"total":{"amount":3998,"currency":"EUR"}`},
-		{"someone else's", "GET", "/v1/orders/{id}", "", "", bob, 404, "order_not_found"},
-		{"unknown order", "GET", "/v1/orders/ord_000000000000000000000000", "", "", alice, 404, "order_not_found"},
-		{"cancel someone else's", "POST", "/v1/orders/{id}/cancel", "", "", bob, 404, "order_not_found"},
-		{"cancel", "POST", "/v1/orders/{id}/cancel", "", "", alice, 200, `"status":"cancelled"`},
-		{"cancel twice", "POST", "/v1/orders/{id}/cancel", "", "", alice, 409, "order_not_cancellable"},
-		{"stock is back", "PUT", "/v1/cart/items/A", "", `{"quantity":10}`, alice, 200, `"quantity":10`},
-		{"remove", "DELETE", "/v1/cart/items/A", "", "", alice, 200, `"items":[]`},
-		{"unknown route", "GET", "/v1/nothing", "", "", alice, 404, "not_found"},
-		{"wrong method", "DELETE", "/v1/orders", "", "", alice, 405, "method_not_allowed"},
-		{"wrong method on an order", "DELETE", "/v1/orders/{id}", "", "", alice, 405, "method_not_allowed"},
-		{"wrong method on cancel", "GET", "/v1/orders/{id}/cancel", "", "", alice, 405, "method_not_allowed"},
-		{"wrong method on a cart line", "GET", "/v1/cart/items/A", "", "", alice, 405, "method_not_allowed"},
+	key := func(k string) map[string]string { return map[string]string{IdempotencyKeyHeader: k} }
+	// One sequence: each step builds on the cart, stock and orders the steps before it
+	// left. {id} stands for the order the checkout step confirms.
+	steps := []testenv.Step{
+		{Name: "no token", Method: "GET", Path: "/v1/cart", Status: 401, Want: "missing_token"},
+		{Name: "bad token", Method: "GET", Path: "/v1/cart", Token: "garbage", Status: 401, Want: "invalid_token"},
+		{Name: "empty cart", Method: "GET", Path: "/v1/cart", Token: alice, Status: 200, Want: `{"items":[],"total":{"amount":0,"currency":"EUR"}}`},
+		{Name: "add", Method: "PUT", Path: "/v1/cart/items/A", Body: `{"quantity":2}`, Token: alice, Status: 200, Want: `"line_total":{"amount":3998,"currency":"EUR"}}],"total":{"amount":3998`},
+		{Name: "quantity missing", Method: "PUT", Path: "/v1/cart/items/A", Body: `{}`, Token: alice, Status: 400, Want: "invalid_quantity"},
+		{Name: "quantity negative", Method: "PUT", Path: "/v1/cart/items/A", Body: `{"quantity":-1}`, Token: alice, Status: 400, Want: "invalid_quantity"},
+		{Name: "quantity too big", Method: "PUT", Path: "/v1/cart/items/A", Body: `{"quantity":100}`, Token: alice, Status: 400, Want: "invalid_quantity"},
+		{Name: "quantity huge", Method: "PUT", Path: "/v1/cart/items/A", Body: `{"quantity":100000000000000000000}`, Token: alice, Status: 400, Want: "invalid_field"},
+		{Name: "quantity not a number", Method: "PUT", Path: "/v1/cart/items/A", Body: `{"quantity":"two"}`, Token: alice, Status: 400, Want: "invalid_field"},
+		{Name: "unknown field", Method: "PUT", Path: "/v1/cart/items/A", Body: `{"quantity":1,"price":1}`, Token: alice, Status: 400, Want: "unknown_field"},
+		{Name: "malformed", Method: "PUT", Path: "/v1/cart/items/A", Body: `{"quantity":`, Token: alice, Status: 400, Want: "malformed_json"},
+		{Name: "unknown SKU", Method: "PUT", Path: "/v1/cart/items/NOPE", Body: `{"quantity":1}`, Token: alice, Status: 404, Want: "product_not_found"},
+		{Name: "cart unchanged", Method: "GET", Path: "/v1/cart", Token: alice, Status: 200, Want: `"quantity":2`},
+		{Name: "other cart", Method: "GET", Path: "/v1/cart", Token: bob, Status: 200, Want: `"items":[]`},
+		{Name: "no key", Method: "POST", Path: "/v1/orders", Body: `{` + goodCard + `}`, Token: alice, Status: 400, Want: "missing_idempotency_key"},
+		{Name: "long key", Method: "POST", Path: "/v1/orders", Body: `{` + goodCard + `}`, Token: alice, Header: key(strings.Repeat("k", 201)), Status: 400, Want: "invalid_idempotency_key"},
+		{Name: "no payment", Method: "POST", Path: "/v1/orders", Body: `{}`, Token: alice, Header: key("k0"), Status: 400, Want: "missing_payment"},
+		{Name: "bad card", Method: "POST", Path: "/v1/orders", Body: `{"payment":{"card_number":"4242424242424241","exp_month":12,"exp_year":2030,"cvc":"123"}}`, Token: alice, Header: key("k0"), Status: 400, Want: "invalid_card_number"},
+		{Name: "empty cart checkout", Method: "POST", Path: "/v1/orders", Body: `{` + goodCard + `}`, Token: bob, Header: key("k0"), Status: 422, Want: "cart_empty"},
+		{Name: "order unknown SKU", Method: "POST", Path: "/v1/orders", Body: `{` + goodCard + `,"items":[{"sku":"NOPE","quantity":1}]}`, Token: alice, Header: key("k0"), Status: 422, Want: "unknown_sku"},
+		{Name: "order zero quantity", Method: "POST", Path: "/v1/orders", Body: `{` + goodCard + `,"items":[{"sku":"A","quantity":0}]}`, Token: alice, Header: key("k0"), Status: 400, Want: "invalid_quantity"},
+		{Name: "order client price", Method: "POST", Path: "/v1/orders", Body: `{` + goodCard + `,"items":[{"sku":"A","quantity":1,"unit_price":1}]}`, Token: alice, Header: key("k0"), Status: 400, Want: "unknown_field"},
+		{Name: "no orders yet", Method: "GET", Path: "/v1/orders", Token: alice, Status: 200, Want: `{"orders":[]}`},
+		{Name: "checkout the cart", Method: "POST", Path: "/v1/orders", Body: `{` + goodCard + `}`, Token: alice, Header: key("k1"), Status: 201, Want: `"status":"confirmed"`},
+		{Name: "replay", Method: "POST", Path: "/v1/orders", Body: `{` + goodCard + `}`, Token: alice, Header: key("k1"), Status: 201, Want: `"id":"{id}"`},
+		{Name: "same key other body", Method: "POST", Path: "/v1/orders", Body: `{` + goodCard + `,"items":[{"sku":"B","quantity":1}]}`, Token: alice, Header: key("k1"), Status: 409, Want: "idempotency_mismatch"},
+		{Name: "cart emptied", Method: "GET", Path: "/v1/cart", Token: alice, Status: 200, Want: `"items":[]`},
+		{Name: "out of stock", Method: "POST", Path: "/v1/orders", Body: `{` + goodCard + `,"items":[{"sku":"B","quantity":2}]}`, Token: alice, Header: key("k2"), Status: 422, Want: "out_of_stock"},
+		{Name: "declined", Method: "POST", Path: "/v1/orders", Body: `{` + declinedJSON + `,"items":[{"sku":"B","quantity":1}]}`, Token: alice, Header: key("k3"), Status: 422, Want: "payment_declined"},
+		{Name: "list", Method: "GET", Path: "/v1/orders", Token: alice, Status: 200, Want: `"failure":{"code":"payment_declined"`},
+		{Name: "get", Method: "GET", Path: "/v1/orders/{id}", Token: alice, Status: 200, Want: `"total":{"amount":3998,"currency":"EUR"}`},
+		{Name: "someone else's", Method: "GET", Path: "/v1/orders/{id}", Token: bob, Status: 404, Want: "order_not_found"},
+		{Name: "unknown order", Method: "GET", Path: "/v1/orders/ord_000000000000000000000000", Token: alice, Status: 404, Want: "order_not_found"},
+		{Name: "cancel someone else's", Method: "POST", Path: "/v1/orders/{id}/cancel", Token: bob, Status: 404, Want: "order_not_found"},
+		{Name: "cancel", Method: "POST", Path: "/v1/orders/{id}/cancel", Token: alice, Status: 200, Want: `"status":"cancelled"`},
+		{Name: "cancel twice", Method: "POST", Path: "/v1/orders/{id}/cancel", Token: alice, Status: 409, Want: "order_not_cancellable"},
+		{Name: "stock is back", Method: "PUT", Path: "/v1/cart/items/A", Body: `{"quantity":10}`, Token: alice, Status: 200, Want: `"quantity":10`},
+		{Name: "remove", Method: "DELETE", Path: "/v1/cart/items/A", Token: alice, Status: 200, Want: `"items":[]`},
+		{Name: "unknown route", Method: "GET", Path: "/v1/nothing", Token: alice, Status: 404, Want: "not_found"},
+		{Name: "wrong method", Method: "DELETE", Path: "/v1/orders", Token: alice, Status: 405, Want: "method_not_allowed"},
+		{Name: "wrong method on an order", Method: "DELETE", Path: "/v1/orders/{id}", Token: alice, Status: 405, Want: "method_not_allowed"},
+		{Name: "wrong method on cancel", Method: "GET", Path: "/v1/orders/{id}/cancel", Token: alice, Status: 405, Want: "method_not_allowed"},
+		{Name: "wrong method on a cart line", Method: "GET", Path: "/v1/cart/items/A", Token: alice, Status: 405, Want: "method_not_allowed"},
 	}
+	orderID := ""
 	for _, st := range steps {
-		path := strings.ReplaceAll(st.path, "{id}", orderID)
-		req, _ := http.NewRequest(st.method, srv.URL+path, strings.NewReader(st.body))
-		if st.body != "" {
-			req.Header.Set("Content-Type", "application/json")
-		}
-		if st.token != "" {
-			req.Header.Set("Authorization", "Bearer "+st.token)
-		}
-		if st.key != "" {
-			req.Header.Set(IdempotencyKeyHeader, st.key)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != st.wantStatus {
-			t.Fatalf("%s: status %d, want %d: %s", st.name, resp.StatusCode, st.wantStatus, body)
-		}
-		if resp.StatusCode >= 400 {
-			var eb struct {
-				Error struct{ Code, Message string }
-			}
-			if err := json.Unmarshal(body, &eb); err != nil || eb.Error.Code != st.want || eb.Error.Message == "" {
-				t.Fatalf("%s: error body %s, want code %q", st.name, body, st.want)
-			}
-			continue
-		}
-		if st.name == "checkout the cart" {
+		st.Path = strings.ReplaceAll(st.Path, "{id}", orderID)
+		st.Want = strings.ReplaceAll(st.Want, "{id}", orderID)
+		body := st.Do(t, srv.URL)
+		if st.Name == "checkout the cart" {
 			var o struct{ ID string }
-			_ = json.Unmarshal(body, &o)
+			if err := json.Unmarshal([]byte(body), &o); err != nil || o.ID == "" {
+				t.Fatalf("checkout: no order ID in %s", body)
+			}
 			orderID = o.ID
-		}
-		if want := strings.ReplaceAll(st.want, "{id}", orderID); !bytes.Contains(body, []byte(want)) {
-			t.Fatalf("%s: body %s does not contain %s", st.name, body, want)
 		}
 	}
 	for _, secret := range []string{"4242424242424242", "4000000000000002", `"cvc"`} {

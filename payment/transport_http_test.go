@@ -1,7 +1,6 @@
 package payment
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -9,36 +8,18 @@ import (
 	"net/http/httptest"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/kitshop/kitshop/pkg/logging"
 	"github.com/kitshop/kitshop/pkg/observe"
+	"github.com/kitshop/kitshop/pkg/testenv"
 )
-
-// lockedBuffer collects log output written from handler goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // newTestServer serves a memory-backed payment service, logging at debug level into
 // the returned buffer.
-func newTestServer(t *testing.T, proc Processor) (*httptest.Server, *lockedBuffer) {
+func newTestServer(t *testing.T, proc Processor) (*httptest.Server, *testenv.SyncBuffer) {
 	t.Helper()
-	logs := &lockedBuffer{}
+	logs := &testenv.SyncBuffer{}
 	logger, err := logging.New(logs, "payment", "debug")
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package user
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -19,24 +18,6 @@ import (
 	"github.com/kitshop/kitshop/pkg/testenv"
 )
 
-// syncBuffer collects log output from concurrent requests.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type testEnv struct {
 	svc       Service
 	store     Store
@@ -45,7 +26,7 @@ type testEnv struct {
 	passwords *Passwords
 	clock     *clock
 	verifier  auth.Verifier
-	logs      *syncBuffer
+	logs      *testenv.SyncBuffer
 }
 
 // newTestEnv is the service on a memory store with fast argon2 parameters, a keyring
@@ -65,7 +46,7 @@ func newTestEnv(t testing.TB, params Argon2Params, perEmail, perAddr int) *testE
 		passwords: newTestPasswords(t, params),
 		clock:     c,
 		verifier:  auth.NewVerifier(keys, auth.DefaultIssuer, auth.DefaultAudience, 15*time.Minute),
-		logs:      &syncBuffer{},
+		logs:      &testenv.SyncBuffer{},
 	}
 	e.svc = NewService(e.store, Options{
 		Passwords:     e.passwords,

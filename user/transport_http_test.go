@@ -21,8 +21,8 @@ import (
 	"github.com/kitshop/kitshop/pkg/auth"
 	"github.com/kitshop/kitshop/pkg/client"
 	"github.com/kitshop/kitshop/pkg/connect"
-	"github.com/kitshop/kitshop/pkg/errs"
 	"github.com/kitshop/kitshop/pkg/observe"
+	"github.com/kitshop/kitshop/pkg/testenv"
 )
 
 // newTestServer serves e over HTTP, logging into e.logs, believing the X-Forwarded-For
@@ -125,72 +125,47 @@ func TestHTTPRoutes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bearer := map[string]string{"Authorization": "Bearer " + tok.AccessToken}
 	register := func(email, password, name string) string {
 		b, _ := json.Marshal(map[string]string{"email": email, "password": password, "name": name})
 		return string(b)
 	}
 
-	tests := []struct {
-		name, method, path, body string
-		header                   map[string]string
-		wantStatus               int
-		want                     string // error code, or a string the body must contain
-	}{
-		{"register", "POST", "/v1/users", register(" Bob@Example.com", "bob's password", "Bob"), nil, 201, `"email":"bob@example.com","name":"Bob","role":"customer","created_at":"`},
-		{"register taken", "POST", "/v1/users", register("ADA@example.com", "correct horse", "Ada"), nil, 409, "email_taken"},
-		{"register malformed email", "POST", "/v1/users", register("ada", "correct horse", "Ada"), nil, 400, "invalid_email"},
-		{"register short password", "POST", "/v1/users", register("c@example.com", "short", "C"), nil, 400, "invalid_password"},
-		{"register oversize password", "POST", "/v1/users", register("c@example.com", strings.Repeat("p", 129), "C"), nil, 400, "invalid_password"},
-		{"register oversize name", "POST", "/v1/users", register("c@example.com", "correct horse", strings.Repeat("n", 101)), nil, 400, "invalid_name"},
-		{"register choosing a role", "POST", "/v1/users", `{"email":"c@example.com","password":"correct horse","name":"C","role":"admin"}`, nil, 400, "unknown_field"},
-		{"register wrong type", "POST", "/v1/users", `{"email":"c@example.com","password":12345678,"name":"C"}`, nil, 400, "invalid_field"},
-		{"register malformed JSON", "POST", "/v1/users", `{"email":`, nil, 400, "malformed_json"},
-		{"register two values", "POST", "/v1/users", register("c@example.com", "correct horse", "C") + "{}", nil, 400, "malformed_json"},
-		{"register empty body", "POST", "/v1/users", "", nil, 400, "malformed_json"},
-		{"register form body", "POST", "/v1/users", "email=c", map[string]string{"Content-Type": "application/x-www-form-urlencoded"}, 400, "unsupported_content_type"},
-		{"register huge body", "POST", "/v1/users", `{"name":"` + strings.Repeat("x", 1<<20) + `"}`, nil, 413, "body_too_large"},
-		{"login", "POST", "/v1/auth/login", `{"email":"ada@example.com","password":"correct horse"}`, nil, 200, `"token_type":"Bearer","expires_in":900}`},
-		{"login wrong password", "POST", "/v1/auth/login", `{"email":"ada@example.com","password":"wrong horse"}`, nil, 401, "invalid_credentials"},
-		{"login unknown user", "POST", "/v1/auth/login", `{"email":"zed@example.com","password":"correct horse"}`, nil, 401, "invalid_credentials"},
-		{"login malformed email", "POST", "/v1/auth/login", `{"email":"ada@","password":"correct horse"}`, nil, 400, "invalid_email"},
-		{"login oversize password", "POST", "/v1/auth/login", `{"email":"ada@example.com","password":"` + strings.Repeat("p", 5000) + `"}`, nil, 400, "invalid_password"},
-		{"login extra field", "POST", "/v1/auth/login", `{"email":"ada@example.com","password":"correct horse","remember":true}`, nil, 400, "unknown_field"},
-		{"me", "GET", "/v1/users/me", "", bearer, 200, `"id":"` + ada.ID + `","email":"ada@example.com","name":"Ada","role":"customer"`},
-		{"me without token", "GET", "/v1/users/me", "", nil, 401, "missing_token"},
-		{"me with a bare X-User-ID", "GET", "/v1/users/me", "", map[string]string{"X-User-ID": ada.ID}, 401, "missing_token"},
-		{"jwks", "GET", "/.well-known/jwks.json", "", nil, 200, `{"keys":[{"kty":"OKP","crv":"Ed25519","x":"`},
-		{"unknown route", "GET", "/v1/nothing", "", nil, 404, "not_found"},
-		{"wrong method", "DELETE", "/v1/users", "", nil, 405, "method_not_allowed"},
-		{"wrong method on login", "GET", "/v1/auth/login", "", nil, 405, "method_not_allowed"},
-		{"wrong method on me", "POST", "/v1/users/me", "", nil, 405, "method_not_allowed"},
-		{"wrong method on jwks", "POST", "/.well-known/jwks.json", "", nil, 405, "method_not_allowed"},
+	tests := []testenv.Step{
+		{Name: "register", Method: "POST", Path: "/v1/users", Body: register(" Bob@Example.com", "bob's password", "Bob"), Status: 201, Want: `"email":"bob@example.com","name":"Bob","role":"customer","created_at":"`},
+		{Name: "register taken", Method: "POST", Path: "/v1/users", Body: register("ADA@example.com", "correct horse", "Ada"), Status: 409, Want: "email_taken"},
+		{Name: "register malformed email", Method: "POST", Path: "/v1/users", Body: register("ada", "correct horse", "Ada"), Status: 400, Want: "invalid_email"},
+		{Name: "register short password", Method: "POST", Path: "/v1/users", Body: register("c@example.com", "short", "C"), Status: 400, Want: "invalid_password"},
+		{Name: "register oversize password", Method: "POST", Path: "/v1/users", Body: register("c@example.com", strings.Repeat("p", 129), "C"), Status: 400, Want: "invalid_password"},
+		{Name: "register oversize name", Method: "POST", Path: "/v1/users", Body: register("c@example.com", "correct horse", strings.Repeat("n", 101)), Status: 400, Want: "invalid_name"},
+		{Name: "register choosing a role", Method: "POST", Path: "/v1/users", Body: `{"email":"c@example.com","password":"correct horse","name":"C","role":"admin"}`, Status: 400, Want: "unknown_field"},
+		{Name: "register wrong type", Method: "POST", Path: "/v1/users", Body: `{"email":"c@example.com","password":12345678,"name":"C"}`, Status: 400, Want: "invalid_field"},
+		{Name: "register malformed JSON", Method: "POST", Path: "/v1/users", Body: `{"email":`, Status: 400, Want: "malformed_json"},
+		{Name: "register two values", Method: "POST", Path: "/v1/users", Body: register("c@example.com", "correct horse", "C") + "{}", Status: 400, Want: "malformed_json"},
+		{Name: "register empty body", Method: "POST", Path: "/v1/users", Status: 400, Want: "malformed_json"},
+		{Name: "register form body", Method: "POST", Path: "/v1/users", Body: "email=c", Header: map[string]string{"Content-Type": "application/x-www-form-urlencoded"}, Status: 400, Want: "unsupported_content_type"},
+		{Name: "register huge body", Method: "POST", Path: "/v1/users", Body: `{"name":"` + strings.Repeat("x", 1<<20) + `"}`, Status: 413, Want: "body_too_large"},
+		{Name: "login", Method: "POST", Path: "/v1/auth/login", Body: `{"email":"ada@example.com","password":"correct horse"}`, Status: 200, Want: `"token_type":"Bearer","expires_in":900}`},
+		{Name: "login wrong password", Method: "POST", Path: "/v1/auth/login", Body: `{"email":"ada@example.com","password":"wrong horse"}`, Status: 401, Want: "invalid_credentials"},
+		{Name: "login unknown user", Method: "POST", Path: "/v1/auth/login", Body: `{"email":"zed@example.com","password":"correct horse"}`, Status: 401, Want: "invalid_credentials"},
+		{Name: "login malformed email", Method: "POST", Path: "/v1/auth/login", Body: `{"email":"ada@","password":"correct horse"}`, Status: 400, Want: "invalid_email"},
+		{Name: "login oversize password", Method: "POST", Path: "/v1/auth/login", Body: `{"email":"ada@example.com","password":"` + strings.Repeat("p", 5000) + `"}`, Status: 400, Want: "invalid_password"},
+		{Name: "login extra field", Method: "POST", Path: "/v1/auth/login", Body: `{"email":"ada@example.com","password":"correct horse","remember":true}`, Status: 400, Want: "unknown_field"},
+		{Name: "me", Method: "GET", Path: "/v1/users/me", Token: tok.AccessToken, Status: 200, Want: `"id":"` + ada.ID + `","email":"ada@example.com","name":"Ada","role":"customer"`},
+		{Name: "me without token", Method: "GET", Path: "/v1/users/me", Status: 401, Want: "missing_token"},
+		{Name: "me with a bare X-User-ID", Method: "GET", Path: "/v1/users/me", Header: map[string]string{"X-User-ID": ada.ID}, Status: 401, Want: "missing_token"},
+		{Name: "jwks", Method: "GET", Path: "/.well-known/jwks.json", Status: 200, Want: `{"keys":[{"kty":"OKP","crv":"Ed25519","x":"`},
+		{Name: "unknown route", Method: "GET", Path: "/v1/nothing", Status: 404, Want: "not_found"},
+		{Name: "wrong method", Method: "DELETE", Path: "/v1/users", Status: 405, Want: "method_not_allowed"},
+		{Name: "wrong method on login", Method: "GET", Path: "/v1/auth/login", Status: 405, Want: "method_not_allowed"},
+		{Name: "wrong method on me", Method: "POST", Path: "/v1/users/me", Status: 405, Want: "method_not_allowed"},
+		{Name: "wrong method on jwks", Method: "POST", Path: "/.well-known/jwks.json", Status: 405, Want: "method_not_allowed"},
 	}
 	for name, token := range badTokens(t, e, ada.ID) {
-		tests = append(tests, struct {
-			name, method, path, body string
-			header                   map[string]string
-			wantStatus               int
-			want                     string
-		}{"me with token " + name, "GET", "/v1/users/me", "", map[string]string{"Authorization": "Bearer " + token}, 401, "invalid_token"})
+		tests = append(tests, testenv.Step{Name: "me with token " + name, Method: "GET", Path: "/v1/users/me", Token: token, Status: 401, Want: "invalid_token"})
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			resp, body := do(t, tt.method, srv.URL+tt.path, tt.body, tt.header)
-			if resp.StatusCode != tt.wantStatus {
-				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tt.wantStatus, body)
-			}
-			if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
-				t.Fatalf("content type %q", ct)
-			}
-			if tt.wantStatus >= 400 {
-				var b errs.Body
-				if err := json.Unmarshal([]byte(body), &b); err != nil || b.Error.Code != tt.want || b.Error.Message == "" {
-					t.Fatalf("body %s, want error code %s", body, tt.want)
-				}
-			} else if !strings.Contains(body, tt.want) {
-				t.Fatalf("body %s lacks %s", body, tt.want)
-			}
+		t.Run(tt.Name, func(t *testing.T) {
+			body := tt.Do(t, srv.URL)
 			for _, secret := range []string{"correct horse", "bob's password", "$argon2id$"} {
 				if strings.Contains(body, secret) {
 					t.Fatalf("response contains %q: %s", secret, body)

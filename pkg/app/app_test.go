@@ -59,17 +59,6 @@ func instances(t *testing.T, c *consul.Client, service string, passingOnly bool)
 	return entries
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // TestRunLifecycle: the instance registers the port it really got, passes its check,
 // is registered again when the agent forgets it, and deregisters before it stops.
 func TestRunLifecycle(t *testing.T) {
@@ -83,7 +72,7 @@ func TestRunLifecycle(t *testing.T) {
 	}()
 	service := a.Config.Service
 
-	eventually(t, "a passing instance", func() bool { return len(instances(t, c, service, true)) == 1 })
+	testenv.Eventually(t, 15*time.Second, "a passing instance", func() bool { return len(instances(t, c, service, true)) == 1 })
 	entry := instances(t, c, service, true)[0]
 	if entry.Service.Port != a.Port() || entry.Service.Address != "127.0.0.1" {
 		t.Fatalf("registered %s:%d, listening on %d", entry.Service.Address, entry.Service.Port, a.Port())
@@ -103,7 +92,7 @@ func TestRunLifecycle(t *testing.T) {
 	if err := c.Agent().ServiceDeregister(entry.Service.ID); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "re-registration", func() bool { return len(instances(t, c, service, true)) == 1 })
+	testenv.Eventually(t, 15*time.Second, "re-registration", func() bool { return len(instances(t, c, service, true)) == 1 })
 
 	stop()
 	select {
@@ -126,7 +115,7 @@ func TestHealthFailsWithDependency(t *testing.T) {
 	defer stop()
 	go func() { _ = a.Run(ctx, http.NotFoundHandler()) }()
 	base := "http://127.0.0.1:" + strconv.Itoa(a.Port())
-	eventually(t, "server", func() bool {
+	testenv.Eventually(t, 15*time.Second, "server", func() bool {
 		resp, err := http.Get(base + "/health")
 		if err == nil {
 			resp.Body.Close()
@@ -170,7 +159,7 @@ func TestRunAdmits(t *testing.T) {
 		}))
 	}()
 	base := "http://" + a.HostPort()
-	eventually(t, "the instance serves", func() bool {
+	testenv.Eventually(t, 15*time.Second, "the instance serves", func() bool {
 		resp, err := http.Get(base + "/health")
 		if err == nil {
 			resp.Body.Close()
@@ -192,7 +181,7 @@ func TestRunAdmits(t *testing.T) {
 	close(release)
 
 	// The held request gives its slot back as it finishes.
-	eventually(t, "a request with a deadline is admitted", func() bool {
+	testenv.Eventually(t, 15*time.Second, "a request with a deadline is admitted", func() bool {
 		req, _ := http.NewRequest(http.MethodGet, base+"/deadline", nil)
 		req.Header.Set("X-Request-Timeout-Ms", "1500")
 		resp, err := http.DefaultClient.Do(req)
@@ -285,7 +274,7 @@ func TestEdgeAdminListener(t *testing.T) {
 	}
 	t.Cleanup(a.Close)
 	serve(t, a, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "hello") }))
-	eventually(t, "passing in Consul", func() bool { return len(instances(t, c, cfg.Service, true)) == 1 })
+	testenv.Eventually(t, 15*time.Second, "passing in Consul", func() bool { return len(instances(t, c, cfg.Service, true)) == 1 })
 	e := instances(t, c, cfg.Service, true)[0].Service
 	if e.Port != a.AdminPort() || e.Meta["public_port"] != strconv.Itoa(a.Port()) {
 		t.Fatalf("registered port %d (meta %v), want the admin port %d and the public one in meta", e.Port, e.Meta, a.AdminPort())

@@ -33,7 +33,7 @@ func TestMutualTLS(t *testing.T) {
 		p, _ := connect.PeerFrom(r.Context())
 		_, _ = io.WriteString(w, p.Service)
 	}))
-	eventually(t, "passing over the plain health check", func() bool { return len(instances(t, c, a.Config.Service, true)) == 1 })
+	testenv.Eventually(t, 15*time.Second, "passing over the plain health check", func() bool { return len(instances(t, c, a.Config.Service, true)) == 1 })
 	if e := instances(t, c, a.Config.Service, true)[0]; e.Service.Meta["transport"] != "mtls" {
 		t.Fatalf("registered transport %q, want mtls", e.Service.Meta["transport"])
 	}
@@ -84,7 +84,7 @@ func TestEdgeHTTPS(t *testing.T) {
 	port := strconv.Itoa(a.Port())
 	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	var resp *http.Response
-	eventually(t, "https", func() bool {
+	testenv.Eventually(t, 15*time.Second, "https", func() bool {
 		resp, err = hc.Get("https://localhost:" + port + "/x")
 		return err == nil
 	})

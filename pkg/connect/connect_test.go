@@ -1,7 +1,6 @@
 package connect_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -15,7 +14,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,23 +23,6 @@ import (
 	"github.com/kitshop/kitshop/pkg/connect"
 	"github.com/kitshop/kitshop/pkg/testenv"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func identity(t testing.TB, c *consul.Client, service string) *connect.Identity {
 	t.Helper()
@@ -89,7 +70,7 @@ func TestMutualTLSAndIntentions(t *testing.T) {
 	t.Cleanup(func() { _, _ = c.ConfigEntries().Delete(consul.ServiceIntentions, target, nil) })
 
 	server := identity(t, c, target)
-	logs := &syncBuffer{}
+	logs := &testenv.SyncBuffer{}
 	authz := connect.NewAuthorizer(server, time.Second, []connect.PathRule{{Prefix: "/internal/", Callers: []string{caller}}}, log.NewLogfmtLogger(logs))
 	h := authz.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, _ := connect.PeerFrom(r.Context())

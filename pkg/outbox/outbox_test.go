@@ -254,7 +254,7 @@ func TestRelayPublishesInOrderWithSeveralRelays(t *testing.T) {
 			t.Fatalf("message of event %s carries trace %+v (ok %v), want a child span of trace %s", id, sc, ok, span.Context().TraceID)
 		}
 	}
-	waitFor(t, func() bool { return unsent(t, db) == 0 })
+	testenv.Eventually(t, 20*time.Second, "every event marked sent", func() bool { return unsent(t, db) == 0 })
 }
 
 func TestRelaySurvivesBrokerOutage(t *testing.T) {
@@ -266,16 +266,16 @@ func TestRelaySurvivesBrokerOutage(t *testing.T) {
 
 	r := startRelay(t, db, url, b.exchange, nil)
 	events := enqueue(t, ctx, db, aggregates, 0, 50)
-	waitFor(t, func() bool { return r.Check(ctx) == nil })
+	testenv.Eventually(t, 20*time.Second, "the relay connected", func() bool { return r.Check(ctx) == nil })
 
 	proxy.Down()
-	waitFor(t, func() bool { return r.Check(ctx) != nil })
+	testenv.Eventually(t, 20*time.Second, "the relay reporting the outage", func() bool { return r.Check(ctx) != nil })
 	events = append(events, enqueue(t, ctx, db, aggregates, 50, 100)...)
 	time.Sleep(300 * time.Millisecond) // several failed reconnects
 	proxy.Up()
 
 	receive(t, b.deliveries, events)
-	waitFor(t, func() bool { return unsent(t, db) == 0 && r.Check(ctx) == nil })
+	testenv.Eventually(t, 20*time.Second, "every event sent and the relay reconnected", func() bool { return unsent(t, db) == 0 && r.Check(ctx) == nil })
 }
 
 func TestRelayConfigIsChecked(t *testing.T) {
@@ -300,17 +300,6 @@ func TestBackoff(t *testing.T) {
 				t.Fatalf("Delay(%d) = %v, want %v..%v", attempt, d, max/2, max)
 			}
 		}
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in 20s")
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -379,7 +368,7 @@ func TestRelayPurgesOldSentEvents(t *testing.T) {
 		Logger: log.NewNopLogger(), Metrics: observe.NewMetrics("test"),
 	})
 	receive(t, b.deliveries, events[1:])
-	waitFor(t, func() bool {
+	testenv.Eventually(t, 20*time.Second, "only the recent event left, sent", func() bool {
 		var ids []string
 		rows, err := db.Query(`SELECT aggregate_id FROM outbox`)
 		if err != nil {
@@ -437,5 +426,5 @@ func TestUnroutableEventsWaitForAQueue(t *testing.T) {
 		t.Fatal(err)
 	}
 	receive(t, deliveries, events)
-	waitFor(t, func() bool { return unsent(t, db) == 0 })
+	testenv.Eventually(t, 20*time.Second, "every event marked sent", func() bool { return unsent(t, db) == 0 })
 }

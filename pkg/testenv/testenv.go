@@ -1,6 +1,11 @@
-// Package testenv gives integration tests the real PostgreSQL, RabbitMQ and Consul that
-// `make test` provides. When one is missing a test is skipped, except under CI=true,
-// where it fails: CI must never pass by skipping.
+// Package testenv is what the tests of every package share: the real PostgreSQL,
+// RabbitMQ and Consul that `make test` provides, a buffer several goroutines may log
+// into, a poller for conditions that come true in time, a runner of HTTP steps, and
+// random names. It is an ordinary package so that tests of many packages can import
+// it, but only test code imports it; no binary links it.
+//
+// When a component is missing a test is skipped, except under CI=true, where it fails:
+// CI must never pass by skipping.
 package testenv
 
 import (
@@ -63,7 +68,7 @@ func PostgresURL(t testing.TB) string {
 		admin.Close()
 		Missing(t, "PostgreSQL", err)
 	}
-	name := "kitshop_test_" + randomHex(6)
+	name := "kitshop_test_" + RandomHex(6)
 	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+pq.QuoteIdentifier(name)); err != nil {
 		admin.Close()
 		t.Fatalf("create test database: %v", err)
@@ -143,9 +148,12 @@ func (e constError) Error() string { return string(e) }
 const errNoLeader = constError("agent has no leader")
 
 // Name returns a name unique to this run, for Consul services, queues and the like.
-func Name(prefix string) string { return prefix + "-" + randomHex(4) }
+func Name(prefix string) string { return prefix + "-" + RandomHex(4) }
 
-func randomHex(n int) string {
+// RandomHex returns n random bytes in hex (2n characters), for e-mail addresses,
+// idempotency keys and names no other test run uses. crypto/rand.Read does not fail
+// (it never returns an error since Go 1.24), so neither does RandomHex.
+func RandomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
@@ -183,7 +191,7 @@ func AMQPVhost(baseURL string) (string, func(), error) {
 	if err != nil {
 		return "", nil, err
 	}
-	vhost := "kitshop-test-" + randomHex(4)
+	vhost := "kitshop-test-" + RandomHex(4)
 	user := u.User.Username()
 	if user == "" {
 		user = "guest"
