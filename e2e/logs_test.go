@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kitshop/kitshop/internal/stack"
+	"github.com/kitshop/kitshop/pkg/testenv"
 )
 
 // TestLogsOfOneCheckout finds one checkout's lines in the logs of every service it
@@ -29,7 +30,7 @@ func TestLogsOfOneCheckout(t *testing.T) {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+c.Token)
-	req.Header.Set("Idempotency-Key", "logs-"+randomHex(6))
+	req.Header.Set("Idempotency-Key", "logs-"+testenv.RandomHex(6))
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -42,7 +43,7 @@ func TestLogsOfOneCheckout(t *testing.T) {
 
 	want := []string{"gateway", "order", "inventory", "payment", "notification"}
 	var seen map[string]int
-	eventually(t, 20*time.Second, "the checkout's lines from every service it crossed", func() bool {
+	testenv.Eventually(t, 20*time.Second, "the checkout's lines from every service it crossed", func() bool {
 		r, err := stack.NewLogReader(env.stack.Logs(), stack.LogFilter{TraceID: trace})
 		if err != nil {
 			t.Fatal(err)
