@@ -1,9 +1,7 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -23,22 +21,10 @@ func TestLogsOfOneCheckout(t *testing.T) {
 	if _, err := c.Call(ctx, "PUT", "/v1/cart/items/"+sku, map[string]int{"quantity": 1}, nil); err != nil {
 		t.Fatal(err)
 	}
-	body, _ := json.Marshal(map[string]any{"payment": card(goodCard)})
-	req, err := http.NewRequestWithContext(ctx, "POST", env.stack.GatewayURL+"/v1/orders", bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+c.Token)
-	req.Header.Set("Idempotency-Key", "logs-"+testenv.RandomHex(6))
-	resp, err := c.HTTP.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	trace := resp.Header.Get("X-Trace-Id")
-	if resp.StatusCode != http.StatusCreated || trace == "" {
-		t.Fatalf("checkout answered %d with X-Trace-Id %q, want 201 and a trace ID", resp.StatusCode, trace)
+	answer, err := c.Send(ctx, "POST", "/v1/orders", map[string]any{"payment": card(goodCard)}, nil, "Idempotency-Key", "logs-"+testenv.RandomHex(6))
+	trace := answer.Header.Get("X-Trace-Id")
+	if err != nil || answer.Status != http.StatusCreated || trace == "" {
+		t.Fatalf("checkout answered %d (%v) with X-Trace-Id %q, want 201 and a trace ID", answer.Status, err, trace)
 	}
 
 	want := []string{"gateway", "order", "inventory", "payment", "notification"}

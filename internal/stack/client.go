@@ -41,19 +41,31 @@ func IsCode(err error, code string) bool {
 }
 
 // Call sends body (as JSON, when not nil) and decodes a 2xx answer into out (when not
-// nil). headers are extra name, value pairs.
+// nil). headers are extra name, value pairs. It returns the answer's status.
 func (c *Client) Call(ctx context.Context, method, path string, body, out any, headers ...string) (int, error) {
+	a, err := c.Send(ctx, method, path, body, out, headers...)
+	return a.Status, err
+}
+
+// Answer is what an answer says besides its body.
+type Answer struct {
+	Status int
+	Header http.Header
+}
+
+// Send is Call, returning the answer's headers too (its X-Trace-Id, say).
+func (c *Client) Send(ctx context.Context, method, path string, body, out any, headers ...string) (Answer, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
-			return 0, err
+			return Answer{}, err
 		}
 		rd = bytes.NewReader(b)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.Base+path, rd)
 	if err != nil {
-		return 0, err
+		return Answer{}, err
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -67,12 +79,13 @@ func (c *Client) Call(ctx context.Context, method, path string, body, out any, h
 	start := time.Now()
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
-		return 0, err
+		return Answer{}, err
 	}
 	defer resp.Body.Close()
+	a := Answer{Status: resp.StatusCode, Header: resp.Header}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
 	if err != nil {
-		return resp.StatusCode, err
+		return a, err
 	}
 	if c.Verbose {
 		fmt.Printf("    → %-6s %-42s %d  %4dms  %s\n", method, path, resp.StatusCode, time.Since(start).Milliseconds(), summary(data))
@@ -82,14 +95,14 @@ func (c *Client) Call(ctx context.Context, method, path string, body, out any, h
 			Error struct{ Code, Message string } `json:"error"`
 		}
 		_ = json.Unmarshal(data, &e)
-		return resp.StatusCode, &APIError{Status: resp.StatusCode, Code: e.Error.Code, Message: e.Error.Message}
+		return a, &APIError{Status: resp.StatusCode, Code: e.Error.Code, Message: e.Error.Message}
 	}
 	if out != nil {
 		if err := json.Unmarshal(data, out); err != nil {
-			return resp.StatusCode, fmt.Errorf("%s %s: unreadable answer: %w", method, path, err)
+			return a, fmt.Errorf("%s %s: unreadable answer: %w", method, path, err)
 		}
 	}
-	return resp.StatusCode, nil
+	return a, nil
 }
 
 // summary shortens a JSON answer for the progress line.
