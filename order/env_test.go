@@ -100,6 +100,12 @@ func newEnv(t testing.TB, opts envOptions) *env {
 		Caller: testenv.Name("order"), Timeout: 5 * time.Second, AttemptTimeout: 2 * time.Second, Retries: 2,
 		Breaker: client.Breaker{MaxConcurrent: 500, ErrorPercent: 50, VolumeThreshold: 20, SleepWindow: time.Second},
 	}.Defaults()
+	// A test that gives its requests a long deadline (the invariant suites: hundreds of
+	// checkouts at once, on a machine busy with other packages' tests) is about what the
+	// saga leaves behind, not latency: its calls wait as long as its requests may.
+	if d := opts.cfg.RequestDeadline; d > copts.Timeout {
+		copts.Timeout, copts.AttemptTimeout = d, d/3
+	}
 	e.invC = inventory.NewHTTPClient(sd.FixedInstancer{invSrv.Listener.Addr().String()}, copts)
 	e.payC = payment.NewHTTPClient(sd.FixedInstancer{paySrv.Listener.Addr().String()}, copts)
 	if opts.wrapInv != nil {
