@@ -104,49 +104,64 @@ func (a *App) newIdentity() (*connect.Identity, error) {
 func (a *App) Identity() *connect.Identity { return a.identity }
 
 // RestrictPaths lets only the named services call the routes under prefix (on top of
-// the intentions, which allow or deny a calling service as a whole). Call it before Run.
+// the intentions, which allow or deny a calling service as a whole). Call it before Handler (or Run).
 func (a *App) RestrictPaths(prefix string, callers ...string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.pathRules = append(a.pathRules, connect.PathRule{Prefix: prefix, Callers: callers})
 }
 
-// secure wraps the handler and listener for the configured mode:
-//   - an internal service with mTLS: TLS with the Connect leaf, each caller authorised
-//     by its certificate against the intentions; /health and /metrics stay open
-//     (Consul's check presents no certificate), also in plain HTTP on the same port;
+// secure wraps the handler for the configured mode (secureListener is its listener):
+//   - an internal service with mTLS: each caller authorised by its certificate against
+//     the intentions; /health and /metrics stay open (Consul's check presents no
+//     certificate), also in plain HTTP on the same port;
 //   - an internal service in plain HTTP: no caller proves who it is, so the routes
 //     restricted to some callers (RestrictPaths) answer loopback peers only;
-//   - the edge (gateway) with a certificate: HTTPS with it, plus plain HTTP on the same
-//     port for loopback clients (local tools) and health checks; other plain requests
-//     are sent to HTTPS. HSTS on HTTPS answers;
-//   - the edge without a certificate: plain HTTP (behind a load balancer that
-//     terminates TLS, or on one machine).
-func (a *App) secure(h http.Handler) (http.Handler, net.Listener, error) {
+//   - the edge (gateway) with a certificate: plain HTTP only for loopback clients
+//     (local tools) and health checks; other plain requests are sent to HTTPS. HSTS on
+//     HTTPS answers;
+//   - the edge without a certificate: as it is.
+func (a *App) secure(h http.Handler) http.Handler {
 	c := a.Config
 	a.mu.Lock()
 	rules := append([]connect.PathRule(nil), a.pathRules...)
 	a.mu.Unlock()
 	switch {
 	case c.Edge && c.TLSCert != "":
+		return hsts(a.requireHTTPS(h))
+	case c.Edge:
+		return h
+	case a.identity != nil:
+		authz := connect.NewAuthorizer(a.identity, c.IntentionsCache, rules, a.Logger)
+		return authz.Middleware(h, "/health", "/metrics")
+	default:
+		return loopbackOnly(h, rules, a.Logger)
+	}
+}
+
+// secureListener is the listener of the configured mode: TLS with the Connect leaf for
+// an internal service with mTLS, HTTPS with the edge's certificate, each beside plain
+// HTTP on the same port (sniffListener); plain HTTP otherwise.
+func (a *App) secureListener() (net.Listener, error) {
+	c := a.Config
+	switch {
+	case c.Edge && c.TLSCert != "":
 		cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
 		if err != nil {
-			return nil, nil, fmt.Errorf("edge certificate: %w", err)
+			return nil, fmt.Errorf("edge certificate: %w", err)
 		}
 		cfg := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
 		_ = level.Info(a.Logger).Log("msg", "serving HTTPS, and plain HTTP to loopback clients and health checks, on one port", "cert", c.TLSCert)
-		return hsts(a.requireHTTPS(h)), newSniffListener(a.listener, cfg), nil
+		return newSniffListener(a.listener, cfg), nil
 	case c.Edge:
 		if c.tlsOn() {
 			_ = level.Warn(a.Logger).Log("msg", "no -tls-cert: the public listener serves plain HTTP only")
 		}
-		return h, a.listener, nil
+		return a.listener, nil
 	case a.identity != nil:
-		authz := connect.NewAuthorizer(a.identity, c.IntentionsCache, rules, a.Logger)
-		return authz.Middleware(h, "/health", "/metrics"), newSniffListener(a.listener, a.identity.ServerTLS()), nil
-	default:
-		return loopbackOnly(h, rules, a.Logger), a.listener, nil
+		return newSniffListener(a.listener, a.identity.ServerTLS()), nil
 	}
+	return a.listener, nil
 }
 
 // loopbackOnly refuses, with 403 and a log line, the routes of rules to callers on

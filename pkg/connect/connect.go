@@ -7,12 +7,15 @@
 package connect
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -37,6 +40,11 @@ type Identity struct {
 	// that restarted has a new CA altogether.
 	previous      *x509.CertPool
 	previousUntil time.Time
+	// generation counts the changes of roots and leaf. A TLS session records the
+	// generation it was made in and is resumed only in the same one: a resumed
+	// session carries the certificates of its first handshake, which a CA change
+	// leaves untrusted, so after a change both sides shake hands in full again.
+	generation uint64
 
 	stop context.CancelFunc
 	done sync.WaitGroup
@@ -115,17 +123,28 @@ func (id *Identity) fetchRoots(ctx context.Context, idx uint64) (uint64, error) 
 			return 0, fmt.Errorf("connect: CA root %s is not PEM", r.ID)
 		}
 	}
-	id.mu.Lock()
-	changed := id.roots != nil
-	if changed {
-		id.previous, id.previousUntil = id.roots, time.Now().Add(rootsGrace)
-	}
-	id.roots = pool
-	id.mu.Unlock()
-	if changed {
+	if id.setRoots(pool) {
 		_ = level.Info(id.logger).Log("msg", "connect: CA roots updated", "active_root", list.ActiveRootID, "roots", len(list.Roots))
 	}
 	return meta.LastIndex, nil
+}
+
+// setRoots puts pool in use and reports whether it replaced other roots (which stay
+// trusted for rootsGrace).
+func (id *Identity) setRoots(pool *x509.CertPool) bool {
+	id.mu.Lock()
+	defer id.mu.Unlock()
+	if id.roots == nil {
+		id.roots = pool
+		return false
+	}
+	if id.roots.Equal(pool) {
+		return false
+	}
+	id.previous, id.previousUntil = id.roots, time.Now().Add(rootsGrace)
+	id.roots = pool
+	id.generation++
+	return true
 }
 
 func (id *Identity) fetchLeaf(ctx context.Context, idx uint64) (uint64, error) {
@@ -140,14 +159,30 @@ func (id *Identity) fetchLeaf(ctx context.Context, idx uint64) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("connect: leaf certificate of %s: %w", id.service, err)
 	}
-	id.mu.Lock()
-	changed := id.leaf != nil && id.leafSerial != leaf.SerialNumber
-	id.leaf, id.leafSerial = &cert, leaf.SerialNumber
-	id.mu.Unlock()
-	if changed {
+	if id.setLeaf(&cert, leaf.SerialNumber) {
 		_ = level.Info(id.logger).Log("msg", "connect: leaf certificate rotated", "serial", leaf.SerialNumber, "valid_before", leaf.ValidBefore.Format(time.RFC3339))
 	}
 	return meta.LastIndex, nil
+}
+
+// setLeaf puts cert in use and reports whether it replaced another. Certificates are
+// compared, not serial numbers: a dev agent that restarted has a new CA that counts
+// its serials from the start again, and can give an instance the serial it had.
+func (id *Identity) setLeaf(cert *tls.Certificate, serial string) bool {
+	id.mu.Lock()
+	defer id.mu.Unlock()
+	changed := id.leaf != nil && !bytes.Equal(id.leaf.Certificate[0], cert.Certificate[0])
+	id.leaf, id.leafSerial = cert, serial
+	if changed {
+		id.generation++
+	}
+	return changed
+}
+
+func (id *Identity) currentGeneration() uint64 {
+	id.mu.RLock()
+	defer id.mu.RUnlock()
+	return id.generation
 }
 
 // LeafSerial is the serial number of the leaf certificate in use.
@@ -185,7 +220,7 @@ func (id *Identity) pools() []*x509.CertPool {
 // of a replaced CA stops being accepted when the roots' grace ends, not when the
 // session ticket expires.
 func (id *Identity) ServerTLS() *tls.Config {
-	return &tls.Config{
+	cfg := &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		ClientAuth: tls.RequestClientCert,
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
@@ -199,6 +234,20 @@ func (id *Identity) ServerTLS() *tls.Config {
 			return err
 		},
 	}
+	cfg.WrapSession = func(cs tls.ConnectionState, ss *tls.SessionState) ([]byte, error) {
+		ss.Extra = append(ss.Extra, generationTag(id.currentGeneration()))
+		return cfg.EncryptTicket(cs, ss)
+	}
+	// A ticket of an earlier generation is not resumed (nil, nil): the handshake goes
+	// on in full, and the caller presents the leaf it has now.
+	cfg.UnwrapSession = func(ticket []byte, cs tls.ConnectionState) (*tls.SessionState, error) {
+		ss, err := cfg.DecryptTicket(ticket, cs)
+		if err != nil || ss == nil || !slices.ContainsFunc(ss.Extra, isGeneration(id.currentGeneration())) {
+			return nil, err
+		}
+		return ss, nil
+	}
+	return cfg
 }
 
 func rawCerts(cs tls.ConnectionState) [][]byte {
@@ -222,6 +271,7 @@ func (id *Identity) ClientTLS(service string) *tls.Config {
 		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
 			return id.currentLeaf(), nil
 		},
+		ClientSessionCache: &generationCache{id: id, sessions: tls.NewLRUClientSessionCache(clientSessions)},
 		VerifyConnection: func(cs tls.ConnectionState) error {
 			peer, err := id.verify(rawCerts(cs), x509.ExtKeyUsageServerAuth)
 			if err == nil && service != "" && peer != service {
@@ -230,6 +280,38 @@ func (id *Identity) ClientTLS(service string) *tls.Config {
 			return err
 		},
 	}
+}
+
+// clientSessions is how many TLS sessions one ClientTLS configuration keeps.
+const clientSessions = 1024
+
+// generationCache keeps a caller's TLS sessions under the identity's generation, so
+// that after a change of roots or leaf none is resumed (see Identity.generation).
+type generationCache struct {
+	id       *Identity
+	sessions tls.ClientSessionCache
+}
+
+func (c *generationCache) key(sessionKey string) string {
+	return strconv.FormatUint(c.id.currentGeneration(), 10) + " " + sessionKey
+}
+
+func (c *generationCache) Get(sessionKey string) (*tls.ClientSessionState, bool) {
+	return c.sessions.Get(c.key(sessionKey))
+}
+
+func (c *generationCache) Put(sessionKey string, cs *tls.ClientSessionState) {
+	c.sessions.Put(c.key(sessionKey), cs)
+}
+
+// generationTag is how a server's session ticket records its generation.
+func generationTag(gen uint64) []byte {
+	return []byte("kitshop-connect-generation " + strconv.FormatUint(gen, 10))
+}
+
+func isGeneration(gen uint64) func([]byte) bool {
+	tag := generationTag(gen)
+	return func(extra []byte) bool { return bytes.Equal(extra, tag) }
 }
 
 // verify checks a peer's chain against the current roots and returns its service.
