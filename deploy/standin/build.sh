@@ -11,6 +11,9 @@
 #                                        deploy/prometheus/install.sh)
 #   kitshop-standin/jaeger               Jaeger's all-in-one (jaeger/install.sh), the
 #                                        Zipkin-compatible collector
+#   kitshop-standin/victoria-logs        VictoriaLogs (victorialogs/install.sh), the log
+#                                        store of the "logs" profile: built only when
+#                                        COMPOSE_PROFILES names it
 #
 # An image whose recipe (its folder here, its base, the binary it copies) has not
 # changed since it was built is kept, so a second run takes seconds. Needs root for
@@ -132,5 +135,10 @@ build "$KITSHOP_PROMETHEUS_IMAGE" "$here/prometheus" "$(cat "$prometheus/prometh
   "$prometheus/prometheus" "$prometheus/promtool"
 jaeger=$("$here/jaeger/install.sh" | tail -n 1)
 build "$KITSHOP_ZIPKIN_IMAGE" "$here/jaeger" "$(sha256sum <"$jaeger")" "$jaeger"
+
+if [[ ",${COMPOSE_PROFILES:-}," == *,logs,* ]]; then
+  victorialogs=$("$here/victorialogs/install.sh" | tail -n 1)
+  build "$KITSHOP_VICTORIALOGS_IMAGE" "$here/victorialogs" "$(sha256sum <"$victorialogs")" "$victorialogs"
+fi
 
 log "stand-in images ready after $(($(date +%s) - started)) s"
