@@ -27,8 +27,9 @@ type Dialer struct {
 	Timeout    time.Duration // one dial plus its handshake; zero: DefaultDialTimeout
 	MaxPerHost int           // dials under way to one instance at once; zero: DefaultDialsPerHost
 
-	mu    sync.Mutex
-	hosts map[string]*dialHost
+	mu       sync.Mutex
+	hosts    map[string]*dialHost
+	sessions tls.ClientSessionCache
 }
 
 // Defaults of Dialer.
@@ -40,7 +41,7 @@ const (
 // dialHost is what the dialer keeps per instance address.
 type dialHost struct {
 	slots chan struct{} // one per dial under way
-	tls   *tls.Config   // the Dialer's, with this instance's name and session cache
+	tls   *tls.Config   // the Dialer's, with this instance's name and sessions
 }
 
 // maxDialHosts bounds the instances the dialer remembers: instances come and go (each
@@ -48,8 +49,9 @@ type dialHost struct {
 // session.
 const maxDialHosts = 1024
 
-// sessionsPerHost is how many TLS sessions are kept for one instance.
-const sessionsPerHost = 8
+// sessions is how many TLS sessions the dialer keeps when its TLS configuration has
+// no session cache of its own.
+const sessions = 1024
 
 func (d *Dialer) host(addr string) *dialHost {
 	d.mu.Lock()
@@ -71,9 +73,16 @@ func (d *Dialer) host(addr string) *dialHost {
 			h.tls.ServerName, _, _ = net.SplitHostPort(addr)
 		}
 		// Go keys a session by ServerName, the same for every instance on one host:
-		// a cache per instance keeps one instance's tickets from being offered to
-		// another, which could not resume them.
-		h.tls.ClientSessionCache = tls.NewLRUClientSessionCache(sessionsPerHost)
+		// keys that name the instance keep one instance's tickets from being offered
+		// to another, which could not resume them. The configuration's own cache, if
+		// it has one, stays the store (connect's decides which sessions may resume).
+		if d.sessions == nil {
+			d.sessions = d.TLS.ClientSessionCache
+			if d.sessions == nil {
+				d.sessions = tls.NewLRUClientSessionCache(sessions)
+			}
+		}
+		h.tls.ClientSessionCache = instanceSessions{d.sessions, addr}
 	}
 	d.hosts[addr] = h
 	return h
@@ -110,4 +119,18 @@ func (d *Dialer) DialContext(ctx context.Context, network, addr string) (net.Con
 		return nil, err
 	}
 	return conn, nil
+}
+
+// instanceSessions is a session cache's part for one instance address.
+type instanceSessions struct {
+	sessions tls.ClientSessionCache
+	addr     string
+}
+
+func (c instanceSessions) Get(key string) (*tls.ClientSessionState, bool) {
+	return c.sessions.Get(c.addr + " " + key)
+}
+
+func (c instanceSessions) Put(key string, cs *tls.ClientSessionState) {
+	c.sessions.Put(c.addr+" "+key, cs)
 }
