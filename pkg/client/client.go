@@ -139,6 +139,7 @@ type Service struct {
 	opts        Options
 	breaker     *breaker
 	breakerName string // "<caller>→<service>"
+	warm        *warmer
 }
 
 // New prepares calls to service, whose instances instancer reports.
@@ -152,9 +153,14 @@ func New(service string, instancer sd.Instancer, opts Options) *Service {
 		RequestVolumeThreshold: opts.Breaker.VolumeThreshold,
 		SleepWindow:            int(opts.Breaker.SleepWindow / time.Millisecond),
 	})
+	scheme := "http"
+	if opts.TLS != nil {
+		scheme = "https"
+	}
 	return &Service{
 		name: service, instancer: instancer, opts: opts,
 		breaker: breakerFor(name, opts.Breaker.MaxConcurrent), breakerName: name,
+		warm: newWarmer(opts.HTTPClient, scheme),
 	}
 }
 
@@ -184,10 +190,11 @@ func (s *Service) Endpoint(r Route) endpoint.Endpoint {
 }
 
 // factory turns an instance address into an endpoint for r, with a deadline per try,
-// a client span carrying B3 headers, and ejection: an instance that refused or dropped
-// a connection is skipped for a while, so retries go to the others at once.
+// a client span carrying B3 headers, warm-up (warm.go) and ejection: an instance that
+// refused or dropped a connection is skipped for a while, so retries go to the others
+// at once.
 func (s *Service) factory(r Route) sd.Factory {
-	ej := &ejections{until: map[string]time.Time{}}
+	ej := &ejections{until: map[string]time.Time{}, cold: s.warm.cold}
 	return func(instance string) (endpoint.Endpoint, io.Closer, error) {
 		tgt := &url.URL{Scheme: "http", Host: instance}
 		if s.opts.TLS != nil {
@@ -207,6 +214,7 @@ func (s *Service) factory(r Route) sd.Factory {
 			attempt = 0
 		}
 		ej.add(instance)
+		s.warm.add(instance)
 		return func(ctx context.Context, request any) (any, error) {
 			if ej.skip(instance) {
 				return nil, errEjected
@@ -221,7 +229,7 @@ func (s *Service) factory(r Route) sd.Factory {
 				ej.eject(instance)
 			}
 			return response, err
-		}, closerFunc(func() error { ej.remove(instance); return nil }), nil
+		}, closerFunc(func() error { ej.remove(instance); s.warm.remove(instance); return nil }), nil
 	}
 }
 
@@ -238,6 +246,7 @@ func isRead(method string) bool { return method == http.MethodGet || method == h
 type ejections struct {
 	mu    sync.Mutex
 	until map[string]time.Time // zero: in use
+	cold  func(instance string) bool
 }
 
 func (e *ejections) add(instance string) {
@@ -260,21 +269,40 @@ func (e *ejections) eject(instance string) {
 	}
 }
 
-// skip reports whether instance is ejected while another one is not: when every
-// instance is ejected, all are tried again rather than none.
+// skip reports whether another instance is readier than instance: one in use beats
+// one still warming up, which beats one ejected. When every instance is ejected, all
+// are tried again rather than none.
 func (e *ejections) skip(instance string) bool {
 	now := time.Now()
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if !now.Before(e.until[instance]) {
+	rank := e.rank(instance, now)
+	if rank == ready {
 		return false
 	}
-	for other, until := range e.until {
-		if other != instance && !now.Before(until) {
+	for other := range e.until {
+		if other != instance && e.rank(other, now) < rank {
 			return true
 		}
 	}
 	return false
+}
+
+// An instance's readiness, best first.
+const (
+	ready = iota
+	warming
+	ejected
+)
+
+func (e *ejections) rank(instance string, now time.Time) int {
+	switch {
+	case now.Before(e.until[instance]):
+		return ejected
+	case e.cold(instance):
+		return warming
+	}
+	return ready
 }
 
 type closerFunc func() error
@@ -286,8 +314,9 @@ func (f closerFunc) Close() error { return f() }
 // short enough that a restarted instance is soon used again.
 const ejectFor = 3 * time.Second
 
-// errEjected is what a recently unreachable instance answers without being called.
-var errEjected = errors.New("client: instance recently unreachable, skipped")
+// errEjected is what an instance answers without being called while a readier one is
+// known: it was recently unreachable, or is still warming up.
+var errEjected = errors.New("client: instance skipped for a readier one (recently unreachable, or warming up)")
 
 // unreachable reports whether err means the instance could not be talked to at all
 // (refused, reset, closed mid-answer), as opposed to a slow or failing answer.

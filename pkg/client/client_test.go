@@ -117,11 +117,22 @@ func TestChainAgainstConsul(t *testing.T) {
 	who := svc.Endpoint(route("who", true))
 	ctx := context.Background()
 
-	// The endpointer learns the instances asynchronously.
+	// The endpointer learns the instances asynchronously, and a client warms them up
+	// (warm.go), using one that is ready before one that is not: wait until calls
+	// alternate.
 	deadline := time.Now().Add(5 * time.Second)
+	last := ""
 	for {
-		if _, err := who(ctx, nil); err == nil || time.Now().After(deadline) {
-			break
+		resp, err := who(ctx, nil)
+		if err == nil {
+			name := resp.(map[string]string)["name"]
+			if last != "" && name != last {
+				break
+			}
+			last = name
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("calls did not alternate between the two instances within 5 s")
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -304,6 +315,9 @@ func TestAttemptTimeoutReadsOnly(t *testing.T) {
 		t.Run(tt.method, func(t *testing.T) {
 			var calls atomic.Int64
 			slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == "/health" {
+					return // the client's warm-up (warm.go), not a call
+				}
 				calls.Add(1)
 				select {
 				case <-r.Context().Done():
@@ -365,7 +379,12 @@ func TestBreakerBothSides(t *testing.T) {
 			if tt.shed {
 				h = admission.NewLimiter(2, 10*time.Millisecond, nil).Middleware(h)
 			}
-			srv := httptest.NewServer(admission.WithCallerTimeout(h))
+			// As in a service (pkg/app), /health stands outside the admission limit: the
+			// client's warm-up (warm.go) must not take the slots the crowd is measured on.
+			mux := http.NewServeMux()
+			mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {})
+			mux.Handle("/", admission.WithCallerTimeout(h))
+			srv := httptest.NewServer(mux)
 			defer srv.Close()
 			svc := client.New(testenv.Name("bothsides"), staticInstancer(srv.Listener.Addr().String()), client.Options{
 				Caller: "test", Timeout: 300 * time.Millisecond, Retries: 0,
