@@ -3,7 +3,7 @@ GO      ?= go
 BIN     ?= bin
 export CI
 
-.PHONY: demo up down status logs launcher test deps lint-workflows build consul fmt vet bench clean \
+.PHONY: demo up down status logs scale restart launcher test deps lint-workflows build consul fmt vet bench clean \
 	compose-up compose-down compose-test swarm-test
 
 # The whole shop on this machine, no Docker: Consul, two instances of every service,
@@ -26,6 +26,14 @@ status: launcher
 # "-service order -level warn", "-since 5m", "-json".
 logs: launcher
 	$(BIN)/kitshop logs $(ARGS)
+
+# A running stack, one service at a time: ARGS="inventory 4" (scale), ARGS="order -build"
+# (restart: every instance replaced in turn, with a fresh binary).
+scale: launcher
+	$(BIN)/kitshop scale $(ARGS)
+
+restart: launcher
+	$(BIN)/kitshop restart $(ARGS)
 
 launcher:
 	$(GO) build -o $(BIN)/kitshop ./cmd/kitshop

@@ -5,6 +5,8 @@
 //	kitshop demo           start the stack, walk a shopping story, keep it up until Ctrl-C
 //	kitshop status         services, instances and their health in Consul
 //	kitshop down           stop a detached stack
+//	kitshop scale S N      start or stop instances of service S until N pass
+//	kitshop restart S      replace every instance of S, one at a time (-build: a fresh binary)
 //	kitshop logs [-f]      every instance's log lines, merged in time order
 //	kitshop bootstrap      prepare Consul's ACLs and the gateway's certificate (containers)
 //	kitshop seed           put the demo catalogue on sale through a gateway (containers)
@@ -17,6 +19,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -37,6 +41,8 @@ commands:
   demo     up, then walk a shopping story through the gateway; Ctrl-C stops
   status   show every service's instances and their health in Consul
   down     stop a stack started with "up -detach"
+  scale    scale <service> <n>: start or stop instances until n pass in Consul
+  restart  restart <service> [-build]: replace its instances one at a time, rebuilt with -build
   logs     the logs of every instance, merged in time order (-service, -trace, -level, -since, -f)
 
 commands of a container deployment (docker-compose.yml, deploy/swarm), run once at start:
@@ -68,6 +74,17 @@ func run(args []string) error {
 	if cmd == "up" {
 		fs.BoolVar(&detach, "detach", false, "return once the stack is healthy and leave it running (stop it with kitshop down)")
 	}
+	build := false
+	if cmd == "restart" {
+		fs.BoolVar(&build, "build", false, "build the service's binary afresh first (a failed build restarts nothing)")
+	}
+	// scale and restart take their service (and count) before or after the flags.
+	var operands []string
+	if cmd == "scale" || cmd == "restart" {
+		for len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+			operands, args = append(operands, args[0]), args[1:]
+		}
+	}
 	var lo logsOptions
 	if cmd == "logs" {
 		fs.StringVar(&lo.filter.Service, "service", "", "only this service (order) or instance (order-1)")
@@ -81,6 +98,7 @@ func run(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	operands = append(operands, fs.Args()...)
 	if err := resolve(&o); err != nil {
 		return err
 	}
@@ -117,6 +135,20 @@ func run(args []string) error {
 		return status(ctx, o)
 	case "logs":
 		return logs(ctx, filepath.Join(o.State, "logs"), lo, os.Stdout, isTerminal(os.Stdout))
+	case "scale":
+		if len(operands) != 2 {
+			return fmt.Errorf("usage: kitshop scale <service> <n>")
+		}
+		n, err := strconv.Atoi(operands[1])
+		if err != nil {
+			return fmt.Errorf("kitshop scale: %q is not a number of instances", operands[1])
+		}
+		return stack.Change(o.State, os.Stdout, func(s *stack.Stack) error { return s.Scale(ctx, operands[0], n) })
+	case "restart":
+		if len(operands) != 1 {
+			return fmt.Errorf("usage: kitshop restart <service> [-build]")
+		}
+		return stack.Change(o.State, os.Stdout, func(s *stack.Stack) error { return s.Restart(ctx, operands[0], build) })
 	case "down":
 		s, err := stack.Load(o.State)
 		if err != nil {
@@ -219,7 +251,7 @@ func printURLs(s *stack.Stack) {
 	fmt.Printf(`
   kitshop is up
     storefront  %[1]s/
-    API         %[1]s/v1/products   (OpenAPI: %[1]s/openapi.json)
+    API         %[1]s/v1/products   (OpenAPI: %[1]s/openapi.json, Swagger UI: %[1]s/docs)
     Consul UI   http://%[2]s/ui/dc1/services
     storage     %[3]s
     events      %[4]s

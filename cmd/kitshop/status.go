@@ -45,7 +45,11 @@ func status(ctx context.Context, o stack.Options) error {
 			if state == "passing" {
 				passing++
 			}
-			lines = append(lines, fmt.Sprintf("    %-8s %s:%d  %s", state, e.Service.Address, e.Service.Port, e.Service.ID))
+			line := fmt.Sprintf("    %-8s %s:%d  %s", state, e.Service.Address, e.Service.Port, e.Service.ID)
+			if len(e.Service.Tags) > 0 { // the local stack tags each instance with its name
+				line += "  [" + strings.Join(e.Service.Tags, ",") + "]"
+			}
+			lines = append(lines, line)
 		}
 		sort.Strings(lines)
 		fmt.Printf("%-13s %d/%d passing\n%s\n", name, passing, len(entries), strings.Join(lines, "\n"))

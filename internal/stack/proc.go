@@ -25,7 +25,8 @@ type Proc struct {
 
 // spawn starts a process in its own process group (so a Ctrl-C reaches only the
 // launcher, which then stops everything in order), logging to <state>/logs/<name>.log.
-// Unless the stack is detached, the process is also told to end with the launcher.
+// Unless the stack is detached (or the process is started by a later command, which
+// it must outlive), the process is also told to end with the launcher.
 func (s *Stack) spawn(p Proc, bin string, args []string, env map[string]string) (Proc, error) {
 	p.Log = filepath.Join(s.Logs(), p.Name+".log")
 	logFile, err := os.OpenFile(p.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -35,11 +36,8 @@ func (s *Stack) spawn(p Proc, bin string, args []string, env map[string]string) 
 	defer logFile.Close()
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = procAttr(!s.Options.Detach)
-	cmd.Env = os.Environ()
-	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
+	cmd.SysProcAttr = procAttr(s.tied())
+	cmd.Env = instanceEnviron(os.Environ(), s.Environ, env)
 	if err := s.startCmd(cmd); err != nil {
 		return p, fmt.Errorf("start %s: %w", p.Name, err)
 	}
@@ -53,12 +51,15 @@ func (s *Stack) spawn(p Proc, bin string, args []string, env map[string]string) 
 // startCmd starts cmd. A process tied to the launcher is started by s's starter, so
 // that its parent-death signal fires when the launcher ends and not before.
 func (s *Stack) startCmd(cmd *exec.Cmd) error {
-	if s.Options.Detach {
+	if !s.tied() {
 		return cmd.Start()
 	}
 	s.starterOnce.Do(func() { s.starter = newStarter() })
 	return s.starter.start(cmd)
 }
+
+// tied reports whether processes started now end with the launcher.
+func (s *Stack) tied() bool { return !s.Options.Detach && !s.untied }
 
 // starter starts processes from one goroutine locked to its OS thread for the rest of
 // the launcher's life. Linux sends a child its parent-death signal when the thread that
@@ -89,6 +90,34 @@ func (st *starter) start(cmd *exec.Cmd) error {
 	done := make(chan error, 1)
 	st.reqs <- startRequest{cmd: cmd, done: done}
 	return <-done
+}
+
+// kitshopEnviron picks the KITSHOP_* variables of environ.
+func kitshopEnviron(environ []string) map[string]string {
+	vars := map[string]string{}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "KITSHOP_") {
+			vars[k] = v
+		}
+	}
+	return vars
+}
+
+// instanceEnviron is an instance's environment: the current one without its KITSHOP_*
+// variables, then the stack's recorded ones, then the instance's own (which win).
+func instanceEnviron(current []string, recorded, own map[string]string) []string {
+	var env []string
+	for _, kv := range current {
+		if !strings.HasPrefix(kv, "KITSHOP_") {
+			env = append(env, kv)
+		}
+	}
+	for _, vars := range []map[string]string{recorded, own} {
+		for k, v := range vars {
+			env = append(env, k+"="+v)
+		}
+	}
+	return env
 }
 
 func waitFor(ctx context.Context, timeout time.Duration, cond func() bool) error {

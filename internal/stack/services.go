@@ -3,6 +3,7 @@ package stack
 import (
 	"fmt"
 	"path/filepath"
+	"strings"
 )
 
 // service is one kind of process the stack runs.
@@ -59,7 +60,9 @@ func (s *Stack) env(svc service) map[string]string {
 	}
 	switch svc.name {
 	case "gateway":
-		env["KITSHOP_HTTP_ADDR"] = o.GatewayAddr
+		// The address it answers on, once known: a replacement takes over that port.
+		env["KITSHOP_HTTP_ADDR"] = strings.TrimPrefix(s.GatewayURL, "http://")
+		env["KITSHOP_REUSE_PORT"] = "true"
 		env["KITSHOP_TLS_CERT"], env["KITSHOP_TLS_KEY"] = s.edgeCert, s.edgeKey
 	case "user":
 		env["KITSHOP_KEY_FILE"] = filepath.Join(o.State, "user-keys.json")
@@ -78,13 +81,18 @@ func (s *Stack) env(svc service) map[string]string {
 	return env
 }
 
-// start launches instance i of svc.
+// start launches instance i of svc. A service's instance carries its name as a Consul
+// tag, so that it can be told apart from the others (waitInstance, the Consul UI).
 func (s *Stack) start(svc service, i int) (Proc, error) {
 	name := fmt.Sprintf("%s-%d", svc.name, i)
 	if svc.name == "gateway" {
 		name = "gateway"
 	}
-	p, err := s.spawn(Proc{Name: name, Service: svc.name}, filepath.Join(s.bin(), filepath.Base(svc.pkg)), nil, s.env(svc))
+	env := s.env(svc)
+	if _, given := env["KITSHOP_TAGS"]; !given && svc.name != "gateway" {
+		env["KITSHOP_TAGS"] = name
+	}
+	p, err := s.spawn(Proc{Name: name, Service: svc.name}, filepath.Join(s.bin(), filepath.Base(svc.pkg)), nil, env)
 	if err != nil {
 		return Proc{}, err
 	}
@@ -98,11 +106,5 @@ func (s *Stack) StartInstance(service string) (Proc, error) {
 	if !ok || svc.name == "gateway" {
 		return Proc{}, fmt.Errorf("no service %q to add an instance of", service)
 	}
-	n := 1
-	for _, p := range s.Procs {
-		if p.Service == service {
-			n++
-		}
-	}
-	return s.start(svc, n)
+	return s.start(svc, s.nextIndex(service))
 }

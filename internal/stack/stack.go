@@ -66,8 +66,13 @@ type Stack struct {
 	AdminEmail    string  `json:"admin_email"`
 	AdminPassword string  `json:"admin_password"`
 	Procs         []Proc  `json:"procs"`
+	// Environ is the KITSHOP_* environment of the command that started the stack (the
+	// README's raised rate limits, say). Every instance gets it, also one started
+	// later by scale or restart from another shell.
+	Environ map[string]string `json:"environ,omitempty"`
 
 	edgeCert, edgeKey string
+	untied            bool // processes started now outlive the launcher (Change)
 	starterOnce       sync.Once
 	starter           *starter
 }
@@ -104,6 +109,11 @@ func (s *Stack) logf(format string, args ...any) {
 // Up builds what is missing and starts the stack, returning once every instance
 // passes its Consul check and the catalogue is seeded.
 func Up(ctx context.Context, o Options) (*Stack, error) {
+	unlock, err := lockState(o.State)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	if old, err := Load(o.State); err == nil && old.alive() {
 		return nil, fmt.Errorf("a stack is already running (state %s); stop it first", o.State)
 	}
@@ -113,7 +123,7 @@ func Up(ctx context.Context, o Options) (*Stack, error) {
 	if o.DBPrefix == "" {
 		o.DBPrefix = "kitshop"
 	}
-	s := &Stack{Options: o, GatewayURL: "http://" + o.GatewayAddr}
+	s := &Stack{Options: o, GatewayURL: "http://" + o.GatewayAddr, Environ: kitshopEnviron(os.Environ())}
 	s.setHTTPS()
 	for _, dir := range []string{s.bin(), s.Logs()} {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -124,7 +134,6 @@ func Up(ctx context.Context, o Options) (*Stack, error) {
 		return nil, err
 	}
 	if o.tlsOn() {
-		var err error
 		if s.edgeCert, s.edgeKey, err = s.edgeCertificate(); err != nil {
 			return nil, fmt.Errorf("the gateway's certificate: %w", err)
 		}
@@ -145,7 +154,7 @@ func Up(ctx context.Context, o Options) (*Stack, error) {
 
 	// From here on, a failure stops whatever was started.
 	fail := func(err error) (*Stack, error) {
-		_ = s.Down()
+		_ = s.down()
 		return nil, err
 	}
 	for _, svc := range services {
@@ -228,8 +237,22 @@ func (s *Stack) build(ctx context.Context) error {
 }
 
 // Down stops the processes in reverse start order: the gateway first, Consul last.
-// Each gets SIGTERM (it deregisters and drains) and, after 15 s, SIGKILL.
+// Each gets SIGTERM (it deregisters and drains) and, after 15 s, SIGKILL. It stops
+// what the state file records, which includes instances that scale or restart
+// started after this Stack was loaded.
 func (s *Stack) Down() error {
+	unlock, err := lockState(s.Options.State)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if recorded, err := Load(s.Options.State); err == nil {
+		s.Procs = recorded.Procs
+	}
+	return s.down()
+}
+
+func (s *Stack) down() error {
 	for i := len(s.Procs) - 1; i >= 0; i-- {
 		p := s.Procs[i]
 		if !processAlive(p.PID) {

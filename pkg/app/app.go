@@ -15,6 +15,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-kit/kit/sd"
@@ -71,6 +72,8 @@ type Config struct {
 	// listener of /metrics and the detailed /health, registered in Consul.
 	TrustedProxies string
 	AdminAddr      string
+	// ReusePort lets a replacement listen on the same port before this one stops.
+	ReusePort bool
 
 	// Admission (pkg/admission): requests worked on at once, and how long one more
 	// waits for its turn before it is answered 503 overloaded. The edge (gateway) has
@@ -114,6 +117,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, service, defaultAddr string) {
 	fs.DurationVar(&c.DiscoveryGrace, "discovery-grace", 15*time.Second, "after Consul was unreachable or restarted, how long an empty instance list is not believed")
 	if c.Edge {
 		fs.StringVar(&c.TrustedProxies, "trusted-proxies", "", "load balancers in front (CIDRs or addresses, comma-separated) whose X-Forwarded-For and X-Forwarded-Proto are believed; empty: none, the client is the connection's peer")
+		fs.BoolVar(&c.ReusePort, "reuse-port", false, "listen with SO_REUSEPORT (Linux), so that a new gateway can take over the port of a running one before it stops; both serve until the old one has drained")
 		fs.StringVar(&c.AdminAddr, "admin-addr", "", "serve /metrics and the detailed /health on this listener and register it in Consul (its check, Prometheus); empty: both on the public port, to loopback clients only")
 	}
 	if !c.Edge { // the edge's limits are its own, per route class
@@ -155,6 +159,7 @@ type App struct {
 	admin    net.Listener      // the edge's admin listener; nil without AdminAddr
 	identity *connect.Identity // nil when TLS is off
 	clients  clientip.Resolver // the edge's clients behind TrustedProxies
+	draining atomic.Bool       // shutting down: /health answers 503
 
 	mu         sync.Mutex
 	checks     map[string]func(context.Context) error
@@ -189,7 +194,7 @@ func New(cfg Config, logOutput io.Writer) (*App, error) {
 		return nil, fmt.Errorf("-trusted-proxies: %w", err)
 	}
 	addr := cfg.listenAddr()
-	ln, err := net.Listen("tcp", addr)
+	ln, err := listen(addr, cfg.ReusePort)
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", addr, err)
 	}

@@ -27,30 +27,40 @@ import (
 const checkTimeout = time.Second
 
 // Run serves h (plus GET /health and GET /metrics) until ctx is done, registered in
-// Consul while it serves. On shutdown it deregisters first, waits Drain so callers see
-// the change, then stops accepting and gives in-flight requests ShutdownGrace. The
-// edge keeps /metrics and the detail of /health for operators (edge.go).
-func (a *App) Run(ctx context.Context, h http.Handler) error {
-	var draining atomic.Bool
+// Consul while it serves: it is Serve(ctx, a.Handler(h)).
+func (a *App) Run(ctx context.Context, h http.Handler) error { return a.Serve(ctx, a.Handler(h)) }
+
+// Handler is what the public listener serves: h, plus GET /health and GET /metrics,
+// behind the admission limit and what the mode asks (secure). The edge keeps /metrics
+// and the detail of /health for operators (edge.go). The gateway wraps it in its own
+// request IDs and trace, so that these answers carry them too.
+func (a *App) Handler(h http.Handler) http.Handler {
 	detailed := always
 	if a.Config.Edge {
 		detailed = a.local
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /health", a.healthHandler(&draining, detailed))
+	mux.Handle("GET /health", a.healthHandler(detailed))
 	mux.Handle("GET /metrics", operatorsOnly(a.Metrics.Handler(), detailed))
 	mux.Handle("/", a.admit(h))
-	handler, listener, err := a.secure(mux)
+	return a.secure(mux)
+}
+
+// Serve serves handler (Handler's, or one around it) until ctx is done, registered in
+// Consul while it serves. On shutdown it deregisters first, waits Drain so callers see
+// the change, then stops accepting and gives in-flight requests ShutdownGrace.
+func (a *App) Serve(ctx context.Context, handler http.Handler) error {
+	listener, err := a.secureListener()
 	if err != nil {
 		return err
 	}
 
-	srv := a.newServer(handler)
+	srv := a.newServer(closeWhenDraining(&a.draining, handler))
 	serveErr := make(chan error, 2)
 	go func() { serveErr <- srv.Serve(listener) }()
 	if a.admin != nil {
 		admin := http.NewServeMux()
-		admin.Handle("GET /health", a.healthHandler(&draining, always))
+		admin.Handle("GET /health", a.healthHandler(always))
 		admin.Handle("GET /metrics", a.Metrics.Handler())
 		adminSrv := a.newServer(admin)
 		go func() {
@@ -109,7 +119,7 @@ func (a *App) Run(ctx context.Context, h http.Handler) error {
 	}
 
 	_ = level.Info(a.Logger).Log("msg", "shutting down")
-	draining.Store(true)
+	a.draining.Store(true)
 	stopMaintain()
 	if registrar != nil {
 		dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -158,10 +168,24 @@ func (a *App) newServer(h http.Handler) *http.Server {
 	}
 }
 
+// closeWhenDraining ends every connection after its answer once the instance drains
+// ("Connection: close"; a GOAWAY over HTTP/2), so that clients leave it between
+// requests, on their own terms. Left to Shutdown, a kept-alive connection is closed
+// while idle, and a client sending on it just then gets no answer: a PUT or POST is
+// not retried on a new connection.
+func closeWhenDraining(draining *atomic.Bool, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if draining.Load() {
+			w.Header().Set("Connection", "close")
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
 // healthHandler answers 200 when every check passes and the instance is not draining,
 // 503 otherwise, with each check's result (and the breakers' states) to the requests
 // detailed accepts, and the status alone to others.
-func (a *App) healthHandler(draining *atomic.Bool, detailed func(*http.Request) bool) http.Handler {
+func (a *App) healthHandler(detailed func(*http.Request) bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a.mu.Lock()
 		names := make([]string, 0, len(a.checks))
@@ -173,7 +197,7 @@ func (a *App) healthHandler(draining *atomic.Bool, detailed func(*http.Request) 
 		sort.Strings(names)
 
 		status, code := "ok", http.StatusOK
-		if draining.Load() {
+		if a.draining.Load() {
 			status, code = "draining", http.StatusServiceUnavailable
 		}
 		results := map[string]string{}
