@@ -14,25 +14,23 @@ import (
 
 // BenchmarkGateway measures one proxied GET /v1/products/{sku} with the whole chain
 // (limits, request ID, metrics, round robin, retry, breaker), from parallel clients,
-// as the binary runs it (JSON access log with ts/service/caller, zipkin spans to a
-// no-op reporter) and with each of those layers left out, so that benchstat shows what
-// each costs. gateway/bench/proxy.sh and make bench compare the gateway with nginx.
+// as the binary runs it (JSON access log with ts/service/caller, zipkin trace IDs with
+// spans to a no-op reporter) and with the access log left out, so that benchstat shows
+// what it costs. Tracing cannot be left out: every answer names its trace.
+// gateway/bench/proxy.sh and make bench compare the gateway with nginx.
 func BenchmarkGateway(b *testing.B) {
 	for _, tc := range []struct {
 		name  string
 		level string
-		trace bool
 	}{
-		{"binary", "info", true},
-		{"no-access-log", "warn", true},
-		{"no-tracing", "info", false},
-		{"neither", "warn", false},
+		{"binary", "info"},
+		{"no-access-log", "warn"},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			keys := newTestKeys(b)
 			inv := startInventory(b, keys.verifier)
 			o := withUpstreams(testOptions(keys.verifier), map[string][]string{InventoryService: {inv.addr()}})
-			gw := startGateway(b, observed(b, o, tc.level, tc.trace))
+			gw := startGateway(b, observed(b, o, tc.level))
 			tr := http.DefaultTransport.(*http.Transport).Clone()
 			tr.MaxIdleConnsPerHost = 100
 			c := &http.Client{Transport: tr}
@@ -67,7 +65,7 @@ func BenchmarkGatewayShed(b *testing.B) {
 	o := withUpstreams(testOptions(keys.verifier), map[string][]string{OrderService: {slow.addr()}})
 	o.Admission = map[Class]Admit{ClassShop: {Limit: 1}}
 	o.AdmitWait = time.Nanosecond
-	gw := startGateway(b, observed(b, o, "info", true))
+	gw := startGateway(b, observed(b, o, "info"))
 	b.Cleanup(func() { close(hold) }) // before the servers close: cleanups run last first
 	url := gw.URL + "/v1/orders"
 	bearer := "Bearer " + keys.token(b, auth.Caller{UserID: "u1", Role: auth.RoleCustomer})
@@ -103,23 +101,20 @@ func BenchmarkGatewayShed(b *testing.B) {
 	})
 }
 
-// observed gives o a logger at level (its lines discarded), metrics and, with trace,
-// a tracer that samples but reports nowhere: the gateway's work for each as in
-// production.
-func observed(b *testing.B, o Options, level string, trace bool) Options {
+// observed gives o a logger at level (its lines discarded), metrics and the tracer of
+// the binary without a Zipkin URL: the gateway's work for each as in production.
+func observed(b *testing.B, o Options, level string) Options {
 	logger, err := logging.New(io.Discard, "gateway", level)
 	if err != nil {
 		b.Fatal(err)
 	}
 	o.Logger = logger
 	o.Metrics = observe.NewMetrics("gateway")
-	if trace {
-		tracer, rep, err := observe.NewTracer("gateway", "127.0.0.1:0", "")
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { _ = rep.Close() })
-		o.Tracer = tracer
+	tracer, rep, err := observe.NewTracer("gateway", "127.0.0.1:0", "")
+	if err != nil {
+		b.Fatal(err)
 	}
+	b.Cleanup(func() { _ = rep.Close() })
+	o.Tracer = tracer
 	return o
 }

@@ -201,3 +201,26 @@ func (b *browser) navigate(url string) {
 		b.t.Fatal(err)
 	}
 }
+
+// recordCSPViolations makes every page loaded from now on keep what its
+// Content-Security-Policy blocks (an inline script or style, a third-party asset).
+func (b *browser) recordCSPViolations() {
+	b.t.Helper()
+	if _, err := b.call("Page.enable", map[string]any{}); err != nil {
+		b.t.Fatal(err)
+	}
+	if _, err := b.call("Page.addScriptToEvaluateOnNewDocument", map[string]any{"source": `
+		window.cspViolations = [];
+		document.addEventListener("securitypolicyviolation", e => window.cspViolations.push(e.violatedDirective + " " + e.blockedURI));`}); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
+// checkNoCSPViolations fails the test if the page's policy blocked anything since it
+// was loaded.
+func (b *browser) checkNoCSPViolations() {
+	b.t.Helper()
+	if v, err := b.eval(`window.cspViolations.join("; ")`); err != nil || v != "" {
+		b.t.Errorf("the Content-Security-Policy blocked: %v %v", v, err)
+	}
+}

@@ -1,7 +1,8 @@
 // Package gateway is kitshop's edge: it routes every public /v1/ call to the service that
 // owns it, found in Consul, through a go-kit client endpoint per upstream service
 // (instancer → round robin → bounded retry → hystrix → zipkin), after checking tokens
-// and rate limits. It also serves the OpenAPI document and the storefront page.
+// and rate limits. It also serves the OpenAPI document, Swagger UI over it, and the
+// storefront page.
 package gateway
 
 import (
@@ -16,6 +17,7 @@ import (
 	"github.com/go-kit/log"
 	"github.com/gorilla/mux"
 	"github.com/openzipkin/zipkin-go"
+	"github.com/openzipkin/zipkin-go/reporter"
 
 	"github.com/kitshop/kitshop/pkg/admission"
 	"github.com/kitshop/kitshop/pkg/auth"
@@ -61,10 +63,19 @@ type Options struct {
 	// be retried before anything reached the client).
 	MaxResponse int64
 
+	// Listener, when set, adds what the public listener answers itself around the
+	// routes (pkg/app's App.Handler: /health, /metrics, the HTTPS redirect), inside the
+	// request ID and the server span, so that those answers carry X-Request-Id and
+	// X-Trace-Id too. They are neither in the access log nor in the per-route metrics
+	// (a health check comes every second).
+	Listener func(routes http.Handler) http.Handler
+
 	Logger  log.Logger
 	Metrics *observe.Metrics
-	Tracer  *zipkin.Tracer
-	Now     func() time.Time
+	// Tracer starts the server span of every request; nil: one that records nothing,
+	// so that an answer still names its trace.
+	Tracer *zipkin.Tracer
+	Now    func() time.Time
 }
 
 // Defaults for Options fields left zero.
@@ -92,6 +103,11 @@ func (o Options) defaults() Options {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.Tracer == nil {
+		// Sampling nothing, reporting nowhere: trace IDs are made, spans cost nothing.
+		// Only an option can fail NewTracer, and these two cannot.
+		o.Tracer, _ = zipkin.NewTracer(reporter.NewNoopReporter(), zipkin.WithSampler(zipkin.NeverSample), zipkin.WithNoopSpan(true))
 	}
 	admission := maps.Clone(DefaultAdmission)
 	maps.Copy(admission, o.Admission)
@@ -130,8 +146,9 @@ type gateway struct {
 }
 
 // New returns the gateway's handler: the routes of Routes() proxied upstream, plus
-// GET /openapi.json and the storefront at / and /static/. Every answer goes through
-// request IDs, a server span, the access log and the per-route metrics.
+// GET /openapi.json, Swagger UI over it at /docs and /docs/, and the storefront at /
+// and /static/. Every answer goes through request IDs, a server span, the access log
+// and the per-route metrics.
 func New(o Options) (http.Handler, error) {
 	o = o.defaults()
 	if o.Instancer == nil || o.Verifier == nil {
@@ -170,7 +187,18 @@ func New(o Options) (http.Handler, error) {
 		r.Path(rt.Path).Methods(rt.Method).Handler(named(rt.Name(), g.routeHandler(rt, endpoints[rt.Name()])))
 	}
 	r.Path("/openapi.json").Methods(http.MethodGet).Handler(named("GET /openapi.json", openAPIHandler()))
-	store := storefrontHandler()
+	docs, err := docsHandler()
+	if err != nil {
+		return nil, err
+	}
+	r.Path("/docs").Methods(http.MethodGet, http.MethodHead).Handler(named("GET /docs", docs))
+	// /docs/ is where a hand-typed URL often ends; the page has one address.
+	r.Path("/docs/").Methods(http.MethodGet, http.MethodHead).Handler(named("GET /docs/", http.RedirectHandler("/docs", http.StatusMovedPermanently)))
+	r.PathPrefix("/docs/").Methods(http.MethodGet, http.MethodHead).Handler(named("GET /docs/", docs))
+	store, err := storefrontHandler()
+	if err != nil {
+		return nil, err
+	}
 	r.Path("/").Methods(http.MethodGet, http.MethodHead).Handler(named("GET /", store))
 	r.PathPrefix("/static/").Methods(http.MethodGet, http.MethodHead).Handler(named("GET /static/", store))
 	return g.instrument(r), nil

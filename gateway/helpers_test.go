@@ -150,7 +150,8 @@ func startGateway(t testing.TB, o Options) *httptest.Server {
 	return srv
 }
 
-// call makes one request and returns the answer with its body read.
+// call makes one request (a redirect is the answer) and returns the answer with its
+// body read.
 func call(t *testing.T, method, url string, body io.Reader, header map[string]string) (*http.Response, string) {
 	t.Helper()
 	req, err := http.NewRequest(method, url, body)
@@ -160,7 +161,8 @@ func call(t *testing.T, method, url string, body io.Reader, header map[string]st
 	for k, v := range header {
 		req.Header.Set(k, v)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	once := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := once.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

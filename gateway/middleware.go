@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 
 	"github.com/go-kit/log/level"
@@ -13,27 +15,58 @@ import (
 
 	"github.com/kitshop/kitshop/pkg/auth"
 	"github.com/kitshop/kitshop/pkg/clientip"
+	"github.com/kitshop/kitshop/pkg/errs"
 	"github.com/kitshop/kitshop/pkg/httpstatus"
 )
 
-// instrument wraps every request: a request ID (the client's X-Request-ID when sane,
-// else a new one; echoed and forwarded), a zipkin server span of a new trace (the
-// client's B3 headers are dropped; its ID answered in X-Trace-Id), one access log line
-// and the per-route metrics.
-func (g *gateway) instrument(next http.Handler) http.Handler {
-	accessLog := level.Info(g.opts.Logger)
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := g.opts.Now()
-		ex := &exchange{route: "unmatched", requestID: requestID(r.Header.Get("X-Request-ID")), client: g.opts.ClientIP.Addr(r)}
-		w.Header().Set("X-Request-ID", ex.requestID)
-		// The trace's ID, sampled or not: a user can quote it and an operator find the
-		// trace and the log lines (they carry trace_id).
-		if span := zipkin.SpanFromContext(r.Context()); span != nil {
-			w.Header().Set("X-Trace-Id", span.Context().TraceID.String())
+// instrument wraps every request. Outermost, identify names it and its trace; inside
+// that, Options.Listener's own answers; then, around the routes, the access log line
+// and the per-route metrics (observe), which also answer a panic.
+func (g *gateway) instrument(routes http.Handler) http.Handler {
+	h := g.observe(routes)
+	if g.opts.Listener != nil {
+		h = g.opts.Listener(h)
+	}
+	return g.identify(h)
+}
+
+// identify gives every request a request ID (the client's X-Request-ID when sane, else
+// a new one; forwarded upstream) and a zipkin server span of a new trace (the client's
+// B3 headers are dropped), and names both in the answer (X-Request-Id, X-Trace-Id)
+// before anything else can be written, so that every answer carries them.
+func (g *gateway) identify(next http.Handler) http.Handler {
+	traced := zipkinhttp.NewServerMiddleware(g.opts.Tracer, zipkinhttp.SpanName("gateway"))(
+		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			ex := &exchange{route: "unmatched", requestID: requestID(r.Header.Get("X-Request-ID")), client: g.opts.ClientIP.Addr(r)}
+			h := w.Header()
+			h.Set(errs.RequestIDHeader, ex.requestID)
+			// The trace's ID, sampled or not: a user can quote it and an operator find the
+			// trace and the log lines (they carry trace_id).
+			h.Set("X-Trace-Id", zipkin.SpanFromContext(r.Context()).Context().TraceID.String())
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), exchangeKey{}, ex)))
+		}))
+	// A trace starts here: a client that chose its trace ID could join or pollute
+	// others' traces, and one that set X-B3-Flags: 1 (debug) would force every span of
+	// the request to be recorded and sent, whatever the sampler says.
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for _, name := range b3Headers {
+			delete(r.Header, name)
 		}
+		traced.ServeHTTP(w, r)
+	})
+}
+
+// observe writes one access log line and the per-route metrics for every answer of
+// next. A panic in next is logged with its stack and answered 500 internal, or, when
+// the answer had begun, ends the connection (panic(http.ErrAbortHandler)) so that a
+// half answer never looks complete; either way the log line and metrics see it.
+func (g *gateway) observe(next http.Handler) http.Handler {
+	accessLog := level.Info(g.opts.Logger)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := g.opts.Now()
+		ex := exchangeFrom(r.Context())
 		rec := httpstatus.NewRecorder(w)
-		ctx := context.WithValue(r.Context(), exchangeKey{}, ex)
-		next.ServeHTTP(rec, r.WithContext(ctx))
+		broken := g.serveRecovering(next, rec, r)
 
 		elapsed := g.opts.Now().Sub(start)
 		status := strconv.Itoa(rec.Status)
@@ -49,24 +82,40 @@ func (g *gateway) instrument(next http.Handler) http.Handler {
 			kv = append(kv, "err", ex.err)
 		}
 		// trace_id as logging.WithTrace writes it, without a log.With context per request.
-		if span := zipkin.SpanFromContext(ctx); span != nil {
-			kv = append(kv, "trace_id", span.Context().TraceID.String())
-		}
+		kv = append(kv, "trace_id", zipkin.SpanFromContext(r.Context()).Context().TraceID.String())
 		_ = accessLog.Log(kv...)
-	})
-	if g.opts.Tracer == nil {
-		return h
-	}
-	traced := zipkinhttp.NewServerMiddleware(g.opts.Tracer, zipkinhttp.SpanName("gateway"))(h)
-	// A trace starts here: a client that chose its trace ID could join or pollute
-	// others' traces, and one that set X-B3-Flags: 1 (debug) would force every span of
-	// the request to be recorded and sent, whatever the sampler says.
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		for _, name := range b3Headers {
-			delete(r.Header, name)
+		if broken {
+			panic(http.ErrAbortHandler)
 		}
-		traced.ServeHTTP(w, r)
 	})
+}
+
+// serveRecovering serves r with next. A panic is the exchange's error, logged with its
+// stack, and answered 500 internal (the JSON error body, with the request ID) when
+// nothing of the answer was written yet; broken reports a panic after that, for the
+// caller to end the connection once it has logged the request.
+func (g *gateway) serveRecovering(next http.Handler, w *httpstatus.Recorder, r *http.Request) (broken bool) {
+	defer func() {
+		v := recover()
+		if v == nil {
+			return
+		}
+		ex := exchangeFrom(r.Context())
+		ex.err = fmt.Errorf("panic: %v", v)
+		_ = level.Error(g.opts.Logger).Log("msg", "handler panicked", "request_id", ex.requestID, "route", ex.route,
+			"err", ex.err, "stack", string(debug.Stack()))
+		if w.Written() {
+			broken = true
+			return
+		}
+		// What the handler said of the body it did not write must not describe this one.
+		h := w.Header()
+		h.Del("Content-Length")
+		h.Del("Content-Encoding")
+		writeError(w, ex.err)
+	}()
+	next.ServeHTTP(w, r)
+	return false
 }
 
 // b3Headers are the B3 propagation headers, canonical keys, single and multi form.

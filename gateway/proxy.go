@@ -75,6 +75,9 @@ func decodeProxyResponse(maxResponse int64) func(context.Context, *http.Response
 		header := resp.Header
 		removeHopByHop(header)
 		delete(header, "Content-Length")
+		// The answer names the gateway's request and trace, not the upstream's.
+		delete(header, errs.RequestIDHeader)
+		delete(header, "X-Trace-Id")
 		return &proxyResponse{status: resp.StatusCode, header: header, body: body}, nil
 	}
 }

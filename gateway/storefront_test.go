@@ -119,16 +119,8 @@ func (s *shop) deliverEvents(t *testing.T, orderID string) {
 func TestStorefront(t *testing.T) {
 	b := startBrowser(t)
 	s := startShop(t)
-	// Anything the Content-Security-Policy blocks (an inline script or style, a
-	// third-party asset) is recorded, and must never happen.
-	if _, err := b.call("Page.enable", map[string]any{}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.call("Page.addScriptToEvaluateOnNewDocument", map[string]any{"source": `
-		window.cspViolations = [];
-		document.addEventListener("securitypolicyviolation", e => window.cspViolations.push(e.violatedDirective + " " + e.blockedURI));`}); err != nil {
-		t.Fatal(err)
-	}
+	// Anything the Content-Security-Policy blocks is recorded, and must never happen.
+	b.recordCSPViolations()
 
 	b.navigate(s.gateway.URL + "/")
 	b.waitFor("the catalogue", `document.querySelectorAll("#product-list li").length === 2`)
@@ -177,9 +169,7 @@ func TestStorefront(t *testing.T) {
 	b.do(`document.querySelector('a[data-view="products"]').click()`)
 	b.waitFor("stock back after the cancel", `document.querySelector('#product-list li[data-sku="kit-001"]').textContent.includes("10 available")`)
 
-	if v, err := b.eval(`window.cspViolations.join("; ")`); err != nil || v != "" {
-		t.Errorf("the Content-Security-Policy blocked: %v %v", v, err)
-	}
+	b.checkNoCSPViolations()
 }
 
 // TestStorefrontHeaders: the storefront's files come with a Content-Security-Policy

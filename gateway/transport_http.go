@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -189,16 +190,44 @@ func (g *gateway) decodeProxyRequest(ctx context.Context, r *http.Request) (any,
 	}, nil
 }
 
-func encodeProxyResponse(_ context.Context, w http.ResponseWriter, response any) error {
+func encodeProxyResponse(ctx context.Context, w http.ResponseWriter, response any) error {
 	resp := response.(*proxyResponse)
 	h := w.Header()
 	for k, vs := range resp.header {
 		h[k] = vs
 	}
-	h.Set("Content-Length", strconv.Itoa(len(resp.body)))
+	body := resp.body
+	if resp.status >= 400 {
+		body = relayedError(h, resp.status, body, exchangeFrom(ctx).requestID)
+	}
+	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(resp.status)
-	_, err := w.Write(resp.body)
+	_, err := w.Write(body)
 	return err
+}
+
+// relayedError is an upstream's error body with the request ID added beside its code
+// and message (anything else it holds is kept). A body that is not the error
+// convention's (a proxy's HTML page, nothing at all) is replaced by one, as
+// errs.FromResponse reads it, so that every error answer of the gateway is
+// {"error": {"code", "message", "request_id"}}; h then describes the new body.
+func relayedError(h http.Header, status int, body []byte, requestID string) []byte {
+	id, _ := json.Marshal(requestID)
+	var answer, e map[string]json.RawMessage
+	if json.Unmarshal(body, &answer) == nil && json.Unmarshal(answer["error"], &e) == nil && e["code"] != nil {
+		e["request_id"] = id
+		answer["error"], _ = json.Marshal(e)
+		out, _ := json.Marshal(answer) // raw messages that were just decoded
+		return append(out, '\n')
+	}
+	var b errs.Body
+	b.Error.Code = "upstream_error"
+	b.Error.Message = fmt.Sprintf("upstream answered %d %s", status, http.StatusText(status))
+	b.Error.RequestID = requestID
+	out, _ := json.Marshal(b)
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Del("Content-Encoding")
+	return append(out, '\n')
 }
 
 // encodeError writes the gateway's own answers: 401 with WWW-Authenticate, 413, 429

@@ -145,10 +145,12 @@ func TestRoutingAndErrors(t *testing.T) {
 			}
 		})
 	}
-	// Inventory's own answer, through the gateway, is byte for byte what it wrote.
+	// Inventory's own answer, through the gateway, is byte for byte what it wrote, with
+	// the request ID after its code and message.
 	_, direct := call(t, "GET", inv.srv.URL+"/v1/products/nope", nil, nil)
-	if _, via := call(t, "GET", gw.URL+"/v1/products/nope", nil, nil); via != direct {
-		t.Errorf("relayed 404 body %q, upstream wrote %q", via, direct)
+	resp, via := call(t, "GET", gw.URL+"/v1/products/nope", nil, nil)
+	if want := strings.TrimSuffix(direct, "}}\n") + `,"request_id":"` + resp.Header.Get("X-Request-Id") + `"}}` + "\n"; via != want {
+		t.Errorf("relayed 404 body %q, want %q (upstream wrote %q)", via, want, direct)
 	}
 }
 
@@ -192,7 +194,7 @@ func TestForwarding(t *testing.T) {
 		{"Proxy-Authorization dropped", got.Header.Get("Proxy-Authorization"), ""},
 		{"Connection-listed header dropped", got.Header.Get("X-Hop"), ""},
 		{"client's B3 dropped", got.Header.Get("B3"), ""},
-		{"client's X-B3-TraceId dropped", got.Header.Get("X-B3-TraceId"), ""},
+		{"X-B3-TraceId is the gateway's trace, not the client's", got.Header.Get("X-B3-TraceId"), resp.Header.Get("X-Trace-Id")},
 		{"client's X-Real-IP dropped", got.Header.Get("X-Real-IP"), ""},
 		{"client's Forwarded dropped", got.Header.Get("Forwarded"), ""},
 		{"Expect answered by the gateway, not forwarded", got.Header.Get("Expect"), ""},
@@ -203,6 +205,9 @@ func TestForwarding(t *testing.T) {
 		if c.got != c.want {
 			t.Errorf("%s: %q, want %q", c.what, c.got, c.want)
 		}
+	}
+	if got.Header.Get("X-B3-TraceId") == "463ac35c9f6413ad" {
+		t.Error("the client's X-B3-TraceId went upstream")
 	}
 
 	// Without an X-Request-ID (or with an unusable one) the gateway makes one up.
@@ -652,6 +657,50 @@ func TestTraceStartsAtTheEdge(t *testing.T) {
 			}
 			if spans := rec.Flush(); len(spans) != 0 {
 				t.Errorf("%d spans recorded by a tracer that samples nothing (first: trace %s, debug %v)", len(spans), spans[0].TraceID, spans[0].Debug)
+			}
+		})
+	}
+}
+
+// TestRelayedError: an upstream's error body gets the request ID beside its code and
+// message, and keeps whatever else it holds; a body outside the convention is replaced
+// by one, with the headers of the new body.
+func TestRelayedError(t *testing.T) {
+	const id = "req-9"
+	tests := []struct {
+		name     string
+		status   int
+		header   map[string]string
+		body     string
+		want     string
+		replaced bool
+	}{
+		{"the convention", 422, nil, `{"error":{"code":"out_of_stock","message":"only 2 left"}}` + "\n",
+			`{"error":{"code":"out_of_stock","message":"only 2 left","request_id":"req-9"}}` + "\n", false},
+		{"more than the convention", 409, nil, `{"error":{"code":"c","message":"m","detail":{"sku":"x"}},"hint":1}`,
+			`{"error":{"code":"c","detail":{"sku":"x"},"message":"m","request_id":"req-9"},"hint":1}` + "\n", false},
+		{"a request ID of the upstream's own", 404, nil, `{"error":{"code":"c","message":"m","request_id":"theirs"}}`,
+			`{"error":{"code":"c","message":"m","request_id":"req-9"}}` + "\n", false},
+		{"HTML", 404, map[string]string{"Content-Type": "text/html", "Content-Encoding": "br"}, `<html>not found</html>`,
+			`{"error":{"code":"upstream_error","message":"upstream answered 404 Not Found","request_id":"req-9"}}` + "\n", true},
+		{"nothing", 409, nil, ``,
+			`{"error":{"code":"upstream_error","message":"upstream answered 409 Conflict","request_id":"req-9"}}` + "\n", true},
+		{"an error without a code", 400, nil, `{"error":{"message":"m"}}`,
+			`{"error":{"code":"upstream_error","message":"upstream answered 400 Bad Request","request_id":"req-9"}}` + "\n", true},
+		{"an error that is a string", 400, nil, `{"error":"bad"}`,
+			`{"error":{"code":"upstream_error","message":"upstream answered 400 Bad Request","request_id":"req-9"}}` + "\n", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := http.Header{}
+			for k, v := range tt.header {
+				h.Set(k, v)
+			}
+			if got := string(relayedError(h, tt.status, []byte(tt.body), id)); got != tt.want {
+				t.Errorf("body %s, want %s", got, tt.want)
+			}
+			if tt.replaced && (h.Get("Content-Type") != "application/json; charset=utf-8" || h.Get("Content-Encoding") != "") {
+				t.Errorf("headers %v, want those of the new JSON body", h)
 			}
 		})
 	}

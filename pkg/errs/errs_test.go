@@ -14,19 +14,25 @@ func TestWriteHTTP(t *testing.T) {
 	tests := []struct {
 		name       string
 		err        error
+		requestID  string // the answer's X-Request-Id, set before the error is written
 		wantStatus int
 		wantBody   string
 		retryAfter string
 	}{
-		{"domain", E(Unprocessable, "out_of_stock", "none left"), 422, `{"error":{"code":"out_of_stock","message":"none left"}}`, ""},
-		{"wrapped", fmt.Errorf("reserving: %w", E(NotFound, "x_not_found", "no x")), 404, `"code":"x_not_found"`, ""},
-		{"unknown hides detail", errors.New("pq: relation users does not exist"), 500, `{"error":{"code":"internal","message":"internal error"}}`, ""},
-		{"rate limited", E(RateLimited, "rate_limited", "slow down"), 429, `"rate_limited"`, "1"},
-		{"unavailable", E(Unavailable, "service_unavailable", "down"), 503, `"service_unavailable"`, "1"},
+		{"domain", E(Unprocessable, "out_of_stock", "none left"), "", 422, `{"error":{"code":"out_of_stock","message":"none left"}}` + "\n", ""},
+		{"wrapped", fmt.Errorf("reserving: %w", E(NotFound, "x_not_found", "no x")), "", 404, `"code":"x_not_found"`, ""},
+		{"unknown hides detail", errors.New("pq: relation users does not exist"), "", 500, `{"error":{"code":"internal","message":"internal error"}}` + "\n", ""},
+		{"rate limited", E(RateLimited, "rate_limited", "slow down"), "", 429, `"rate_limited"`, "1"},
+		{"unavailable", E(Unavailable, "service_unavailable", "down"), "", 503, `"service_unavailable"`, "1"},
+		{"request named in the header", E(NotFound, "x_not_found", "no x"), "req-7", 404,
+			`{"error":{"code":"x_not_found","message":"no x","request_id":"req-7"}}` + "\n", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			w := httptest.NewRecorder()
+			if tt.requestID != "" {
+				w.Header().Set(RequestIDHeader, tt.requestID)
+			}
 			WriteHTTP(w, tt.err)
 			if w.Code != tt.wantStatus || !strings.Contains(w.Body.String(), tt.wantBody) {
 				t.Fatalf("%d %s, want %d %s", w.Code, w.Body, tt.wantStatus, tt.wantBody)

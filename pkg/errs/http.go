@@ -9,13 +9,19 @@ import (
 	"strconv"
 )
 
-// Body is the wire form of every error response.
+// Body is the wire form of every error response. RequestID is set on the answers
+// that name their request in an X-Request-Id header (the gateway's), so that a user
+// can quote it from the body as well.
 type Body struct {
 	Error struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
+		Code      string `json:"code"`
+		Message   string `json:"message"`
+		RequestID string `json:"request_id,omitempty"`
 	} `json:"error"`
 }
+
+// RequestIDHeader names the request an answer is for.
+const RequestIDHeader = "X-Request-Id"
 
 // retryAfterSeconds is what a 429 or 503 suggests to clients when the error itself
 // does not say.
@@ -24,8 +30,9 @@ const retryAfterSeconds = 1
 // RetryAfter can be implemented by an error to set the Retry-After header.
 type RetryAfter interface{ RetryAfterSeconds() int }
 
-// WriteHTTP writes err as JSON with its status. Internal errors are written with a
-// generic message; the caller logs the detail.
+// WriteHTTP writes err as JSON with its status, and the request ID of w's
+// X-Request-Id header when it has one. Internal errors are written with a generic
+// message; the caller logs the detail.
 func WriteHTTP(w http.ResponseWriter, err error) {
 	e := From(err)
 	status := e.Kind.Status()
@@ -39,7 +46,7 @@ func WriteHTTP(w http.ResponseWriter, err error) {
 		h.Set("Retry-After", strconv.Itoa(secs))
 	}
 	var b Body
-	b.Error.Code, b.Error.Message = e.Code, e.Message
+	b.Error.Code, b.Error.Message, b.Error.RequestID = e.Code, e.Message, h.Get(RequestIDHeader)
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(b)
 }

@@ -30,5 +30,9 @@ func (r *Recorder) Write(b []byte) (int, error) {
 	return r.ResponseWriter.Write(b)
 }
 
+// Written reports whether the answer has begun (a status or a body written): from
+// then on it can no longer be replaced by another.
+func (r *Recorder) Written() bool { return r.written }
+
 // Unwrap gives http.ResponseController the writer underneath (for Flush, deadlines).
 func (r *Recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }

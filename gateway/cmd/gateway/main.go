@@ -85,9 +85,12 @@ func run(ctx context.Context, args []string) error {
 		AdmitWait:   *admitWait,
 		MaxBody:     *maxBody,
 		MaxResponse: *maxResponse,
-		Logger:      a.Logger,
-		Metrics:     a.Metrics,
-		Tracer:      a.Tracer,
+		// The listener's own answers (/health, /metrics, the HTTPS redirect) go inside
+		// the gateway's request IDs and trace, so every answer names them.
+		Listener: a.Handler,
+		Logger:   a.Logger,
+		Metrics:  a.Metrics,
+		Tracer:   a.Tracer,
 	}
 	for s, name := range services {
 		opts.Services[s] = *name
@@ -106,5 +109,5 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	return a.Run(ctx, h)
+	return a.Serve(ctx, h)
 }
