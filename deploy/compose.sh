@@ -12,6 +12,9 @@
 # and kitshop's own, starts everything but Grafana (whose image cannot be built here),
 # and returns when every container is healthy and the seed step has filled the shop.
 #
+# With COMPOSE_PROFILES=logs, the stack includes the central log store (VictoriaLogs)
+# and deploy/logs/compose.yml, which sends every container's output to it.
+#
 # KITSHOP_COMPOSE_PROJECT names the compose project (default kitshop). The passwords come
 # from .env beside docker-compose.yml, or KITSHOP_COMPOSE_ENV_FILE: when the file does
 # not exist and the project has no volumes yet, up writes one with random passwords.
@@ -52,8 +55,12 @@ engine() {
   die "the Docker engine did not start within 30 s"
 }
 
+# logs_on: the "logs" profile is among COMPOSE_PROFILES.
+logs_on() { [[ ",${COMPOSE_PROFILES:-}," == *,logs,* ]]; }
+
 compose() {
   local args=(-p "$project" -f "$root/docker-compose.yml" -f "$root/deploy/standin/compose.yml")
+  if logs_on; then args+=(-f "$root/deploy/logs/compose.yml"); fi
   if [ -e "$env_file" ]; then args+=(--env-file "$env_file"); fi
   docker-compose "${args[@]}" "$@"
 }
@@ -132,8 +139,10 @@ build() {
 # taken by something else than this project.
 free_ports() {
   local spec svc target var default port
-  for spec in gateway:8080:KITSHOP_GATEWAY_PORT consul:8500:KITSHOP_CONSUL_PORT zipkin:9411:KITSHOP_ZIPKIN_PORT \
-    zipkin:16686:KITSHOP_TRACES_PORT rabbitmq:15672:KITSHOP_RABBITMQ_UI_PORT prometheus:9090:KITSHOP_PROMETHEUS_PORT; do
+  local specs=(gateway:8080:KITSHOP_GATEWAY_PORT consul:8500:KITSHOP_CONSUL_PORT zipkin:9411:KITSHOP_ZIPKIN_PORT
+    zipkin:16686:KITSHOP_TRACES_PORT rabbitmq:15672:KITSHOP_RABBITMQ_UI_PORT prometheus:9090:KITSHOP_PROMETHEUS_PORT)
+  if logs_on; then specs+=(victorialogs:9428:KITSHOP_LOGS_PORT victorialogs:5514:KITSHOP_SYSLOG_PORT); fi
+  for spec in "${specs[@]}"; do
     IFS=: read -r svc target var <<<"$spec"
     default=$target
     port=$(setting "$var" "$default")
@@ -154,7 +163,9 @@ up() {
   log "starting the stack and waiting for every service to be healthy"
   # Grafana is left out: its image cannot be built here (`docker compose up grafana`
   # where it can be pulled).
-  logged up compose up -d --no-build "$@" seed prometheus zipkin
+  local services=(seed prometheus zipkin)
+  if logs_on; then services+=(victorialogs); fi
+  logged up compose up -d --no-build "$@" "${services[@]}"
   local seed
   seed=$(compose ps -q seed | head -n 1)
   [ -n "$seed" ] || die "no seed container"
@@ -177,7 +188,14 @@ wait_healthy() {
     bad=$(docker ps --filter "label=com.docker.compose.project=$project" --format '{{.Names}} {{.Status}}' |
       grep -E '\((health: starting|unhealthy)\)' || true)
     [ -z "$bad" ] && return
-    [ $SECONDS -lt $deadline ] || die "containers not healthy after 3 minutes: $bad"
+    if [ $SECONDS -ge $deadline ]; then
+      local name
+      for name in $(awk '{print $1}' <<<"$bad"); do
+        # The last health check's output says what the container still waits for.
+        echo "$name, its last health check: $(docker inspect --format '{{with .State.Health}}{{range .Log}}{{.ExitCode}} {{printf "%.200s" .Output}}{{"\n"}}{{end}}{{end}}' "$name" 2>/dev/null | grep . | tail -n 1)" >&2
+      done
+      die "containers not healthy after 3 minutes: $bad"
+    fi
     sleep 2
   done
 }
@@ -198,6 +216,7 @@ summary() {
     traces      http://$(published zipkin 16686)/   (Jaeger, fed Zipkin spans)
     RabbitMQ    http://$(published rabbitmq 15672)/   (kitshop / RABBITMQ_PASSWORD in $(basename "$env_file"))
     Prometheus  http://$(published prometheus 9090)/targets
+$(if logs_on; then echo "    logs        http://$(published victorialogs 9428)/select/vmui/   (VictoriaLogs; query: \"<X-Trace-Id>\" | unpack_json)"; fi)
     admin       $(setting KITSHOP_ADMIN_EMAIL admin@kitshop.local) / $(setting KITSHOP_ADMIN_PASSWORD "")
     demo user   demo@kitshop.local / demo-password
     containers  $(docker ps -q --filter "label=com.docker.compose.project=$project" | wc -l) running: deploy/compose.sh compose ps
@@ -215,7 +234,9 @@ down() {
   esac
   engine
   images
-  logged down compose down --remove-orphans "${volumes[@]}"
+  # With the logs profile, whatever the stack was started with: a service of an inactive
+  # profile is neither removed nor an orphan.
+  COMPOSE_PROFILES=logs logged down compose down --remove-orphans "${volumes[@]}"
   local left
   left=$(docker ps -aq --filter "label=com.docker.compose.project=$project")
   [ -z "$left" ] || die "containers of project $project are left: $left"

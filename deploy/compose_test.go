@@ -38,6 +38,11 @@ type composeService struct {
 	CapDrop  []string `json:"cap_drop"`
 	Ports    []any    `json:"ports"`
 	Volumes  []any    `json:"volumes"`
+	Profiles []string `json:"profiles"`
+	Logging  *struct {
+		Driver  string            `json:"driver"`
+		Options map[string]string `json:"options"`
+	} `json:"logging"`
 }
 
 // testAdminPassword stands for the admin password a user gives (.env or environment).
@@ -295,7 +300,8 @@ func TestComposeVariables(t *testing.T) {
 			t.Errorf("%s: the image is not ${KITSHOP_<NAME>_IMAGE:-%s:<tag>}", name, official)
 		}
 	}
-	ports := map[string]string{"GATEWAY": "8080", "CONSUL": "8500", "ZIPKIN": "9411", "RABBITMQ_UI": "15672", "PROMETHEUS": "9090", "GRAFANA": "3000"}
+	ports := map[string]string{"GATEWAY": "8080", "CONSUL": "8500", "ZIPKIN": "9411", "RABBITMQ_UI": "15672", "PROMETHEUS": "9090", "GRAFANA": "3000",
+		"LOGS": "9428", "SYSLOG": "5514"}
 	for name, port := range ports {
 		if !strings.Contains(text, "${KITSHOP_"+name+"_PORT:-"+port+"}:") {
 			t.Errorf("no published port ${KITSHOP_%s_PORT:-%s}", name, port)

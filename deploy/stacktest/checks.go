@@ -25,6 +25,7 @@ type shop struct {
 	consulHTTP *api
 	prometheus *api // nil: not checked
 	traces     *api // Jaeger's query API; nil: not checked
+	logs       *api // the log store's (VictoriaLogs') API; nil: not checked
 	logf       func(format string, args ...any)
 }
 

@@ -75,13 +75,17 @@ func (t *test) logf(format string, args ...any) {
 }
 
 // command runs name with args in the repository, its output shown, with extra env.
+// Its error ends with the command's last lines on stderr (the reason it gives): the
+// teardown that follows a failure prints much more, and a CI log shown only by its
+// end would otherwise lose the reason.
 func (t *test) command(ctx context.Context, env []string, name string, args ...string) error {
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir = t.root
 	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	var stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = os.Stdout, io.MultiWriter(os.Stderr, &stderr)
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("%s %s: %w", name, strings.Join(args, " "), err)
+		return fmt.Errorf("%s %s: %w\n%s", name, strings.Join(args, " "), err, tail(stderr.String(), 12))
 	}
 	return nil
 }
@@ -130,7 +134,7 @@ func (t *test) compose(ctx context.Context) error {
 		return err
 	}
 	ports := map[string]int{}
-	for _, name := range []string{"GATEWAY", "CONSUL", "ZIPKIN", "TRACES", "RABBITMQ_UI", "PROMETHEUS", "GRAFANA"} {
+	for _, name := range []string{"GATEWAY", "CONSUL", "ZIPKIN", "TRACES", "RABBITMQ_UI", "PROMETHEUS", "GRAFANA", "LOGS", "SYSLOG"} {
 		p, err := freePort()
 		if err != nil {
 			return err
@@ -149,7 +153,8 @@ func (t *test) compose(ctx context.Context) error {
 	if err := os.WriteFile(envFile, []byte(env.String()), 0o600); err != nil {
 		return err
 	}
-	composeEnv := []string{"KITSHOP_COMPOSE_PROJECT=" + composeProject, "KITSHOP_COMPOSE_ENV_FILE=" + envFile}
+	// With the logs profile: the central log store, fed by every container.
+	composeEnv := []string{"KITSHOP_COMPOSE_PROJECT=" + composeProject, "KITSHOP_COMPOSE_ENV_FILE=" + envFile, "COMPOSE_PROFILES=logs"}
 	composeSh := filepath.Join(t.root, "deploy", "compose.sh")
 
 	// A stack left by an earlier run that was interrupted goes first.
@@ -229,6 +234,7 @@ func (t *test) composeChecks(ctx context.Context, state string, ports map[string
 		consulHTTP: newAPI(local(ports["CONSUL"])),
 		prometheus: newAPI(local(ports["PROMETHEUS"])),
 		traces:     newAPI(local(ports["TRACES"])),
+		logs:       newAPI(local(ports["LOGS"])),
 		logf:       t.logf,
 	}
 	spki, err := s.gateway.leafSPKI(ctx)
@@ -256,6 +262,9 @@ func (t *test) composeChecks(ctx context.Context, state string, ports map[string
 		return err
 	}
 	if err := s.trace(ctx, story.traceID, "gateway", "order", "inventory", "payment"); err != nil {
+		return err
+	}
+	if err := s.centralLogs(ctx, story.traceID, "gateway", "order", "inventory", "payment"); err != nil {
 		return err
 	}
 	want := map[string]int{"user": 2, "inventory": 2, "order": 2, "payment": 2, "notification": 2, "gateway": 1}
