@@ -78,24 +78,7 @@ func TestServerChecksResumedSessions(t *testing.T) {
 	oldCA, newCA := newTestCA(t, "old"), newTestCA(t, "new")
 	serverLeaf := oldCA.leaf(t, "inventory", 2)
 	server := &Identity{service: "inventory", leaf: &serverLeaf, roots: oldCA.pool()}
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", server.ServerTLS())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer conn.Close()
-				_ = conn.(*tls.Conn).Handshake()
-				_, _ = io.WriteString(conn, "hello") // also sends the session ticket
-			}()
-		}
-	}()
+	addr := echoPeerServer(t, server)
 
 	callerLeaf := oldCA.leaf(t, "order", 3)
 	caller := &tls.Config{
@@ -106,7 +89,7 @@ func TestServerChecksResumedSessions(t *testing.T) {
 		InsecureSkipVerify: true,
 	}
 	dial := func() (resumed bool, err error) {
-		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 2 * time.Second}, "tcp", ln.Addr().String(), caller)
+		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 2 * time.Second}, "tcp", addr, caller)
 		if err != nil {
 			return false, err
 		}
