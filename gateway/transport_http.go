@@ -209,7 +209,7 @@ func encodeProxyResponse(ctx context.Context, w http.ResponseWriter, response an
 // relayedError is an upstream's error body with the request ID added beside its code
 // and message (anything else it holds is kept). A body that is not the error
 // convention's (a proxy's HTML page, nothing at all) is replaced by one, as
-// errs.FromResponse reads it, so that every error answer of the gateway is
+// errs.FromBody reads it, so that every error answer of the gateway is
 // {"error": {"code", "message", "request_id"}}; h then describes the new body.
 func relayedError(h http.Header, status int, body []byte, requestID string) []byte {
 	id, _ := json.Marshal(requestID)
@@ -220,10 +220,9 @@ func relayedError(h http.Header, status int, body []byte, requestID string) []by
 		out, _ := json.Marshal(answer) // raw messages that were just decoded
 		return append(out, '\n')
 	}
+	read := errs.FromBody(status, body)
 	var b errs.Body
-	b.Error.Code = "upstream_error"
-	b.Error.Message = fmt.Sprintf("upstream answered %d %s", status, http.StatusText(status))
-	b.Error.RequestID = requestID
+	b.Error.Code, b.Error.Message, b.Error.RequestID = read.Code, read.Message, requestID
 	out, _ := json.Marshal(b)
 	h.Set("Content-Type", "application/json; charset=utf-8")
 	h.Del("Content-Encoding")

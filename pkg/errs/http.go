@@ -61,13 +61,19 @@ const maxErrorBody = 64 << 10
 // and the upstream's code and message. It reads (a bounded part of) the body.
 func FromResponse(resp *http.Response) *Error {
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	return FromBody(resp.StatusCode, data)
+}
+
+// FromBody is FromResponse for an answer already read: its status and body. A body
+// that is not the convention's is upstream_error, with the status in the message.
+func FromBody(status int, body []byte) *Error {
 	var b Body
-	if json.Unmarshal(data, &b) == nil && b.Error.Code != "" {
-		return &Error{Kind: KindOf(resp.StatusCode), Code: b.Error.Code, Message: b.Error.Message}
+	if json.Unmarshal(body, &b) == nil && b.Error.Code != "" {
+		return &Error{Kind: KindOf(status), Code: b.Error.Code, Message: b.Error.Message}
 	}
 	return &Error{
-		Kind:    KindOf(resp.StatusCode),
+		Kind:    KindOf(status),
 		Code:    "upstream_error",
-		Message: fmt.Sprintf("upstream answered %d %s", resp.StatusCode, http.StatusText(resp.StatusCode)),
+		Message: fmt.Sprintf("upstream answered %d %s", status, http.StatusText(status)),
 	}
 }
