@@ -56,9 +56,9 @@ func lockState(state string) (unlock func(), err error) {
 // Consul check. It stops the newest first, each the graceful way: SIGTERM, on which
 // the instance deregisters, drains and exits.
 func (s *Stack) Scale(ctx context.Context, service string, n int) error {
-	svc, ok := lookup(service)
-	if !ok {
-		return fmt.Errorf("no service %q (one of %s)", service, strings.Join(serviceNames(), ", "))
+	svc, err := lookup(service)
+	if err != nil {
+		return err
 	}
 	if svc.name == "gateway" {
 		return errors.New("the gateway is the stack's one listener on its address; scale the services behind it (restart gateway replaces it)")
@@ -97,9 +97,9 @@ func (s *Stack) Scale(ctx context.Context, service string, n int) error {
 // build stops nothing. The gateway's replacement listens on the same port beside the
 // old one (SO_REUSEPORT) until the old one has drained.
 func (s *Stack) Restart(ctx context.Context, service string, build bool) error {
-	svc, ok := lookup(service)
-	if !ok {
-		return fmt.Errorf("no service %q (one of %s)", service, strings.Join(serviceNames(), ", "))
+	svc, err := lookup(service)
+	if err != nil {
+		return err
 	}
 	if build {
 		s.logf("building %s", svc.name)
@@ -108,7 +108,6 @@ func (s *Stack) Restart(ctx context.Context, service string, build bool) error {
 		}
 	}
 	if svc.name == "gateway" && s.Options.tlsOn() {
-		var err error
 		if s.edgeCert, s.edgeKey, err = s.edgeCertificate(); err != nil {
 			return fmt.Errorf("the gateway's certificate: %w", err)
 		}

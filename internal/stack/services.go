@@ -25,13 +25,13 @@ var services = []service{
 	{name: "gateway", pkg: "./gateway/cmd/gateway"},
 }
 
-func lookup(name string) (service, bool) {
+func lookup(name string) (service, error) {
 	for _, svc := range services {
 		if svc.name == name {
-			return svc, true
+			return svc, nil
 		}
 	}
-	return service{}, false
+	return service{}, fmt.Errorf("no service %q (one of %s)", name, strings.Join(serviceNames(), ", "))
 }
 
 func (s *Stack) instances(svc service) int {
@@ -102,8 +102,8 @@ func (s *Stack) start(svc service, i int) (Proc, error) {
 
 // StartInstance adds one more instance of service to the running stack.
 func (s *Stack) StartInstance(service string) (Proc, error) {
-	svc, ok := lookup(service)
-	if !ok || svc.name == "gateway" {
+	svc, err := lookup(service)
+	if err != nil || svc.name == "gateway" {
 		return Proc{}, fmt.Errorf("no service %q to add an instance of", service)
 	}
 	return s.start(svc, s.nextIndex(service))
