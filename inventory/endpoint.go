@@ -46,17 +46,18 @@ type productView struct {
 	SKU         string `json:"sku"`
 	Name        string `json:"name"`
 	Description string `json:"description"`
+	Category    string `json:"category"`
 	Price       Money  `json:"price"`
 	Available   int    `json:"available"`
 }
 
 func viewProduct(p Product) productView {
-	return productView{SKU: p.SKU, Name: p.Name, Description: p.Description, Price: p.Price, Available: p.Available()}
+	return productView{SKU: p.SKU, Name: p.Name, Description: p.Description, Category: p.Category, Price: p.Price, Available: p.Available()}
 }
 
 // product is what a client knows from the public view: stock is what is available.
 func (v productView) product() Product {
-	return Product{SKU: v.SKU, Name: v.Name, Description: v.Description, Price: v.Price, Stock: v.Available}
+	return Product{SKU: v.SKU, Name: v.Name, Description: v.Description, Category: v.Category, Price: v.Price, Stock: v.Available}
 }
 
 // stockView is the admin view of a product.
@@ -88,8 +89,9 @@ func (v stockView) StatusCode() int {
 }
 
 type listProductsRequest struct {
-	Limit  int
-	Cursor string
+	Category string
+	Limit    int
+	Cursor   string
 }
 
 type listProductsResponse struct {
@@ -103,8 +105,11 @@ type createProductRequest struct {
 	SKU         string `json:"sku"`
 	Name        string `json:"name"`
 	Description string `json:"description"`
-	Price       Money  `json:"price"`
-	Stock       int    `json:"stock"`
+	// omitempty: a client that does not set it sends nothing an instance of the
+	// release before categories, which refuses unknown fields, would turn away.
+	Category string `json:"category,omitempty"`
+	Price    Money  `json:"price"`
+	Stock    int    `json:"stock"`
 }
 
 type setStockRequest struct {
@@ -145,7 +150,7 @@ func (v reservationView) reservation() Reservation {
 func makeListProductsEndpoint(s Service) endpoint.Endpoint {
 	return func(ctx context.Context, request any) (any, error) {
 		req := request.(listProductsRequest)
-		page, err := s.ListProducts(ctx, req.Limit, req.Cursor)
+		page, err := s.ListProducts(ctx, req.Category, req.Limit, req.Cursor)
 		if err != nil {
 			return nil, err
 		}
@@ -170,7 +175,7 @@ func makeGetProductEndpoint(s Service) endpoint.Endpoint {
 func makeCreateProductEndpoint(s Service) endpoint.Endpoint {
 	return func(ctx context.Context, request any) (any, error) {
 		req := request.(createProductRequest)
-		p, err := s.CreateProduct(ctx, Product{SKU: req.SKU, Name: req.Name, Description: req.Description, Price: req.Price, Stock: req.Stock})
+		p, err := s.CreateProduct(ctx, Product{SKU: req.SKU, Name: req.Name, Description: req.Description, Category: req.Category, Price: req.Price, Stock: req.Stock})
 		if err != nil {
 			return nil, err
 		}
@@ -225,8 +230,8 @@ func reservationEndpoint(f func(context.Context, string) (Reservation, error)) e
 
 // Client side: Endpoints as a Service.
 
-func (e Endpoints) ListProducts(ctx context.Context, limit int, cursor string) (Page, error) {
-	resp, err := e.ListProductsEndpoint(ctx, listProductsRequest{Limit: limit, Cursor: cursor})
+func (e Endpoints) ListProducts(ctx context.Context, category string, limit int, cursor string) (Page, error) {
+	resp, err := e.ListProductsEndpoint(ctx, listProductsRequest{Category: category, Limit: limit, Cursor: cursor})
 	if err != nil {
 		return Page{}, err
 	}
@@ -247,7 +252,7 @@ func (e Endpoints) GetProduct(ctx context.Context, sku string) (Product, error) 
 }
 
 func (e Endpoints) CreateProduct(ctx context.Context, p Product) (Product, error) {
-	resp, err := e.CreateProductEndpoint(ctx, createProductRequest{SKU: p.SKU, Name: p.Name, Description: p.Description, Price: p.Price, Stock: p.Stock})
+	resp, err := e.CreateProductEndpoint(ctx, createProductRequest{SKU: p.SKU, Name: p.Name, Description: p.Description, Category: p.Category, Price: p.Price, Stock: p.Stock})
 	if err != nil {
 		return Product{}, err
 	}

@@ -29,6 +29,7 @@ type Product struct {
 	SKU         string
 	Name        string
 	Description string
+	Category    string // empty: uncategorised
 	Price       Money
 	Stock       int
 	Reserved    int
@@ -84,6 +85,7 @@ var (
 	ErrInvalidSKU          = errs.E(errs.Invalid, "invalid_sku", "a SKU is 1-64 letters, digits, '.', '_' or '-'")
 	ErrInvalidName         = errs.E(errs.Invalid, "invalid_name", "a product name is 1-200 characters")
 	ErrInvalidDescription  = errs.E(errs.Invalid, "invalid_description", "a description is at most 2000 characters")
+	ErrInvalidCategory     = errs.E(errs.Invalid, "invalid_category", "a category is empty or 1-32 lowercase letters, digits or '-', starting with a letter or digit")
 	ErrInvalidPrice        = errs.E(errs.Invalid, "invalid_price", "a price is 1 to 100000000 minor units")
 	ErrInvalidCurrency     = errs.E(errs.Invalid, "invalid_currency", "the shop sells in one currency")
 	ErrInvalidStock        = errs.E(errs.Invalid, "invalid_stock", "stock is 0 to 1000000 units")
@@ -115,7 +117,8 @@ const (
 
 // Service is the inventory API.
 type Service interface {
-	ListProducts(ctx context.Context, limit int, cursor string) (Page, error)
+	// ListProducts pages through the catalogue, or through one category of it.
+	ListProducts(ctx context.Context, category string, limit int, cursor string) (Page, error)
 	GetProduct(ctx context.Context, sku string) (Product, error)
 	CreateProduct(ctx context.Context, p Product) (Product, error)
 	SetStock(ctx context.Context, sku string, stock int) (Product, error)
@@ -146,11 +149,15 @@ func NewService(store Store, currency string, ttl time.Duration, now func() time
 }
 
 var (
-	skuPattern     = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
-	orderIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+	skuPattern      = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+	categoryPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,31}$`)
+	orderIDPattern  = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 )
 
-func (s *service) ListProducts(ctx context.Context, limit int, cursor string) (Page, error) {
+func (s *service) ListProducts(ctx context.Context, category string, limit int, cursor string) (Page, error) {
+	if category != "" && !categoryPattern.MatchString(category) {
+		return Page{}, ErrInvalidCategory
+	}
 	if limit == 0 {
 		limit = DefaultPageSize
 	}
@@ -166,7 +173,7 @@ func (s *service) ListProducts(ctx context.Context, limit int, cursor string) (P
 		after = string(b)
 	}
 	// One more than asked tells whether a next page exists.
-	products, err := s.store.ListProducts(ctx, after, limit+1)
+	products, err := s.store.ListProducts(ctx, category, after, limit+1)
 	if err != nil {
 		return Page{}, err
 	}
@@ -193,6 +200,8 @@ func (s *service) CreateProduct(ctx context.Context, p Product) (Product, error)
 		return Product{}, ErrInvalidName
 	case utf8.RuneCountInString(p.Description) > 2000:
 		return Product{}, ErrInvalidDescription
+	case p.Category != "" && !categoryPattern.MatchString(p.Category):
+		return Product{}, ErrInvalidCategory
 	case p.Price.Amount < 1 || p.Price.Amount > MaxPrice:
 		return Product{}, ErrInvalidPrice
 	case p.Price.Currency != s.currency:

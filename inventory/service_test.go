@@ -29,6 +29,10 @@ func TestCreateProductValidation(t *testing.T) {
 		want   error
 	}{
 		{"valid", func(*Product) {}, nil},
+		{"with a category", func(p *Product) { p.Category = "tea-2" }, nil},
+		{"category in capitals", func(p *Product) { p.Category = "Tea" }, ErrInvalidCategory},
+		{"category with a space", func(p *Product) { p.Category = "green tea" }, ErrInvalidCategory},
+		{"category too long", func(p *Product) { p.Category = strings.Repeat("c", 33) }, ErrInvalidCategory},
 		{"empty sku", func(p *Product) { p.SKU = "" }, ErrInvalidSKU},
 		{"sku with slash", func(p *Product) { p.SKU = "a/b" }, ErrInvalidSKU},
 		{"sku too long", func(p *Product) { p.SKU = strings.Repeat("x", 65) }, ErrInvalidSKU},
@@ -59,7 +63,7 @@ func TestCreateProductValidation(t *testing.T) {
 				}
 				return
 			}
-			if list, _ := store.ListProducts(context.Background(), "", 10); len(list) != 2 {
+			if list, _ := store.ListProducts(context.Background(), "", "", 10); len(list) != 2 {
 				t.Errorf("a refused product changed the catalogue: %d products", len(list))
 			}
 		})
@@ -77,7 +81,7 @@ func TestListProducts(t *testing.T) {
 	var seen []string
 	cursor := ""
 	for pages := 0; ; pages++ {
-		page, err := svc.ListProducts(ctx, 2, cursor)
+		page, err := svc.ListProducts(ctx, "", 2, cursor)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -97,10 +101,14 @@ func TestListProducts(t *testing.T) {
 	}
 
 	bad := []struct {
-		limit  int
-		cursor string
-		want   error
+		category string
+		limit    int
+		cursor   string
+		want     error
 	}{
+		{category: "Tea", want: ErrInvalidCategory},
+		{category: "-tea", want: ErrInvalidCategory},
+		{category: strings.Repeat("a", 33), want: ErrInvalidCategory},
 		{limit: -1, want: ErrInvalidLimit},
 		{limit: MaxPageSize + 1, want: ErrInvalidLimit},
 		{limit: 1000000, want: ErrInvalidLimit},
@@ -108,8 +116,8 @@ func TestListProducts(t *testing.T) {
 		{cursor: "Lw", want: ErrInvalidCursor}, // base64 of "/", not a SKU
 	}
 	for _, b := range bad {
-		if _, err := svc.ListProducts(ctx, b.limit, b.cursor); !errors.Is(err, b.want) {
-			t.Errorf("limit %d cursor %q: err = %v, want %v", b.limit, b.cursor, err, b.want)
+		if _, err := svc.ListProducts(ctx, b.category, b.limit, b.cursor); !errors.Is(err, b.want) {
+			t.Errorf("category %q limit %d cursor %q: err = %v, want %v", b.category, b.limit, b.cursor, err, b.want)
 		}
 	}
 }

@@ -8,8 +8,9 @@ import (
 // Store keeps products and reservations. Every method that changes stock is atomic:
 // no sequence of calls, however concurrent, can reserve more than is available.
 type Store interface {
-	// ListProducts returns up to limit products with SKU greater than after, in SKU order.
-	ListProducts(ctx context.Context, after string, limit int) ([]Product, error)
+	// ListProducts returns up to limit products with SKU greater than after, in SKU
+	// order: those of category, or every product when category is empty.
+	ListProducts(ctx context.Context, category, after string, limit int) ([]Product, error)
 	GetProduct(ctx context.Context, sku string) (Product, error)
 	// CreateProduct fails with ErrSKUTaken when the SKU exists.
 	CreateProduct(ctx context.Context, p Product) (Product, error)

@@ -19,12 +19,12 @@ func NewMemoryStore() Store {
 	return &memoryStore{products: map[string]Product{}, reservations: map[string]Reservation{}}
 }
 
-func (m *memoryStore) ListProducts(_ context.Context, after string, limit int) ([]Product, error) {
+func (m *memoryStore) ListProducts(_ context.Context, category, after string, limit int) ([]Product, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	skus := make([]string, 0, len(m.products))
-	for sku := range m.products {
-		if sku > after {
+	for sku, p := range m.products {
+		if sku > after && (category == "" || p.Category == category) {
 			skus = append(skus, sku)
 		}
 	}

@@ -29,19 +29,25 @@ type postgresStore struct {
 // NewPostgresStore returns a Store on db, whose schema Migrations created.
 func NewPostgresStore(db *sql.DB) Store { return &postgresStore{db: db} }
 
-const productColumns = `sku, name, description, price_amount, currency, stock, reserved, created_at, updated_at`
+const productColumns = `sku, name, description, category, price_amount, currency, stock, reserved, created_at, updated_at`
 
 type scanner interface{ Scan(dest ...any) error }
 
 func scanProduct(row scanner) (Product, error) {
 	var p Product
-	err := row.Scan(&p.SKU, &p.Name, &p.Description, &p.Price.Amount, &p.Price.Currency, &p.Stock, &p.Reserved, &p.CreatedAt, &p.UpdatedAt)
+	err := row.Scan(&p.SKU, &p.Name, &p.Description, &p.Category, &p.Price.Amount, &p.Price.Currency, &p.Stock, &p.Reserved, &p.CreatedAt, &p.UpdatedAt)
 	p.CreatedAt, p.UpdatedAt = p.CreatedAt.UTC(), p.UpdatedAt.UTC()
 	return p, err
 }
 
-func (s *postgresStore) ListProducts(ctx context.Context, after string, limit int) ([]Product, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+productColumns+` FROM products WHERE sku > $1 ORDER BY sku LIMIT $2`, after, limit)
+func (s *postgresStore) ListProducts(ctx context.Context, category, after string, limit int) ([]Product, error) {
+	// Two statements rather than one with "$1 = '' OR category = $1", whose one plan
+	// would not use the category index.
+	query, args := `SELECT `+productColumns+` FROM products WHERE sku > $1 ORDER BY sku LIMIT $2`, []any{after, limit}
+	if category != "" {
+		query, args = `SELECT `+productColumns+` FROM products WHERE category = $1 AND sku > $2 ORDER BY sku LIMIT $3`, []any{category, after, limit}
+	}
+	rows, err := s.db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -66,8 +72,8 @@ func (s *postgresStore) GetProduct(ctx context.Context, sku string) (Product, er
 }
 
 func (s *postgresStore) CreateProduct(ctx context.Context, p Product) (Product, error) {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO products (`+productColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		p.SKU, p.Name, p.Description, p.Price.Amount, p.Price.Currency, p.Stock, p.Reserved, p.CreatedAt, p.UpdatedAt)
+	_, err := s.db.ExecContext(ctx, `INSERT INTO products (`+productColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		p.SKU, p.Name, p.Description, p.Category, p.Price.Amount, p.Price.Currency, p.Stock, p.Reserved, p.CreatedAt, p.UpdatedAt)
 	if postgres.IsCode(err, "23505") {
 		return Product{}, ErrSKUTaken
 	}

@@ -65,18 +65,28 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 		if err != nil || got.Name != "Name A" || got.Price != (Money{1999, "EUR"}) || got.Stock != 2 || !got.CreatedAt.Equal(t0) {
 			t.Fatalf("get A = %+v, %v", got, err)
 		}
+		tea, mugs := product("D", 1), product("E", 1)
+		tea.Category, mugs.Category = "tea", "mugs"
+		seed(t, s, tea, mugs)
+		if got, err := s.GetProduct(ctx, "D"); err != nil || got.Category != "tea" {
+			t.Fatalf("get D = %+v, %v; want category tea", got, err)
+		}
 		pages := []struct {
-			after string
-			limit int
-			want  []string
+			category, after string
+			limit           int
+			want            []string
 		}{
-			{"", 10, []string{"A", "B", "C"}},
-			{"", 2, []string{"A", "B"}},
-			{"B", 2, []string{"C"}},
-			{"C", 2, nil},
+			{"", "", 10, []string{"A", "B", "C", "D", "E"}},
+			{"", "", 2, []string{"A", "B"}},
+			{"", "B", 2, []string{"C", "D"}},
+			{"", "E", 2, nil},
+			{"tea", "", 10, []string{"D"}},
+			{"tea", "D", 10, nil},
+			{"mugs", "A", 1, []string{"E"}},
+			{"none", "", 10, nil},
 		}
 		for _, p := range pages {
-			list, err := s.ListProducts(ctx, p.after, p.limit)
+			list, err := s.ListProducts(ctx, p.category, p.after, p.limit)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -85,7 +95,7 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 				skus = append(skus, x.SKU)
 			}
 			if fmt.Sprint(skus) != fmt.Sprint(p.want) {
-				t.Errorf("list after %q limit %d = %v, want %v", p.after, p.limit, skus, p.want)
+				t.Errorf("list category %q after %q limit %d = %v, want %v", p.category, p.after, p.limit, skus, p.want)
 			}
 		}
 	})

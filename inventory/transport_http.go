@@ -44,7 +44,7 @@ func MakeHTTPHandler(e Endpoints, tracer *zipkin.Tracer) http.Handler {
 
 func decodeListProductsRequest(_ context.Context, r *http.Request) (any, error) {
 	q := r.URL.Query()
-	req := listProductsRequest{Cursor: q.Get("cursor")}
+	req := listProductsRequest{Category: q.Get("category"), Cursor: q.Get("cursor")}
 	if s := q.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 {
@@ -91,6 +91,9 @@ func encodeListProductsRequest(_ context.Context, r *http.Request, request any) 
 	req := request.(listProductsRequest)
 	listProductsRoute.SetPath(r)
 	q := url.Values{}
+	if req.Category != "" {
+		q.Set("category", req.Category)
+	}
 	if req.Limit != 0 {
 		q.Set("limit", strconv.Itoa(req.Limit))
 	}

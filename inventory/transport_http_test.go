@@ -65,6 +65,8 @@ func TestHTTPRoutes(t *testing.T) {
 		{Name: "list limit", Method: "GET", Path: "/v1/products?limit=1", Status: 200, Want: `"next_cursor":"QQ"`},
 		{Name: "list bad limit", Method: "GET", Path: "/v1/products?limit=abc", Status: 400, Want: "invalid_limit"},
 		{Name: "list absurd limit", Method: "GET", Path: "/v1/products?limit=100000", Status: 400, Want: "invalid_limit"},
+		{Name: "list a category", Method: "GET", Path: "/v1/products?category=tea", Status: 200, Want: `{"products":[],"next_cursor":""}`},
+		{Name: "list bad category", Method: "GET", Path: "/v1/products?category=Tea", Status: 400, Want: "invalid_category"},
 		{Name: "list bad cursor", Method: "GET", Path: "/v1/products?cursor=%25%25", Status: 400, Want: "invalid_cursor"},
 		{Name: "get", Method: "GET", Path: "/v1/products/A", Status: 200, Want: `"available":10`},
 		{Name: "get public view hides stock", Method: "GET", Path: "/v1/products/A", Status: 200, Want: `"price":{"amount":1999,"currency":"EUR"},"available":10}`},
@@ -77,6 +79,8 @@ func TestHTTPRoutes(t *testing.T) {
 		{Name: "create with bad token", Method: "POST", Path: "/v1/products", Body: newProduct, Token: "garbage", Status: 401, Want: "invalid_token"},
 		{Name: "create as customer", Method: "POST", Path: "/v1/products", Body: newProduct, Token: customer, Status: 403, Want: "forbidden"},
 		{Name: "create", Method: "POST", Path: "/v1/products", Body: newProduct, Token: admin, Status: 201, Want: `"stock":3,"reserved":0`},
+		{Name: "create with a category", Method: "POST", Path: "/v1/products", Body: strings.Replace(newProduct, `"stock"`, `"category":"tea","stock"`, 1), Token: admin, Status: 201, Want: `"category":"tea"`},
+		{Name: "create with a bad category", Method: "POST", Path: "/v1/products", Body: strings.Replace(newProduct, `"stock"`, `"category":"Tea!","stock"`, 1), Token: admin, Status: 400, Want: "invalid_category"},
 		{Name: "create duplicate", Method: "POST", Path: "/v1/products", Body: strings.Replace(newProduct, "NEW", "A", 1), Token: admin, Status: 409, Want: "sku_taken"},
 		{Name: "create malformed", Method: "POST", Path: "/v1/products", Body: `{"sku":`, Token: admin, Status: 400, Want: "malformed_json"},
 		{Name: "create unknown field", Method: "POST", Path: "/v1/products", Body: `{"sku":"Q","reserved":5}`, Token: admin, Status: 400, Want: "unknown_field"},
@@ -136,7 +140,7 @@ func TestHTTPClient(t *testing.T) {
 	header := http.Header{"Authorization": []string{"Bearer " + a.admin}}
 	adminCtx := auth.HTTPToContext()(ctx, &http.Request{Header: header})
 
-	page, err := c.ListProducts(ctx, 1, "")
+	page, err := c.ListProducts(ctx, "", 1, "")
 	if err != nil || len(page.Products) != 1 || page.Products[0].SKU != "A" || page.NextCursor == "" {
 		t.Fatalf("list: %+v %v", page, err)
 	}
@@ -151,6 +155,14 @@ func TestHTTPClient(t *testing.T) {
 	}
 	if p, err := c.CreateProduct(adminCtx, product("X", 1)); err != nil || p.Stock != 1 || p.SKU != "X" {
 		t.Fatalf("create as admin: %+v %v", p, err)
+	}
+	tea := product("T", 1)
+	tea.Category = "tea"
+	if p, err := c.CreateProduct(adminCtx, tea); err != nil || p.Category != "tea" {
+		t.Fatalf("create with a category: %+v %v", p, err)
+	}
+	if page, err := c.ListProducts(ctx, "tea", 10, ""); err != nil || len(page.Products) != 1 || page.Products[0].SKU != "T" || page.Products[0].Category != "tea" {
+		t.Fatalf("list a category: %+v %v", page, err)
 	}
 	if p, err := c.SetStock(adminCtx, "X", 4); err != nil || p.Stock != 4 {
 		t.Fatalf("set stock as admin: %+v %v", p, err)
