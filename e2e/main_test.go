@@ -36,7 +36,7 @@ var env *suite
 func TestMain(m *testing.M) { os.Exit(run(m)) }
 
 func run(m *testing.M) int {
-	s, err := start()
+	s, err := start(nil)
 	if err != nil {
 		if os.Getenv("CI") == "true" {
 			fmt.Fprintf(os.Stderr, "e2e: the stack could not start, and CI=true requires it: %v\n", err)
@@ -64,7 +64,8 @@ func getenv(key, def string) string {
 	return def
 }
 
-func start() (_ *suite, err error) {
+// start starts a stack of the suite's settings, which configure (if not nil) may change.
+func start(configure func(*stack.Options)) (_ *suite, err error) {
 	pg := getenv("KITSHOP_TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable&connect_timeout=5")
 	// A virtual host of the stack's own: other stacks on the broker (a demo, the
 	// deployment checks) must not consume its events, nor it theirs.
@@ -130,6 +131,9 @@ func start() (_ *suite, err error) {
 		// KITSHOP_TLS=off runs the suite in plain HTTP; by default it runs with mTLS.
 		TLS:      os.Getenv("KITSHOP_TLS"),
 		Progress: os.Stderr,
+	}
+	if configure != nil {
+		configure(&o)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()

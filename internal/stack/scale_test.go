@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 )
@@ -100,5 +101,50 @@ func TestLockState(t *testing.T) {
 	unlock()
 	if err := tryLock(); err != nil {
 		t.Fatalf("lock after unlock: %v", err)
+	}
+}
+
+func TestPlaceBinaries(t *testing.T) {
+	dir := t.TempDir()
+	release := filepath.Join(dir, "inventory-earlier")
+	if err := os.WriteFile(release, []byte("earlier release"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name     string
+		binaries map[string]string
+		wantErr  string
+	}{
+		{"none", nil, ""},
+		{"one service", map[string]string{"inventory": release}, ""},
+		{"unknown service", map[string]string{"warehouse": release}, `no service "warehouse"`},
+		{"missing binary", map[string]string{"inventory": filepath.Join(dir, "nope")}, "the binary given for inventory"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := &Stack{Options: Options{State: t.TempDir(), Binaries: tt.binaries}}
+			if err := os.MkdirAll(s.bin(), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			err := s.placeBinaries()
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want one with %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for name := range tt.binaries {
+				info, err := os.Stat(filepath.Join(s.bin(), name))
+				if err != nil || info.Mode().Perm() != 0o755 {
+					t.Fatalf("%s in bin: %v %v, want an executable", name, info, err)
+				}
+				if b, _ := os.ReadFile(filepath.Join(s.bin(), name)); string(b) != "earlier release" {
+					t.Fatalf("%s in bin holds %q", name, b)
+				}
+			}
+		})
 	}
 }
