@@ -4,7 +4,7 @@ BIN     ?= bin
 export CI
 
 .PHONY: demo up down status logs scale restart launcher test deps lint-workflows build consul fmt vet bench clean \
-	compose-up compose-down compose-test swarm-test
+	compose-up compose-down compose-scale compose-roll compose-test swarm-test
 
 # The whole shop on this machine, no Docker: Consul, two instances of every service,
 # the gateway on :8080, a seeded catalogue and a walk through one checkout. Ctrl-C stops.
@@ -64,6 +64,15 @@ compose-up:
 
 compose-down:
 	deploy/compose.sh down $(ARGS)
+
+# A running stack's service, changed without a failed request (deploy/compose.sh: one
+# container at a time, each passing in Consul before an old one stops), e.g.
+# make compose-scale SERVICE=order N=4, make compose-roll SERVICE=order ARGS=-build.
+compose-scale:
+	deploy/compose.sh scale $(SERVICE) $(N)
+
+compose-roll:
+	deploy/compose.sh roll $(SERVICE) $(ARGS)
 
 # up, the checks of deploy/stacktest through the published ports, down: a stack of its
 # own (project kitshop-test) on free ports, removed with its volumes at the end.

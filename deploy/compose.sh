@@ -6,6 +6,8 @@
 #   deploy/compose.sh down [-v]      (-v also removes the volumes: data, tokens, keys)
 #   deploy/compose.sh build          every image, nothing started (also for deploy/swarm)
 #   deploy/compose.sh compose ARGS   docker-compose with this script's project and files
+#   deploy/compose.sh scale SERVICE N        N containers of SERVICE, each passing in Consul
+#   deploy/compose.sh roll SERVICE [-build]  replace SERVICE's containers one at a time
 #
 # up starts the Docker engine if it is not running (installing Debian's docker.io and
 # docker-compose when they are missing), builds the stand-in images (deploy/standin)
@@ -14,6 +16,13 @@
 #
 # With COMPOSE_PROFILES=logs, the stack includes the central log store (VictoriaLogs)
 # and deploy/logs/compose.yml, which sends every container's output to it.
+#
+# scale and roll change a running stack without a failed request: docker-compose 1.29
+# (Debian's) cannot roll a service by itself. `up --scale` starts every new replica at
+# once, and after a build `up` recreates every replica of the service at once, so
+# nothing answers in between. These add one container at a time, wait until docker says
+# it is healthy and Consul that it passes, and only then stop an old one the graceful
+# way (SIGTERM: it deregisters, drains and exits, within the service's stop_grace_period).
 #
 # KITSHOP_COMPOSE_PROJECT names the compose project (default kitshop). The passwords come
 # from .env beside docker-compose.yml, or KITSHOP_COMPOSE_ENV_FILE: when the file does
@@ -243,10 +252,130 @@ down() {
   log "project $project: no container left${volumes:+, volumes removed}"
 }
 
+# containers service → its running containers' IDs, oldest first.
+containers() {
+  local ids
+  ids=$(docker ps -q --no-trunc --filter "label=com.docker.compose.project=$project" \
+    --filter "label=com.docker.compose.service=$1" --filter "label=com.docker.compose.oneoff=False")
+  [ -z "$ids" ] && return
+  # shellcheck disable=SC2086
+  docker inspect --format '{{.Created}} {{.Id}}' $ids | sort | awk '{print $2}'
+}
+
+lines() { grep -c . || true; }
+
+address() { # container → its address on the project's network, the one it registers in Consul
+  docker inspect --format '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}' "$1" | awk '{print $1}'
+}
+
+# consul_addresses service [passing] → the addresses Consul lists for service (every
+# registration, or the passing ones), read without a token as anyone may.
+consul_addresses() {
+  local consul
+  consul=$(compose port consul 8500 | tail -n 1 | sed 's/^0\.0\.0\.0:/127.0.0.1:/')
+  [ -n "$consul" ] || die "the project's Consul publishes no port"
+  curl -fsS "http://$consul/v1/health/service/$1${2:+?passing=1}" | jq -r '.[].Service.Address'
+}
+
+# scalable fails unless service is one of the stack's that may run several times: a
+# service publishing a host port (the gateway) cannot have two containers.
+scalable() {
+  local svc=$1 ids
+  ids=$(containers "$svc")
+  [ -n "$ids" ] || die "service $svc has no running container in project $project (make compose-up first)"
+  if [ "$(docker inspect --format '{{len .HostConfig.PortBindings}}' "$(head -n 1 <<<"$ids")")" != 0 ]; then
+    die "$svc publishes a host port: a second container could not take it"
+  fi
+}
+
+# add_one service: one more container of service (the image its tag names now; the
+# others are not recreated), returned when it is healthy and passes in Consul.
+add_one() {
+  local svc=$1 before after new addr n started=$SECONDS health
+  before=$(containers "$svc")
+  n=$(($(lines <<<"$before") + 1))
+  logged "scale-$svc" compose up -d --no-deps --no-recreate --no-build --scale "$svc=$n" "$svc"
+  after=$(containers "$svc")
+  new=$(grep -vxF -f <(echo "$before") <<<"$after" || true)
+  [ "$(lines <<<"$new")" = 1 ] || die "scaling $svc to $n made containers '$new', want one new"
+  addr=$(address "$new")
+  while :; do
+    health=$(docker inspect --format '{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{end}}' "$new")
+    if [ "$health" = "running healthy" ] && consul_addresses "$svc" passing | grep -qxF "$addr"; then break; fi
+    if [ "${health%% *}" != running ] || [ $((SECONDS - started)) -ge 180 ]; then
+      docker logs --tail 20 "$new" >&2
+      die "the new $svc container ${new:0:12} ($addr) is $health, not both healthy and passing in Consul, after $((SECONDS - started)) s"
+    fi
+    sleep 1
+  done
+  log "$svc: ${new:0:12} ($addr) is healthy and passes in Consul after $((SECONDS - started)) s; $n running"
+}
+
+# retire container service: stops it the graceful way and removes it, and returns once
+# Consul no longer lists it.
+retire() {
+  local id=$1 svc=$2 addr grace deadline
+  addr=$(address "$id")
+  # docker stop waits for the container's StopTimeout, which compose sets from the
+  # service's stop_grace_period, before it kills.
+  grace=$(docker inspect --format '{{.Config.StopTimeout}}' "$id")
+  log "$svc: stopping ${id:0:12} ($addr; SIGTERM, up to $grace s to drain)"
+  docker stop "$id" >/dev/null
+  docker rm "$id" >/dev/null
+  deadline=$((SECONDS + 60))
+  while grep -qxF "$addr" <<<"$(consul_addresses "$svc")"; do
+    [ $SECONDS -lt $deadline ] || die "$svc at $addr is still registered in Consul 60 s after it stopped"
+    sleep 1
+  done
+  log "$svc: ${id:0:12} stopped, removed, gone from Consul"
+}
+
+# scale service n: starts containers one at a time (two cold ones at once could take
+# every try of a call), or stops the newest first, until n run and pass.
+scale() {
+  [ $# = 2 ] && [[ $2 =~ ^[1-9][0-9]*$ ]] || die "usage: deploy/compose.sh scale SERVICE N (N ≥ 1)"
+  local svc=$1 n=$2 ids
+  engine
+  images
+  scalable "$svc"
+  ids=$(containers "$svc")
+  for _ in $(seq "$(lines <<<"$ids")" $((n - 1))); do add_one "$svc"; done
+  for id in $(containers "$svc" | tail -n +$((n + 1)) | tac); do retire "$id" "$svc"; done
+  [ "$(consul_addresses "$svc" passing | lines)" = "$n" ] || die "$svc: Consul does not list $n passing instances"
+  log "$svc: $n containers, each healthy and passing in Consul"
+}
+
+# roll service [-build]: replaces every container of service, oldest first, each by a
+# new one that passes before the old one stops; with -build, the service's image is
+# built first (a failed build stops nothing).
+roll() {
+  local svc=${1:-} build=${2:-} old image id stale
+  [ -n "$svc" ] && [ $# -le 2 ] && { [ -z "$build" ] || [ "$build" = -build ]; } ||
+    die "usage: deploy/compose.sh roll SERVICE [-build]"
+  engine
+  images
+  scalable "$svc"
+  if [ -n "$build" ]; then
+    log "building the image of $svc"
+    logged "build-$svc" compose build "$svc"
+  fi
+  old=$(containers "$svc")
+  for id in $old; do
+    add_one "$svc"
+    retire "$id" "$svc"
+  done
+  image=$(docker image inspect --format '{{.Id}}' "$(docker inspect --format '{{.Config.Image}}' "$(containers "$svc" | head -n 1)")")
+  stale=$(for id in $(containers "$svc"); do [ "$(docker inspect --format '{{.Image}}' "$id")" = "$image" ] || echo "$id"; done)
+  [ -z "$stale" ] || die "$svc: containers $stale do not run the current image $image"
+  log "$svc: $(lines <<<"$old") containers replaced, all new, on image ${image:7:12}"
+}
+
 case ${1:-} in
   up) shift; up "$@" ;;
   build) build ;;
   down) shift; down "$@" ;;
   compose) shift; images; compose "$@" ;;
-  *) die "usage: deploy/compose.sh up [options] | down [-v] | build | compose ARGS" ;;
+  scale) shift; scale "$@" ;;
+  roll) shift; roll "$@" ;;
+  *) die "usage: deploy/compose.sh up [options] | down [-v] | build | compose ARGS | scale SERVICE N | roll SERVICE [-build]" ;;
 esac

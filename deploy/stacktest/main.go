@@ -5,7 +5,7 @@
 //	stacktest swarm     make swarm-test: a one-node swarm, docker stack deploy of
 //	                    deploy/swarm/kitshop.yml, the smoke path, then removed
 //
-// It brings up a stack of its own (compose project kitshop-test, stack kitshopt) on
+// It brings up a stack of its own (compose project kitshop-test or -project, stack kitshopt) on
 // free ports, so it does not touch a stack already running, and removes it, volumes and
 // all, at the end (-keep leaves it). It exits 1 at the first check that fails.
 package main
@@ -46,6 +46,7 @@ func run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("stacktest "+mode, flag.ExitOnError)
 	root := fs.String("root", ".", "the kitshop repository")
 	keep := fs.Bool("keep", false, "leave the stack running at the end (remove it with deploy/compose.sh down -v, or docker stack rm)")
+	project := fs.String("project", "kitshop-test", "the compose project's name (a stack already running under another name is not touched)")
 	screenshot := fs.String("screenshot", "", "also save the storefront's screenshot here (e.g. docs/storefront-docker.png)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
@@ -54,7 +55,7 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	t := &test{root: abs, keep: *keep, screenshot: *screenshot, started: time.Now()}
+	t := &test{root: abs, project: *project, keep: *keep, screenshot: *screenshot, started: time.Now()}
 	if mode == "swarm" {
 		return t.swarm(ctx)
 	}
@@ -64,6 +65,7 @@ func run(ctx context.Context, args []string) error {
 // test is one run, printing a line per step with the time since it began.
 type test struct {
 	root       string
+	project    string // of compose
 	keep       bool
 	screenshot string
 	started    time.Time
@@ -121,15 +123,13 @@ func consulClient(addr string) (*consul.Client, error) {
 	return consul.NewClient(conf)
 }
 
-const composeProject = "kitshop-test"
-
 // compose is make compose-test.
 func (t *test) compose(ctx context.Context) error {
 	// Checked first, not after the minutes the stack takes to build.
 	if _, err := exec.LookPath("chromium"); err != nil {
 		return fmt.Errorf("the storefront check needs Debian's chromium (apt-get install chromium; make test's scripts/deps.sh installs it): %w", err)
 	}
-	state := filepath.Join(t.root, ".kitshop", "compose-"+composeProject)
+	state := filepath.Join(t.root, ".kitshop", "compose-"+t.project)
 	if err := os.MkdirAll(state, 0o700); err != nil {
 		return err
 	}
@@ -143,33 +143,44 @@ func (t *test) compose(ctx context.Context) error {
 	}
 	envFile := filepath.Join(state, "env")
 	var env strings.Builder
-	fmt.Fprintf(&env, "# stacktest compose: this run's passwords and published ports\n")
+	fmt.Fprintf(&env, "# stacktest compose: this run's passwords, published ports and rate limits\n")
+	passwords := map[string]string{}
 	for _, name := range []string{"POSTGRES_PASSWORD", "RABBITMQ_PASSWORD", "KITSHOP_ADMIN_PASSWORD", "GRAFANA_ADMIN_PASSWORD"} {
-		fmt.Fprintf(&env, "%s=%s\n", name, randomHex(12))
+		passwords[name] = randomHex(12)
+		fmt.Fprintf(&env, "%s=%s\n", name, passwords[name])
 	}
 	for name, p := range ports {
 		fmt.Fprintf(&env, "KITSHOP_%s_PORT=%d\n", name, p)
+	}
+	// The load of the rolling check comes from one address (Docker's port proxy) and
+	// would meet the per-client limits, which are not what it measures.
+	for _, name := range []string{"ANON", "ANON_BURST", "USER", "USER_BURST"} {
+		fmt.Fprintf(&env, "KITSHOP_RATE_%s=100000\n", name)
 	}
 	if err := os.WriteFile(envFile, []byte(env.String()), 0o600); err != nil {
 		return err
 	}
 	// With the logs profile: the central log store, fed by every container.
-	composeEnv := []string{"KITSHOP_COMPOSE_PROJECT=" + composeProject, "KITSHOP_COMPOSE_ENV_FILE=" + envFile, "COMPOSE_PROFILES=logs"}
+	composeEnv := []string{"KITSHOP_COMPOSE_PROJECT=" + t.project, "KITSHOP_COMPOSE_ENV_FILE=" + envFile, "COMPOSE_PROFILES=logs"}
 	composeSh := filepath.Join(t.root, "deploy", "compose.sh")
 
 	// A stack left by an earlier run that was interrupted goes first.
-	if out, _ := t.output(ctx, nil, "docker", "ps", "-aq", "--filter", "label=com.docker.compose.project="+composeProject); out != "" {
+	if out, _ := t.output(ctx, nil, "docker", "ps", "-aq", "--filter", "label=com.docker.compose.project="+t.project); out != "" {
 		t.logf("removing the containers of an earlier run")
 		if err := t.command(ctx, composeEnv, composeSh, "down", "-v"); err != nil {
 			return err
 		}
 	}
 
-	t.logf("make compose-up (project %s, gateway on port %d)", composeProject, ports["GATEWAY"])
+	t.logf("make compose-up (project %s, gateway on port %d)", t.project, ports["GATEWAY"])
 	upErr := t.command(ctx, composeEnv, composeSh, "up")
 	checkErr := upErr
 	if upErr == nil {
 		checkErr = t.composeChecks(ctx, state, ports, composeEnv, composeSh)
+		if checkErr == nil {
+			checkErr = t.rollingUnderLoad(ctx, state, fmt.Sprintf("https://localhost:%d", ports["GATEWAY"]),
+				passwords["KITSHOP_ADMIN_PASSWORD"], composeEnv, composeSh)
+		}
 	}
 	if checkErr != nil {
 		t.logf("FAILED: %v", checkErr)
@@ -181,13 +192,13 @@ func (t *test) compose(ctx context.Context) error {
 		}
 	}
 	if t.keep {
-		t.logf("-keep: the stack stays up; remove it with KITSHOP_COMPOSE_PROJECT=%s KITSHOP_COMPOSE_ENV_FILE=%s deploy/compose.sh down -v", composeProject, envFile)
+		t.logf("-keep: the stack stays up; remove it with KITSHOP_COMPOSE_PROJECT=%s KITSHOP_COMPOSE_ENV_FILE=%s deploy/compose.sh down -v", t.project, envFile)
 		return checkErr
 	}
 	t.logf("make compose-down (with -v: this run's volumes go too)")
 	downErr := t.command(context.Background(), composeEnv, composeSh, "down", "-v")
 	if downErr == nil {
-		downErr = t.nothingLeft(context.Background(), "label=com.docker.compose.project="+composeProject)
+		downErr = t.nothingLeft(context.Background(), "label=com.docker.compose.project="+t.project)
 	}
 	if checkErr != nil {
 		return checkErr
