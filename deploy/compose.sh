@@ -272,7 +272,7 @@ address() { # container → its address on the project's network, the one it reg
 # registration, or the passing ones), read without a token as anyone may.
 consul_addresses() {
   local consul
-  consul=$(compose port consul 8500 | tail -n 1 | sed 's/^0\.0\.0\.0:/127.0.0.1:/')
+  consul=$(published consul 8500)
   [ -n "$consul" ] || die "the project's Consul publishes no port"
   curl -fsS "http://$consul/v1/health/service/$1${2:+?passing=1}" | jq -r '.[].Service.Address'
 }

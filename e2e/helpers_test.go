@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"testing"
 	"time"
@@ -159,23 +160,29 @@ func orderIDs(t *testing.T, clients []*stack.Client) any {
 		}
 		users = append(users, me.ID)
 	}
-	rows, err := env.dbs["order"].Query(`SELECT id FROM orders WHERE user_id = ANY($1)`, pq.Array(users))
+	return pq.Array(queryStrings(t, env.dbs["order"], `SELECT id FROM orders WHERE user_id = ANY($1)`, pq.Array(users)))
+}
+
+// queryStrings returns the one text column of query's rows.
+func queryStrings(t *testing.T, db *sql.DB, query string, args ...any) []string {
+	t.Helper()
+	rows, err := db.Query(query, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rows.Close()
-	var ids []string
+	var values []string
 	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
+		var v string
+		if err := rows.Scan(&v); err != nil {
 			t.Fatal(err)
 		}
-		ids = append(ids, id)
+		values = append(values, v)
 	}
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
-	return pq.Array(ids)
+	return values
 }
 
 // statuses counts the orders of ids by status.

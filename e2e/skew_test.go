@@ -145,21 +145,5 @@ func stderrOf(err error) []byte {
 // migrations lists the schema migrations applied to db.
 func migrations(t *testing.T, db *sql.DB) []string {
 	t.Helper()
-	rows, err := db.Query(`SELECT name FROM schema_migrations ORDER BY name`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var names []string
-	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
-			t.Fatal(err)
-		}
-		names = append(names, name)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return names
+	return queryStrings(t, db, `SELECT name FROM schema_migrations ORDER BY name`)
 }

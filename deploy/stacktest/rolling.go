@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -110,7 +109,7 @@ func (t *test) rollingUnderLoad(ctx context.Context, state, gatewayURL, adminPas
 	}
 	var failed []string
 	for kind, n := range report.All.Errors {
-		if kind != strconv.Itoa(422) {
+		if kind != "422" {
 			failed = append(failed, fmt.Sprintf("%d × %s", n, kind))
 		}
 	}
