@@ -34,14 +34,17 @@ func (c Config) tlsOn() bool { return c.TLS == TLSOn }
 // listenAddr is HTTPAddr, except for a service (not the edge) in plain HTTP: there an
 // address without a host (":8081", the default) means loopback, since nothing tells
 // its callers apart. Naming an interface ("0.0.0.0:8081") still listens there.
-func (c Config) listenAddr() string {
+func (c Config) listenAddr() string { return c.listenAddrOf(c.HTTPAddr) }
+
+// listenAddrOf is listenAddr's rule for any of the instance's listen addresses.
+func (c Config) listenAddrOf(addr string) string {
 	if c.Edge || c.tlsOn() {
-		return c.HTTPAddr
+		return addr
 	}
-	if host, port, err := net.SplitHostPort(c.HTTPAddr); err == nil && host == "" {
+	if host, port, err := net.SplitHostPort(addr); err == nil && host == "" {
 		return net.JoinHostPort("127.0.0.1", port)
 	}
-	return c.HTTPAddr
+	return addr
 }
 
 // loopbackHost reports whether the host of addr is a loopback address or localhost.

@@ -2,6 +2,7 @@ package connect
 
 import (
 	"context"
+	"crypto/tls"
 	"net/http"
 	"strings"
 	"sync"
@@ -71,33 +72,46 @@ func (a *Authorizer) Middleware(next http.Handler, open ...string) http.Handler 
 				return
 			}
 		}
-		if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
-			a.refuse(w, r, "", "no client certificate")
-			return
+		peer, refusal, err := a.check(r.Context(), r.TLS, r.URL.Path)
+		switch {
+		case err != nil:
+			errs.WriteHTTP(w, err)
+		case refusal != "":
+			a.refuse(w, r, peer.URI, refusal)
+		default:
+			next.ServeHTTP(w, r.WithContext(WithPeer(r.Context(), peer)))
 		}
-		// The handshake verified the chain (ServerTLS); this reads its identity.
-		peer, err := PeerFromCert(r.TLS.PeerCertificates[0])
-		if err != nil {
-			a.refuse(w, r, "", err.Error())
-			return
-		}
-		ok, reason, err := a.allowed(r.Context(), peer)
-		if err != nil {
-			// No answer is not a refusal: the caller may try again (503 is retried by
-			// the client chain), and nothing is let through unchecked.
-			_ = level.Warn(a.logger).Log("msg", "connect: intentions unavailable", "peer", peer.URI, "err", err)
-			errs.WriteHTTP(w, errs.E(errs.Unavailable, "intentions_unavailable", "the caller's authorisation cannot be checked now; try again shortly"))
-			return
-		}
-		if ok {
-			ok, reason = a.pathAllowed(peer.Service, r.URL.Path)
-		}
-		if !ok {
-			a.refuse(w, r, peer.URI, reason)
-			return
-		}
-		next.ServeHTTP(w, r.WithContext(WithPeer(r.Context(), peer)))
 	})
+}
+
+// errIntentionsUnavailable answers a call whose caller cannot be checked now. No
+// answer is not a refusal: the caller may try again (the client chain retries it), and
+// nothing is let through unchecked.
+var errIntentionsUnavailable = errs.E(errs.Unavailable, "intentions_unavailable", "the caller's authorisation cannot be checked now; try again shortly")
+
+// check decides a call to path over a connection in state cs (nil: plain, not TLS).
+// It returns the caller, or the reason it is refused, or errIntentionsUnavailable.
+func (a *Authorizer) check(ctx context.Context, cs *tls.ConnectionState, path string) (peer Peer, refusal string, err error) {
+	if cs == nil || len(cs.PeerCertificates) == 0 {
+		return Peer{}, "no client certificate", nil
+	}
+	// The handshake verified the chain (ServerTLS); this reads its identity.
+	peer, err = PeerFromCert(cs.PeerCertificates[0])
+	if err != nil {
+		return Peer{}, err.Error(), nil
+	}
+	ok, reason, err := a.allowed(ctx, peer)
+	if err != nil {
+		_ = level.Warn(a.logger).Log("msg", "connect: intentions unavailable", "peer", peer.URI, "err", err)
+		return peer, "", errIntentionsUnavailable
+	}
+	if ok {
+		ok, reason = a.pathAllowed(peer.Service, path)
+	}
+	if !ok {
+		return peer, reason, nil
+	}
+	return peer, "", nil
 }
 
 func (a *Authorizer) pathAllowed(caller, path string) (bool, string) {
@@ -205,11 +219,7 @@ func (a *Authorizer) authorize(ctx context.Context, peer Peer) (*consul.AgentAut
 }
 
 func (a *Authorizer) refuse(w http.ResponseWriter, r *http.Request, peer, reason string) {
-	if peer == "" {
-		peer = "none"
-	}
-	_ = level.Warn(a.logger).Log("msg", "connect: call refused", "peer", peer, "remote", r.RemoteAddr,
-		"method", r.Method, "path", r.URL.Path, "reason", reason)
+	a.logRefusal(peer, r.RemoteAddr, r.Method, r.URL.Path, reason)
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(http.StatusForbidden)
 	_, _ = w.Write([]byte(`{"error":{"code":"forbidden","message":"this caller may not call this service"}}` + "\n"))
@@ -226,4 +236,13 @@ func WithPeer(ctx context.Context, p Peer) context.Context {
 func PeerFrom(ctx context.Context) (Peer, bool) {
 	p, ok := ctx.Value(peerKey{}).(Peer)
 	return p, ok
+}
+
+// logRefusal logs a refused call, naming its peer ("none" without a certificate).
+func (a *Authorizer) logRefusal(peer, remote, method, path, reason string) {
+	if peer == "" {
+		peer = "none"
+	}
+	_ = level.Warn(a.logger).Log("msg", "connect: call refused", "peer", peer, "remote", remote,
+		"method", method, "path", path, "reason", reason)
 }

@@ -32,9 +32,10 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer a.Close()
-	// Intentions let the gateway call this service; its /internal/ routes are the
-	// order saga's alone.
+	// Intentions let the gateway call this service; its /internal/ routes, and the
+	// reservations over gRPC, are the order saga's alone.
 	a.RestrictPaths("/internal/", "order")
+	a.RestrictPaths(inventory.GRPCReservationsPrefix, "order")
 	db, err := a.OpenDB(ctx, inventory.Migrations())
 	if err != nil {
 		return err
@@ -54,5 +55,6 @@ func run(ctx context.Context, args []string) error {
 	svc := inventory.NewService(store, *currency, *ttl, time.Now)
 	go inventory.ExpireReservations(ctx, store, *sweep, time.Now, a.Logger)
 	endpoints := inventory.MakeServerEndpoints(svc, a.Observer(), verifier)
+	inventory.RegisterGRPCServer(a.GRPCServer(), endpoints, a.Tracer)
 	return a.Run(ctx, inventory.MakeHTTPHandler(endpoints, a.Tracer))
 }
