@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/go-kit/kit/sd"
+	kitgrpc "github.com/go-kit/kit/transport/grpc"
 	kithttp "github.com/go-kit/kit/transport/http"
 	"github.com/go-kit/log"
 
@@ -128,14 +129,25 @@ func TestHTTPReservationLifecycle(t *testing.T) {
 	}
 }
 
-// TestHTTPClient runs the client against a live server: every Service method, and
-// business errors coming back as the same domain errors.
-func TestHTTPClient(t *testing.T) {
+// TestClient runs the client of each transport against a live server: every Service
+// method, and business errors coming back as the same domain errors.
+func TestClient(t *testing.T) {
+	for _, transport := range []string{"http", "grpc"} {
+		t.Run(transport, func(t *testing.T) { testClient(t, transport) })
+	}
+}
+
+func testClient(t *testing.T, transport string) {
 	a := newTestAuth(t)
-	srv := newTestServer(t, a)
-	instancer := sd.FixedInstancer{strings.TrimPrefix(srv.URL, "http://")}
-	opts := client.Options{Caller: "test", Before: []kithttp.RequestFunc{auth.ContextToHTTP()}}
-	c := NewHTTPClient(instancer, opts.Defaults())
+	opts := client.Options{Caller: "test-" + transport,
+		Before: []kithttp.RequestFunc{auth.ContextToHTTP()}, GRPCBefore: []kitgrpc.ClientRequestFunc{auth.ContextToGRPC()}}
+	var c Service
+	if transport == "grpc" {
+		c = NewGRPCClient(sd.FixedInstancer{newTestGRPCServer(t, a)}, opts.Defaults())
+	} else {
+		srv := newTestServer(t, a)
+		c = NewHTTPClient(sd.FixedInstancer{strings.TrimPrefix(srv.URL, "http://")}, opts.Defaults())
+	}
 	ctx := context.Background()
 	header := http.Header{"Authorization": []string{"Bearer " + a.admin}}
 	adminCtx := auth.HTTPToContext()(ctx, &http.Request{Header: header})

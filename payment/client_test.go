@@ -156,7 +156,9 @@ func testClient(t *testing.T, transport string) {
 	}
 }
 
-func TestClientRetriesProcessorFailures(t *testing.T) { overEach(t, testClientRetriesProcessorFailures) }
+func TestClientRetriesProcessorFailures(t *testing.T) {
+	overEach(t, testClientRetriesProcessorFailures)
+}
 
 func testClientRetriesProcessorFailures(t *testing.T, transport string) {
 	ctx := context.Background()

@@ -3,7 +3,6 @@ package payment
 import (
 	"context"
 	"errors"
-	"net"
 	"testing"
 
 	"google.golang.org/grpc"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/kitshop/kitshop/payment/pb"
 	"github.com/kitshop/kitshop/pkg/errs"
+	"github.com/kitshop/kitshop/pkg/testenv"
 )
 
 // newTestGRPCServer serves a memory-backed payment service over gRPC on loopback and
@@ -20,15 +20,7 @@ import (
 func newTestGRPCServer(t *testing.T, proc Processor) string {
 	t.Helper()
 	e, tracer, _ := newTestEndpoints(t, proc)
-	srv := grpc.NewServer()
-	RegisterGRPCServer(srv, e, tracer)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(srv.Stop)
-	return ln.Addr().String()
+	return testenv.GRPCServer(t, func(s *grpc.Server) { RegisterGRPCServer(s, e, tracer) })
 }
 
 // TestGRPCServer calls the gRPC service as any gRPC client would, with the generated

@@ -356,6 +356,23 @@ func (a *App) GRPCInstancer(service string) (sd.Instancer, error) {
 	return ins, nil
 }
 
+// UserKeys is the source of the keys that verify tokens, in every service but user:
+// the keys the instances of service (the user service's Consul name) publish,
+// fetched over the internal transport with opts, and kept fresh until the app closes.
+func (a *App) UserKeys(service string, opts client.Options, cfg auth.JWKSConfig) (*auth.JWKSSource, error) {
+	instancer, fetcher := a.Instancer, auth.NewUserJWKSFetcher
+	if a.InternalTransport() == TransportGRPC {
+		instancer, fetcher = a.GRPCInstancer, auth.NewUserGRPCJWKSFetcher
+	}
+	users, err := instancer(service)
+	if err != nil {
+		return nil, err
+	}
+	keys := auth.NewJWKSSource(fetcher(users, opts), cfg)
+	a.OnClose(keys)
+	return keys, nil
+}
+
 // InternalTransport is the transport of this service's calls to others:
 // TransportHTTP or TransportGRPC.
 func (a *App) InternalTransport() string {

@@ -44,12 +44,10 @@ func run(ctx context.Context, args []string) error {
 	if db != nil {
 		store = inventory.NewPostgresStore(db)
 	}
-	users, err := a.Instancer("user")
+	keys, err := a.UserKeys(auth.UserService, a.ClientOptionsFor("user"), auth.JWKSConfig{})
 	if err != nil {
 		return err
 	}
-	keys := auth.NewUserKeys(users, a.ClientOptionsFor("user"), auth.JWKSConfig{})
-	a.OnClose(keys)
 	verifier := auth.NewVerifier(keys, auth.DefaultIssuer, auth.DefaultAudience, *tokenTTL)
 
 	svc := inventory.NewService(store, *currency, *ttl, time.Now)

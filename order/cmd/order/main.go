@@ -73,12 +73,10 @@ func run(ctx context.Context, args []string) error {
 		go func() { _ = relay.Run(ctx) }()
 	}
 
-	users, err := a.Instancer("user")
+	keys, err := a.UserKeys(auth.UserService, a.ClientOptionsFor("user"), auth.JWKSConfig{})
 	if err != nil {
 		return err
 	}
-	keys := auth.NewUserKeys(users, a.ClientOptionsFor("user"), auth.JWKSConfig{})
-	a.OnClose(keys)
 	verifier := auth.NewVerifier(keys, auth.DefaultIssuer, auth.DefaultAudience, *tokenTTL)
 	inv, pay, err := upstreams(a)
 	if err != nil {
