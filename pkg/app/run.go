@@ -118,7 +118,7 @@ func (a *App) Serve(ctx context.Context, handler http.Handler) error {
 		}
 		go registrar.Maintain(maintainCtx, a.Config.Resync)
 	}
-	_ = level.Info(a.Logger).Log("msg", "serving", "addr", a.HostPort(), "grpc_port", grpcPort, "consul_id", registrationID(registrar), "mtls", a.identity != nil)
+	_ = level.Info(a.Logger).Log("msg", "serving", "addr", a.HostPort(), "grpc_port", grpcPort, "internal_transport", a.InternalTransport(), "consul_id", registrationID(registrar), "mtls", a.identity != nil)
 
 	select {
 	case err := <-serveErr:

@@ -10,17 +10,21 @@ import (
 	"github.com/go-kit/kit/tracing/zipkin"
 	kitgrpc "github.com/go-kit/kit/transport/grpc"
 	zipkingo "github.com/openzipkin/zipkin-go"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/kitshop/kitshop/pkg/auth"
 	"github.com/kitshop/kitshop/pkg/errs"
+	"github.com/kitshop/kitshop/pkg/observe"
 )
 
 // ServerOptions are the options of every kitshop gRPC handler: the caller's bearer
-// token into the context, and a server span joined to the caller's trace (B3
+// token into the context, the transport for the call's log line, and a server span joined to the caller's trace (B3
 // metadata) when tracer is set.
 func ServerOptions(tracer *zipkingo.Tracer) []kitgrpc.ServerOption {
-	opts := []kitgrpc.ServerOption{kitgrpc.ServerBefore(auth.GRPCToContext())}
+	opts := []kitgrpc.ServerOption{kitgrpc.ServerBefore(auth.GRPCToContext(), func(ctx context.Context, _ metadata.MD) context.Context {
+		return observe.WithTransport(ctx, "grpc")
+	})}
 	if tracer != nil {
 		opts = append(opts, zipkin.GRPCServerTrace(tracer))
 	}
