@@ -12,7 +12,7 @@ import (
 
 // newTestGRPCServer serves the inventory over gRPC on loopback, as newTestServer does
 // over HTTP, and returns its address.
-func newTestGRPCServer(t *testing.T, a testAuth) string {
+func newTestGRPCServer(t testing.TB, a testAuth) string {
 	t.Helper()
 	svc, _, _ := newTestService(t)
 	obs := observe.Observer{Logger: log.NewNopLogger(), Metrics: observe.NewMetrics("inventory")}

@@ -27,7 +27,7 @@ type testAuth struct {
 	admin, customer string
 }
 
-func newTestAuth(t *testing.T) testAuth {
+func newTestAuth(t testing.TB) testAuth {
 	t.Helper()
 	kid, key, err := auth.GenerateKey()
 	if err != nil {
@@ -46,7 +46,7 @@ func newTestAuth(t *testing.T) testAuth {
 
 // newTestServer serves the inventory over HTTP with a memory store of its own, seeded
 // with products A (10 in stock) and B (2), believing the tokens of a.
-func newTestServer(t *testing.T, a testAuth) *httptest.Server {
+func newTestServer(t testing.TB, a testAuth) *httptest.Server {
 	t.Helper()
 	svc, _, _ := newTestService(t)
 	obs := observe.Observer{Logger: log.NewNopLogger(), Metrics: observe.NewMetrics("inventory")}
