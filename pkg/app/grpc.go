@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/kitshop/kitshop/pkg/admission"
+	"github.com/kitshop/kitshop/pkg/client"
 	"github.com/kitshop/kitshop/pkg/clientip"
 	"github.com/kitshop/kitshop/pkg/connect"
 	"github.com/kitshop/kitshop/pkg/errs"
@@ -50,6 +51,9 @@ func (a *App) GRPCServer() *grpc.Server {
 		// Callers keep their connections for as long as they run; a ping now and then
 		// finds one that died without a FIN (a container removed) before a call does.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		// Fixed windows, as the callers' (client.GRPCWindow): no bandwidth-estimating PINGs.
+		grpc.InitialWindowSize(client.GRPCWindow),
+		grpc.InitialConnWindowSize(client.GRPCWindow),
 	}
 	if a.identity != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(a.identity.ServerTLS())))

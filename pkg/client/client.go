@@ -1,5 +1,5 @@
 // Package client builds go-kit client endpoints for calling another kitshop service
-// found in Consul. Each call goes through
+// found in Consul, over HTTP JSON (New) or gRPC (NewGRPC). Each call goes through
 //
 //	Consul instancer (passing only) → round-robin → bounded retry → hystrix → zipkin
 //
