@@ -52,13 +52,13 @@ ACTIONLINT ?= github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
 lint-workflows:
 	$(GO) run $(ACTIONLINT)
 
-# The gRPC code of every .proto (inventory/pb, payment/pb, user/pb), regenerated with
+# The gRPC code of every .proto (inventory/pb, payment/pb, pkg/auth/pb), regenerated with
 # Debian's protoc (apt-get install protobuf-compiler) and the two plugins at pinned
 # versions, installed into $(BIN)/ from their Go modules. The generated code is
 # committed: building kitshop needs none of this.
 PROTOC_GEN_GO      ?= google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 PROTOC_GEN_GO_GRPC ?= google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.5.1
-PROTOS = $(wildcard */pb/*.proto)
+PROTOS = $(wildcard */pb/*.proto pkg/*/pb/*.proto)
 PROTO_OUT ?= .
 proto:
 	@command -v protoc >/dev/null || { echo "protoc not found: apt-get install protobuf-compiler libprotobuf-dev" >&2; exit 1; }

@@ -29,7 +29,12 @@ const releaseBeforeCategories = "511179bc45821a593ab4c39e840e7c3cf82e6034"
 func TestVersionSkew(t *testing.T) {
 	ctx := context.Background()
 	old := buildRelease(t, releaseBeforeCategories, "./inventory/cmd/inventory")
-	s, err := start(func(o *stack.Options) { o.Binaries = map[string]string{"inventory": old} })
+	s, err := start(func(o *stack.Options) {
+		o.Binaries = map[string]string{"inventory": old}
+		// Over HTTP whatever the suite's transport: the release before categories
+		// serves no gRPC, and a caller over gRPC sees only instances that do.
+		setInternalTransport(o, "http")
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

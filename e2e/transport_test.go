@@ -12,33 +12,39 @@ import (
 )
 
 // TestInternalTransports runs a checkout, a decline and a cancel with the calls between
-// services over each transport: HTTP JSON on the suite's stack, gRPC on a stack of its
-// own (KITSHOP_INTERNAL_TRANSPORT=grpc for every service). Each checkout's trace runs
-// through every service it crosses, and the inventory and payment calls of it came in
-// over the transport under test (their log lines say which).
+// services over each transport: the suite's stack (HTTP JSON, or what
+// KITSHOP_INTERNAL_TRANSPORT says) and a stack of its own for the other (the variable set
+// for every service). Each checkout's trace runs through every service it crosses, and
+// the inventory and payment calls of it came in over the transport under test (their
+// log lines say which).
 func TestInternalTransports(t *testing.T) {
-	overGRPC, err := start(func(o *stack.Options) {
-		for _, svc := range []string{"user", "inventory", "payment", "order", "notification", "gateway"} {
-			if o.Env[svc] == nil {
-				o.Env[svc] = map[string]string{}
-			}
-			o.Env[svc]["KITSHOP_INTERNAL_TRANSPORT"] = "grpc"
-		}
-	})
+	suiteTransport, other := "http", "grpc"
+	if getenv("KITSHOP_INTERNAL_TRANSPORT", "http") == "grpc" {
+		suiteTransport, other = "grpc", "http"
+	}
+	own, err := start(func(o *stack.Options) { setInternalTransport(o, other) })
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() {
-		overGRPC.keepLogs = t.Failed()
-		if err := overGRPC.stop(); err != nil {
-			t.Errorf("stopping the gRPC stack: %v", err)
+		own.keepLogs = t.Failed()
+		if err := own.stop(); err != nil {
+			t.Errorf("stopping the %s stack: %v", other, err)
 		}
 	}()
-	for _, tt := range []struct {
-		transport string
-		s         *suite
-	}{{"http", env}, {"grpc", overGRPC}} {
-		t.Run(tt.transport, func(t *testing.T) { checkoutDeclineCancel(t, tt.s, tt.transport) })
+	stacks := map[string]*suite{suiteTransport: env, other: own}
+	for _, transport := range []string{"http", "grpc"} {
+		t.Run(transport, func(t *testing.T) { checkoutDeclineCancel(t, stacks[transport], transport) })
+	}
+}
+
+// setInternalTransport makes every service of a stack call the others over transport.
+func setInternalTransport(o *stack.Options, transport string) {
+	for _, svc := range []string{"user", "inventory", "payment", "order", "notification", "gateway"} {
+		if o.Env[svc] == nil {
+			o.Env[svc] = map[string]string{}
+		}
+		o.Env[svc]["KITSHOP_INTERNAL_TRANSPORT"] = transport
 	}
 }
 

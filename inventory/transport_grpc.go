@@ -15,14 +15,14 @@ import (
 
 // The gRPC services of inventory/pb, named for NewGRPCClient's routes and for the path
 // rule that keeps reservations the order saga's (GRPCReservationsPrefix).
-const (
-	catalogueService    = "kitshop.inventory.v1.Catalogue"
-	reservationsService = "kitshop.inventory.v1.Reservations"
+var (
+	catalogueService    = pb.Catalogue_ServiceDesc.ServiceName
+	reservationsService = pb.Reservations_ServiceDesc.ServiceName
 )
 
 // GRPCReservationsPrefix is the prefix of the reservation methods' full names, for a
 // path rule (app.RestrictPaths) like the one on the HTTP routes under /internal/.
-const GRPCReservationsPrefix = "/" + reservationsService + "/"
+var GRPCReservationsPrefix = "/" + pb.Reservations_ServiceDesc.ServiceName + "/"
 
 // RegisterGRPCServer serves the endpoints on s as the Catalogue and Reservations gRPC
 // services: the same endpoints MakeHTTPHandler mounts, so a call is logged, measured,

@@ -15,12 +15,12 @@ import (
 )
 
 // chargesService is the gRPC service of payment/pb.
-const chargesService = "kitshop.payment.v1.Charges"
+var chargesService = pb.Charges_ServiceDesc.ServiceName
 
 // GRPCPrefix is the prefix of every payment method's full name, for the path rule
 // (app.RestrictPaths) that keeps them the order saga's, like the HTTP routes under
 // /internal/.
-const GRPCPrefix = "/" + chargesService + "/"
+var GRPCPrefix = "/" + pb.Charges_ServiceDesc.ServiceName + "/"
 
 // RegisterGRPCServer serves the endpoints on s as the Charges gRPC service: the same
 // endpoints MakeHTTPHandler mounts.

@@ -8,8 +8,8 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/kitshop/kitshop/pkg/auth"
+	"github.com/kitshop/kitshop/pkg/auth/pb"
 	"github.com/kitshop/kitshop/pkg/grpcwire"
-	"github.com/kitshop/kitshop/user/pb"
 )
 
 // RegisterGRPCServer serves what other services call on the user service, its public

@@ -175,7 +175,9 @@ type App struct {
 	closers    []io.Closer
 	instancers map[string]*discovery.ConsulInstancer
 	pathRules  []connect.PathRule
-	grpcServer *grpc.Server // nil unless the service serves gRPC (GRPCServer)
+	rulesInUse bool                // the rules are fixed: RestrictPaths refuses more
+	authz      *connect.Authorizer // with mTLS, made by the first of HTTP and gRPC to need it
+	grpcServer *grpc.Server        // nil unless the service serves gRPC (GRPCServer)
 
 	limiterOnce sync.Once
 	limiter     *admission.Limiter // the admission limit of HTTP and gRPC calls

@@ -41,13 +41,18 @@ const healthService = "/grpc.health.v1.Health/"
 // mode, restricted methods answer loopback callers only) and admitted through the same
 // admission limit; their deadline is the caller's own, carried by gRPC.
 func (a *App) GRPCServer() *grpc.Server {
+	secure := a.grpcSecure() // before the lock: it fixes the path rules under it
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.grpcServer != nil {
 		return a.grpcServer
 	}
 	opts := []grpc.ServerOption{
-		grpc.ChainUnaryInterceptor(a.grpcSecure(), a.grpcAdmit()),
+		grpc.ChainUnaryInterceptor(secure, a.grpcAdmit()),
+		// kitshop's methods are unary; a stream would pass none of the checks above.
+		grpc.StreamInterceptor(func(any, grpc.ServerStream, *grpc.StreamServerInfo, grpc.StreamHandler) error {
+			return status.Error(codes.Unimplemented, "kitshop serves unary calls only")
+		}),
 		// Callers keep their connections for as long as they run; a ping now and then
 		// finds one that died without a FIN (a container removed) before a call does.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
@@ -63,41 +68,46 @@ func (a *App) GRPCServer() *grpc.Server {
 	return a.grpcServer
 }
 
-// grpcSecure is secure's part for gRPC; it reads the path rules when the server is
-// built, so RestrictPaths comes first.
+// grpcSecure is secure's part for gRPC: the instance's Authorizer with mTLS; in plain
+// mode the restricted methods answer loopback callers only.
 func (a *App) grpcSecure() grpc.UnaryServerInterceptor {
-	rules := append([]connect.PathRule(nil), a.pathRules...)
 	if a.identity != nil {
-		return connect.NewAuthorizer(a.identity, a.Config.IntentionsCache, rules, a.Logger).UnaryServerInterceptor(healthService)
+		return a.authorizer().UnaryServerInterceptor(healthService)
 	}
+	rules := a.rules()
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		p, ok := peer.FromContext(ctx)
-		for _, rule := range rules {
-			if !strings.HasPrefix(info.FullMethod, rule.Prefix) {
-				continue
-			}
-			var addr *net.TCPAddr
-			if ok {
-				addr, _ = p.Addr.(*net.TCPAddr)
-			}
-			if addr == nil || !clientip.Loopback(addr.AddrPort().Addr()) {
-				_ = level.Warn(a.Logger).Log("msg", "plain gRPC: call from another host refused", "remote", p.Addr,
-					"path", info.FullMethod, "reason", "methods under "+rule.Prefix+" answer loopback callers only without mTLS")
-				return nil, errs.GRPCStatus(errs.E(errs.Forbidden, "forbidden", "this caller may not call this service"))
-			}
+		rule, restricted := connect.RuleFor(rules, info.FullMethod)
+		if !restricted {
+			return handler(ctx, req)
+		}
+		var remote net.Addr
+		if p, ok := peer.FromContext(ctx); ok {
+			remote = p.Addr
+		}
+		if addr, ok := remote.(*net.TCPAddr); !ok || !clientip.Loopback(addr.AddrPort().Addr()) {
+			_ = level.Warn(a.Logger).Log("msg", "plain gRPC: call from another host refused", "remote", fmt.Sprint(remote),
+				"path", info.FullMethod, "reason", "methods under "+rule.Prefix+" answer loopback callers only without mTLS")
+			return nil, errs.GRPCStatus(connect.ErrForbidden)
 		}
 		return handler(ctx, req)
 	}
 }
 
 // grpcAdmit admits each call through the instance's admission limit (the one its HTTP
-// routes share); a shed call is answered Unavailable (errs.ErrOverloaded), which the
+// routes share), within its caller's deadline; a shed call is answered Unavailable (errs.ErrOverloaded), which the
 // calling chain neither counts against the breaker nor mistakes for a business answer.
 func (a *App) grpcAdmit() grpc.UnaryServerInterceptor {
 	limiter := a.admissionLimiter()
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		if strings.HasPrefix(info.FullMethod, healthService) {
 			return handler(ctx, req)
+		}
+		// The caller's deadline is gRPC's own; one past what an HTTP caller may send
+		// (admission.MaxTimeout) is cut to it.
+		if d, ok := ctx.Deadline(); ok && time.Until(d) > admission.MaxTimeout {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, admission.MaxTimeout)
+			defer cancel()
 		}
 		release, err := limiter.Admit(ctx)
 		if err != nil {

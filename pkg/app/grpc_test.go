@@ -136,3 +136,18 @@ func TestInternalTransportFlag(t *testing.T) {
 		}
 	}
 }
+
+// TestRestrictPathsFirst: a path rule added once the servers are built would guard
+// nothing, so it is refused loudly.
+func TestRestrictPathsFirst(t *testing.T) {
+	_, addr := testenv.Consul(t)
+	a := newApp(t, addr, "-tls", "off")
+	a.RestrictPaths("/internal/", "order")
+	a.GRPCServer()
+	defer func() {
+		if recover() == nil {
+			t.Fatal("RestrictPaths after GRPCServer did not panic")
+		}
+	}()
+	a.RestrictPaths("/kitshop.payment.v1.Charges/", "order")
+}

@@ -18,7 +18,7 @@ import (
 	"github.com/go-kit/kit/sd"
 
 	"github.com/kitshop/kitshop/pkg/client"
-	userpb "github.com/kitshop/kitshop/user/pb"
+	keyspb "github.com/kitshop/kitshop/pkg/auth/pb"
 )
 
 // UserService is the Consul name of the service that issues tokens and serves their
@@ -284,25 +284,25 @@ func NewUserJWKSFetcher(instancer sd.Instancer, opts client.Options) Fetcher {
 	return fetcherOf(e)
 }
 
-// NewUserGRPCJWKSFetcher is NewUserJWKSFetcher over gRPC: the user service's Keys
-// service (user/pb) at the instances instancer finds (discovery.NewConsulGRPCInstancer),
+// NewUserGRPCJWKSFetcher is NewUserJWKSFetcher over gRPC: the Keys service (pkg/auth/pb)
+// the user service serves, at the instances instancer finds (discovery.NewConsulGRPCInstancer),
 // through pkg/client's gRPC chain, with the same breaker of its own.
 func NewUserGRPCJWKSFetcher(instancer sd.Instancer, opts client.Options) Fetcher {
 	opts.Caller += "/jwks"
 	e := client.NewGRPC(UserService, instancer, opts).Endpoint(client.GRPCRoute{
 		Name:    "jwks",
-		Service: "kitshop.user.v1.Keys",
+		Service: keyspb.Keys_ServiceDesc.ServiceName,
 		Method:  "GetKeys",
-		Encode:  func(context.Context, any) (any, error) { return &userpb.GetKeysRequest{}, nil },
+		Encode:  func(context.Context, any) (any, error) { return &keyspb.GetKeysRequest{}, nil },
 		Decode: func(_ context.Context, reply any) (any, error) {
-			m := reply.(*userpb.KeySet)
+			m := reply.(*keyspb.KeySet)
 			set := JWKS{Keys: make([]JWK, len(m.Keys))}
 			for i, k := range m.Keys {
 				set.Keys[i] = JWK{Kty: k.Kty, Crv: k.Crv, X: k.X, Kid: k.Kid, Alg: k.Alg, Use: k.Use}
 			}
 			return fetchedKeys{set: set, maxAge: time.Duration(m.MaxAgeSeconds) * time.Second}, nil
 		},
-		Reply:      &userpb.KeySet{},
+		Reply:      &keyspb.KeySet{},
 		Read:       true,
 		Idempotent: true,
 	})

@@ -52,7 +52,7 @@ type GRPCService struct {
 // (discovery.NewConsulGRPCInstancer).
 func NewGRPC(service string, instancer sd.Instancer, opts Options) *GRPCService {
 	c := newChain(service, opts)
-	return &GRPCService{chain: c, instancer: instancer, conns: newConnPool(c.opts.TLS)}
+	return &GRPCService{chain: c, instancer: instancer, conns: newConnPool(c.opts.TLS, c.opts.Timeout)}
 }
 
 // Endpoint returns the client endpoint for r.
@@ -97,6 +97,10 @@ func (s *GRPCService) factory(r GRPCRoute) sd.Factory {
 			response, err := e(ctx, request)
 			if err == nil {
 				return response, nil
+			}
+			if status.Code(err) == codes.Canceled && ctx.Err() == nil {
+				// Not the caller's cancellation: the connection closed under the call.
+				return nil, errors.Join(errUnreachable, err)
 			}
 			response, err = fromGRPC(err)
 			if errors.Is(err, errUnreachable) {
@@ -146,6 +150,9 @@ const GRPCWindow = 1 << 20
 // connPool holds one gRPC connection per instance, shared by the routes that know it.
 type connPool struct {
 	creds credentials.TransportCredentials
+	// closeAfter is how long a connection no route knows any more stays open: the
+	// calls already on it (an instance leaves Consul while it drains) finish first.
+	closeAfter time.Duration
 
 	mu    sync.Mutex
 	conns map[string]*pooledConn
@@ -156,12 +163,12 @@ type pooledConn struct {
 	users int // routes whose endpointer knows the instance
 }
 
-func newConnPool(tlsConf *tls.Config) *connPool {
+func newConnPool(tlsConf *tls.Config, closeAfter time.Duration) *connPool {
 	creds := insecure.NewCredentials()
 	if tlsConf != nil {
 		creds = credentials.NewTLS(tlsConf)
 	}
-	return &connPool{creds: creds, conns: map[string]*pooledConn{}}
+	return &connPool{creds: creds, closeAfter: closeAfter, conns: map[string]*pooledConn{}}
 }
 
 // acquire returns instance's connection, opening it (and starting its dial at once,
@@ -181,6 +188,9 @@ func (p *connPool) acquire(instance string) (*grpc.ClientConn, error) {
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.WithInitialWindowSize(GRPCWindow),
 		grpc.WithInitialConnWindowSize(GRPCWindow),
+		// Never idle: an idle channel reconnects only when a call comes, and cold ranks a
+		// connection that is not ready below the others, so none would come.
+		grpc.WithIdleTimeout(0),
 	)
 	if err != nil {
 		return nil, err
@@ -190,7 +200,9 @@ func (p *connPool) acquire(instance string) (*grpc.ClientConn, error) {
 	return cc, nil
 }
 
-// release lets a route's hold on instance go; the last closes its connection.
+// release lets a route's hold on instance go; the last closes its connection, once
+// the calls still on it have had closeAfter (a call's whole budget) to finish: closing
+// at once would cancel them ("the client connection is closing").
 func (p *connPool) release(instance string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -199,16 +211,27 @@ func (p *connPool) release(instance string) {
 		return
 	}
 	if c.users--; c.users == 0 {
-		_ = c.cc.Close()
-		delete(p.conns, instance)
+		delete(p.conns, instance) // an instance that comes back gets a connection of its own
+		time.AfterFunc(p.closeAfter, func() { _ = c.cc.Close() })
 	}
 }
 
-// cold reports whether instance's connection is not ready (still connecting, or
-// failing), so that a ready instance is preferred.
+// cold reports whether instance's connection is connecting or failing, so that a
+// ready instance is preferred. An idle one (its connection ended: a GOAWAY, a reset)
+// is asked to connect again and is not cold: the next call would connect it anyway.
 func (p *connPool) cold(instance string) bool {
 	p.mu.Lock()
 	c, ok := p.conns[instance]
 	p.mu.Unlock()
-	return ok && c.cc.GetState() != connectivity.Ready
+	if !ok {
+		return false
+	}
+	switch c.cc.GetState() {
+	case connectivity.Ready:
+		return false
+	case connectivity.Idle:
+		c.cc.Connect()
+		return false
+	}
+	return true
 }

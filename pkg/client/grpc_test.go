@@ -11,6 +11,7 @@ import (
 	"github.com/afex/hystrix-go/hystrix"
 	"github.com/go-kit/kit/sd"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/kitshop/kitshop/pkg/client"
@@ -27,7 +28,7 @@ type grpcInstance struct {
 	calls atomic.Int64
 }
 
-func newGRPCInstance(t *testing.T, name string) *grpcInstance {
+func newGRPCInstance(t *testing.T, name string, opts ...grpc.ServerOption) *grpcInstance {
 	in := &grpcInstance{name: name}
 	in.addr = testenv.GRPCServer(t, func(s *grpc.Server) {
 		s.RegisterService(&grpc.ServiceDesc{
@@ -50,7 +51,7 @@ func newGRPCInstance(t *testing.T, name string) *grpcInstance {
 				return wrapperspb.String(name), nil
 			}}},
 		}, nil)
-	})
+	}, opts...)
 	return in
 }
 
@@ -100,20 +101,28 @@ func TestGRPCChain(t *testing.T) {
 		t.Fatalf("calls a=%d b=%d; want both used", a.calls.Load(), b.calls.Load())
 	}
 
-	before := a.calls.Load() + b.calls.Load()
+	calls := func() int64 { return a.calls.Load() + b.calls.Load() }
+	before := calls()
 	for range 10 {
 		_, err := ask(ctx, "refuse")
 		var e *errs.Error
 		if !errors.As(err, &e) || e.Kind != errs.Unprocessable || e.Code != "out_of_stock" {
 			t.Fatalf("refused: err = %v; want 422 out_of_stock", err)
 		}
+	}
+	if n := calls() - before; n != 10 {
+		t.Fatalf("%d calls for 10 refusals; want each once (a business answer is not retried)", n)
+	}
+	before = calls()
+	for range 10 {
 		if _, err := ask(ctx, "shed"); !errors.Is(err, errs.ErrOverloaded) {
 			t.Fatalf("shed: err = %v; want overloaded", err)
 		}
 	}
-	// A business answer is one call; a shed one is tried on the other instances.
-	if n := a.calls.Load() + b.calls.Load() - before; n < 20 || n > 40 {
-		t.Fatalf("%d calls for 10 refusals and 10 sheds; want each refusal once and each shed at most 3 times", n)
+	// Shed calls are tried again elsewhere: the first try and Retries more, the dead
+	// instance skipped without spending one.
+	if n := calls() - before; n != 30 {
+		t.Fatalf("%d calls for 10 sheds; want 30 (each tried 1 + 2 retries times)", n)
 	}
 	time.Sleep(100 * time.Millisecond) // hystrix counts outcomes asynchronously
 	circuit, _, _ := hystrix.GetCircuit(svc.BreakerName())
@@ -130,5 +139,32 @@ func TestGRPCChain(t *testing.T) {
 	testenv.Eventually(t, 2*time.Second, "the breaker open after failures", circuit.IsOpen)
 	if _, err := ask(ctx, "who"); errs.From(err).Code != "service_unavailable" {
 		t.Fatalf("with the breaker open: err = %v; want service_unavailable", err)
+	}
+}
+
+// TestGRPCReconnects: an instance whose connection ends (here the server's own
+// MaxConnectionAge sends GOAWAY; a reset or an idle timeout end it too) is called again,
+// not ranked below the others for good.
+func TestGRPCReconnects(t *testing.T) {
+	a := newGRPCInstance(t, "a")
+	b := newGRPCInstance(t, "b", grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionAge: 100 * time.Millisecond, MaxConnectionAgeGrace: 50 * time.Millisecond}))
+	svc := client.NewGRPC("who", sd.FixedInstancer{a.addr, b.addr}, client.Options{Caller: testenv.Name("grpc-reconnect")})
+	ask := svc.Endpoint(askRoute())
+	ctx := context.Background()
+	for range 20 {
+		if _, err := ask(ctx, "who"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(300 * time.Millisecond) // b's connection has aged out
+	before := b.calls.Load()
+	for range 40 {
+		if _, err := ask(ctx, "who"); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := b.calls.Load() - before; n < 10 {
+		t.Fatalf("b answered %d of 40 calls after its connection ended; want about half", n)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -84,6 +85,10 @@ func (a *Authorizer) Middleware(next http.Handler, open ...string) http.Handler 
 	})
 }
 
+// ErrForbidden is the answer to a caller the intentions or path rules refuse, over
+// either transport.
+var ErrForbidden = errs.E(errs.Forbidden, "forbidden", "this caller may not call this service")
+
 // errIntentionsUnavailable answers a call whose caller cannot be checked now. No
 // answer is not a refusal: the caller may try again (the client chain retries it), and
 // nothing is let through unchecked.
@@ -115,18 +120,21 @@ func (a *Authorizer) check(ctx context.Context, cs *tls.ConnectionState, path st
 }
 
 func (a *Authorizer) pathAllowed(caller, path string) (bool, string) {
-	for _, rule := range a.rules {
-		if !strings.HasPrefix(path, rule.Prefix) {
-			continue
-		}
-		for _, c := range rule.Callers {
-			if c == caller {
-				return true, ""
-			}
-		}
-		return false, "routes under " + rule.Prefix + " are for " + strings.Join(rule.Callers, ", ") + " only"
+	rule, ok := RuleFor(a.rules, path)
+	if !ok || slices.Contains(rule.Callers, caller) {
+		return true, ""
 	}
-	return true, ""
+	return false, "routes under " + rule.Prefix + " are for " + strings.Join(rule.Callers, ", ") + " only"
+}
+
+// RuleFor is the first of rules whose prefix path has, if any.
+func RuleFor(rules []PathRule, path string) (PathRule, bool) {
+	for _, rule := range rules {
+		if strings.HasPrefix(path, rule.Prefix) {
+			return rule, true
+		}
+	}
+	return PathRule{}, false
 }
 
 // allowed answers from the cache, else from the agent. When the agent cannot be
@@ -220,9 +228,7 @@ func (a *Authorizer) authorize(ctx context.Context, peer Peer) (*consul.AgentAut
 
 func (a *Authorizer) refuse(w http.ResponseWriter, r *http.Request, peer, reason string) {
 	a.logRefusal(peer, r.RemoteAddr, r.Method, r.URL.Path, reason)
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(http.StatusForbidden)
-	_, _ = w.Write([]byte(`{"error":{"code":"forbidden","message":"this caller may not call this service"}}` + "\n"))
+	errs.WriteHTTP(w, ErrForbidden)
 }
 
 type peerKey struct{}

@@ -11,9 +11,6 @@ import (
 	"github.com/kitshop/kitshop/pkg/errs"
 )
 
-// errForbidden is the answer to a caller the intentions or path rules refuse.
-var errForbidden = errs.E(errs.Forbidden, "forbidden", "this caller may not call this service")
-
 // UnaryServerInterceptor is Middleware for a gRPC server: the caller's certificate is
 // authorised against the intentions, and the path rules apply to the full method name
 // ("/kitshop.inventory.v1.Reservations/Reserve"), so that a rule on a gRPC service's
@@ -42,7 +39,7 @@ func (a *Authorizer) UnaryServerInterceptor(open ...string) grpc.UnaryServerInte
 			return nil, errs.GRPCStatus(err)
 		case refusal != "":
 			a.logRefusal(caller.URI, remote, "grpc", info.FullMethod, refusal)
-			return nil, errs.GRPCStatus(errForbidden)
+			return nil, errs.GRPCStatus(ErrForbidden)
 		}
 		return handler(WithPeer(ctx, caller), req)
 	}

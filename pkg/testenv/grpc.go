@@ -7,11 +7,11 @@ import (
 	"google.golang.org/grpc"
 )
 
-// GRPCServer serves a gRPC server, with the services register adds, on loopback
-// until the test ends, and returns its address.
-func GRPCServer(t testing.TB, register func(*grpc.Server)) string {
+// GRPCServer serves a gRPC server of opts, with the services register adds, on
+// loopback until the test ends, and returns its address.
+func GRPCServer(t testing.TB, register func(*grpc.Server), opts ...grpc.ServerOption) string {
 	t.Helper()
-	srv := grpc.NewServer()
+	srv := grpc.NewServer(opts...)
 	register(srv)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
