@@ -124,4 +124,23 @@ func checkoutDeclineCancel(t *testing.T, s *suite, transport string) {
 		return true
 	})
 	t.Logf("%s: lines of the checkout's trace %s per service: %v", transport, trace, seen)
+
+	// The services fetched the user service's keys over the same transport.
+	r, err := stack.NewLogReader(s.stack.Logs(), stack.LogFilter{Service: "user"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines, err := r.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fetches := map[any]int{}
+	for _, l := range lines {
+		if l.Msg == "call" && l.Fields["endpoint"] == "jwks" {
+			fetches[l.Fields["transport"]]++
+		}
+	}
+	if fetches[transport] == 0 || len(fetches) != 1 {
+		t.Fatalf("the user service's key fetches by transport: %v; want all over %s", fetches, transport)
+	}
 }
