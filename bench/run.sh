@@ -106,17 +106,12 @@ sampler_pid=$!
 # (the postmaster's own and its children's, ended or running): the difference around
 # a phase divided by its requests is what a request costs each process, a figure the
 # other load on a shared machine does not skew as it skews req/s.
-ticks() { { cut -d' ' -f14,15 "/proc/$1/stat" 2>/dev/null || true; } | awk '{t = $1 + $2} END {print t + 0}'; } # 0 once gone
 postmaster=$(pgrep -o -x postgres || true)
 cpu_snapshot() { # file
   local np t child
   {
     for np in $procs; do echo "${np%=*} $(ticks "${np#*=}")"; done
-    if [ -n "$postmaster" ]; then
-      t=$(cut -d' ' -f14-17 "/proc/$postmaster/stat" | awk '{print $1 + $2 + $3 + $4}')
-      for child in $(cat /proc/"$postmaster"/task/*/children 2>/dev/null); do t=$(( t + $(ticks "$child") )); done
-      echo "postgres $t"
-    fi
+    [ -n "$postmaster" ] && echo "postgres $(postgres_ticks "$postmaster")"
     if [ -f "$work/nginx.pid" ]; then
       t=0
       for child in $(cat "$work/nginx.pid") $(cat /proc/"$(cat "$work/nginx.pid")"/task/*/children 2>/dev/null); do t=$(( t + $(ticks "$child") )); done

@@ -22,29 +22,18 @@ mkdir -p "$out"
 work=$(mktemp -d /tmp/kitshop-transport.XXXXXX)
 log() { echo "[$(date +%H:%M:%S)] transport: $*" >&2; }
 state= prefix=
-stop_stack() {
-  [ -n "$state" ] && [ -f "$state/stack.json" ] && "$work/bin/kitshop" down -state "$state" >/dev/null 2>&1 || true
-  [ -n "$prefix" ] && drop_databases "$pg" "$prefix"
-  state= prefix=
-}
 trap 'stop_stack; rm -rf "$work"' EXIT
 go build -o "$work/bin/" ./cmd/kitshop ./cmd/loadgen
 export KITSHOP_RATE_ANON=1e9 KITSHOP_RATE_ANON_BURST=1000000000 KITSHOP_RATE_USER=1e9 KITSHOP_RATE_USER_BURST=1000000000
 
-# ticks PID: user + system CPU clock ticks the process used; 0 once it is gone.
-ticks() { { cut -d' ' -f14,15 "/proc/$1/stat" 2>/dev/null || true; } | awk '{t = $1 + $2} END {print t + 0}'; }
 postmaster=$(pgrep -o -x postgres || true)
 cpu_snapshot() { # stack.json file: one "name ticks" line per process, PostgreSQL's backends summed
-  local np t child
+  local np
   {
     for np in $(python3 -c 'import json,sys; print(" ".join("%s=%d" % (p["name"], p["pid"]) for p in json.load(open(sys.argv[1]))["procs"] if p["service"] != "consul"))' "$1"); do
       echo "${np%=*} $(ticks "${np#*=}")"
     done
-    if [ -n "$postmaster" ]; then
-      t=$(cut -d' ' -f14-17 "/proc/$postmaster/stat" | awk '{print $1 + $2 + $3 + $4}')
-      for child in $(cat /proc/"$postmaster"/task/*/children 2>/dev/null); do t=$(( t + $(ticks "$child") )); done
-      echo "postgres $t"
-    fi
+    [ -n "$postmaster" ] && echo "postgres $(postgres_ticks "$postmaster")"
     echo "hz $(getconf CLK_TCK)"
   } >"$2"
 }
@@ -61,12 +50,13 @@ for transport in ${TRANSPORTS:-http grpc}; do
   for c in 1 32; do
     log "$transport: checkout through the gateway, $c users, $duration"
     "$work/bin/loadgen" -stack "$stack" -concurrency "$c" -duration "$duration" -mix checkout=1 \
-      -json "$out/$transport-$c.json" >"$out/$transport-$c.txt" 2>"$work/loadgen.log" &
+      -json "$out/$transport-$c.json" >"$out/$transport-$c.txt" 2>"$work/loadgen-$transport-$c.log" &
     lg=$!
-    # CPU from the moment the users exist (their registration hashes passwords).
-    until grep -q "loading for" "$work/loadgen.log" 2>/dev/null || ! kill -0 "$lg" 2>/dev/null; do sleep 0.05; done
+    # CPU from the moment the users exist (their registration hashes passwords); a log
+    # of each run's own, so no earlier run's line is read as this one's.
+    until grep -q "loading for" "$work/loadgen-$transport-$c.log" 2>/dev/null || ! kill -0 "$lg" 2>/dev/null; do sleep 0.05; done
     cpu_snapshot "$stack" "$out/cpu-$transport-$c.before"
-    wait "$lg" || { cat "$work/loadgen.log" >&2; exit 1; }
+    wait "$lg" || { cat "$work/loadgen-$transport-$c.log" >&2; exit 1; }
     cpu_snapshot "$stack" "$out/cpu-$transport-$c.after"
   done
   stop_stack

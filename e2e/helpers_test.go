@@ -233,3 +233,17 @@ func settled(t *testing.T, c *stack.Client) {
 		return true
 	})
 }
+
+// logLines are the lines of st's logs that f matches, so far.
+func logLines(t *testing.T, st *stack.Stack, f stack.LogFilter) []stack.LogLine {
+	t.Helper()
+	r, err := stack.NewLogReader(st.Logs(), f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines, err := r.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lines
+}

@@ -68,16 +68,8 @@ func TestVersionSkew(t *testing.T) {
 	// The roll replaces the oldest first: the last old instance served beside the new
 	// one that had changed the table under it.
 	last := oldInstances[len(oldInstances)-1]
-	logs, err := stack.NewLogReader(s.stack.Logs(), stack.LogFilter{Service: last.Name, Since: applied})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines, err := logs.Next()
-	if err != nil {
-		t.Fatal(err)
-	}
 	calls := 0
-	for _, l := range lines {
+	for _, l := range logLines(t, s.stack, stack.LogFilter{Service: last.Name, Since: applied}) {
 		if l.Msg == "call" {
 			calls++
 		}

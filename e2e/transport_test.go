@@ -96,16 +96,8 @@ func checkoutDeclineCancel(t *testing.T, s *suite, transport string) {
 	want := []string{"gateway", "order", "inventory", "payment"}
 	var seen map[string]int
 	testenv.Eventually(t, 20*time.Second, "the checkout's lines from every service it crossed", func() bool {
-		r, err := stack.NewLogReader(s.stack.Logs(), stack.LogFilter{TraceID: trace})
-		if err != nil {
-			t.Fatal(err)
-		}
-		lines, err := r.Next()
-		if err != nil {
-			t.Fatal(err)
-		}
 		seen = map[string]int{}
-		for _, l := range lines {
+		for _, l := range logLines(t, s.stack, stack.LogFilter{TraceID: trace}) {
 			svc := strings.TrimRight(l.Instance, "-0123456789")
 			if (svc == "inventory" || svc == "payment") && l.Msg == "call" {
 				if got := l.Fields["transport"]; got != transport {
@@ -126,16 +118,8 @@ func checkoutDeclineCancel(t *testing.T, s *suite, transport string) {
 	t.Logf("%s: lines of the checkout's trace %s per service: %v", transport, trace, seen)
 
 	// The services fetched the user service's keys over the same transport.
-	r, err := stack.NewLogReader(s.stack.Logs(), stack.LogFilter{Service: "user"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines, err := r.Next()
-	if err != nil {
-		t.Fatal(err)
-	}
 	fetches := map[any]int{}
-	for _, l := range lines {
+	for _, l := range logLines(t, s.stack, stack.LogFilter{Service: "user"}) {
 		if l.Msg == "call" && l.Fields["endpoint"] == "jwks" {
 			fetches[l.Fields["transport"]]++
 		}

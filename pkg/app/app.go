@@ -326,33 +326,25 @@ func (a *App) OpenDB(ctx context.Context, migrations fs.FS) (*sql.DB, error) {
 // Instancer watches the passing instances of service in Consul; every caller of the
 // same service shares one watch.
 func (a *App) Instancer(service string) (sd.Instancer, error) {
-	if a.Consul == nil {
-		return nil, errors.New("no Consul address: cannot discover " + service)
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if ins, ok := a.instancers[service]; ok {
-		return ins, nil
-	}
-	ins := discovery.NewConsulInstancer(a.Consul, service, a.Config.DiscoveryGrace, a.Logger)
-	a.instancers[service] = ins
-	a.closers = append(a.closers, ins)
-	return ins, nil
+	return a.instancer(service, service, discovery.NewConsulInstancer)
 }
 
 // GRPCInstancer watches the passing instances of service at their gRPC port; every
 // caller shares one watch.
 func (a *App) GRPCInstancer(service string) (sd.Instancer, error) {
+	return a.instancer(service+" grpc", service, discovery.NewConsulGRPCInstancer)
+}
+
+func (a *App) instancer(key, service string, watch func(*consul.Client, string, time.Duration, log.Logger) *discovery.ConsulInstancer) (sd.Instancer, error) {
 	if a.Consul == nil {
 		return nil, errors.New("no Consul address: cannot discover " + service)
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	key := service + " grpc"
 	if ins, ok := a.instancers[key]; ok {
 		return ins, nil
 	}
-	ins := discovery.NewConsulGRPCInstancer(a.Consul, service, a.Config.DiscoveryGrace, a.Logger)
+	ins := watch(a.Consul, service, a.Config.DiscoveryGrace, a.Logger)
 	a.instancers[key] = ins
 	a.closers = append(a.closers, ins)
 	return ins, nil

@@ -17,8 +17,8 @@ import (
 	"github.com/go-kit/kit/endpoint"
 	"github.com/go-kit/kit/sd"
 
-	"github.com/kitshop/kitshop/pkg/client"
 	keyspb "github.com/kitshop/kitshop/pkg/auth/pb"
+	"github.com/kitshop/kitshop/pkg/client"
 )
 
 // UserService is the Consul name of the service that issues tokens and serves their

@@ -232,21 +232,28 @@ func (s *Service) factory(r Route) sd.Factory {
 		}
 		ej.add(instance)
 		s.warm.add(instance)
-		return func(ctx context.Context, request any) (any, error) {
-			if ej.skip(instance) {
-				return nil, errEjected
-			}
-			if attempt > 0 {
-				var cancel context.CancelFunc
-				ctx, cancel = context.WithTimeout(ctx, attempt)
-				defer cancel()
-			}
-			response, err := e(ctx, request)
-			if err != nil && unreachable(err) {
-				ej.eject(instance)
-			}
-			return response, err
-		}, closerFunc(func() error { ej.remove(instance); s.warm.remove(instance); return nil }), nil
+		return ej.try(instance, attempt, e), closerFunc(func() error { ej.remove(instance); s.warm.remove(instance); return nil }), nil
+	}
+}
+
+// try is e as one try on instance: skipped while a readier instance is known, cut off
+// after attempt (0: it has what is left of the call's budget), and the instance ejected
+// when the try found it unreachable.
+func (e *ejections) try(instance string, attempt time.Duration, call endpoint.Endpoint) endpoint.Endpoint {
+	return func(ctx context.Context, request any) (any, error) {
+		if e.skip(instance) {
+			return nil, errEjected
+		}
+		if attempt > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, attempt)
+			defer cancel()
+		}
+		response, err := call(ctx, request)
+		if err != nil && unreachable(err) {
+			e.eject(instance)
+		}
+		return response, err
 	}
 }
 

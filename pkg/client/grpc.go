@@ -84,16 +84,7 @@ func (s *GRPCService) factory(r GRPCRoute) sd.Factory {
 		if r.Read {
 			attempt = s.opts.AttemptTimeout
 		}
-		ej.add(instance)
-		return func(ctx context.Context, request any) (any, error) {
-			if ej.skip(instance) {
-				return nil, errEjected
-			}
-			if attempt > 0 {
-				var cancel context.CancelFunc
-				ctx, cancel = context.WithTimeout(ctx, attempt)
-				defer cancel()
-			}
+		call := func(ctx context.Context, request any) (any, error) {
 			response, err := e(ctx, request)
 			if err == nil {
 				return response, nil
@@ -102,12 +93,10 @@ func (s *GRPCService) factory(r GRPCRoute) sd.Factory {
 				// Not the caller's cancellation: the connection closed under the call.
 				return nil, errors.Join(errUnreachable, err)
 			}
-			response, err = fromGRPC(err)
-			if errors.Is(err, errUnreachable) {
-				ej.eject(instance)
-			}
-			return response, err
-		}, closerFunc(func() error { ej.remove(instance); s.conns.release(instance); return nil }), nil
+			return fromGRPC(err)
+		}
+		ej.add(instance)
+		return ej.try(instance, attempt, call), closerFunc(func() error { ej.remove(instance); s.conns.release(instance); return nil }), nil
 	}
 }
 
