@@ -3,7 +3,7 @@ GO      ?= go
 BIN     ?= bin
 export CI
 
-.PHONY: demo up down status logs scale restart launcher test deps lint-workflows build consul fmt vet bench clean \
+.PHONY: demo up down status logs scale restart launcher test deps lint-workflows build consul fmt vet bench clean proto proto-check \
 	compose-up compose-down compose-scale compose-roll compose-test swarm-test
 
 # The whole shop on this machine, no Docker: Consul, two instances of every service,
@@ -40,7 +40,7 @@ launcher:
 
 # Integration tests need PostgreSQL, RabbitMQ and Consul; deps starts what is down.
 # Under CI=true a missing component fails the run instead of skipping tests.
-test: lint-workflows deps
+test: lint-workflows deps proto-check
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 15m ./...
 
@@ -51,6 +51,37 @@ test: lint-workflows deps
 ACTIONLINT ?= github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
 lint-workflows:
 	$(GO) run $(ACTIONLINT)
+
+# The gRPC code of every .proto (inventory/pb, payment/pb, pkg/auth/pb), regenerated with
+# Debian's protoc (apt-get install protobuf-compiler) and the two plugins at pinned
+# versions, installed into $(BIN)/ from their Go modules. The generated code is
+# committed: building kitshop needs none of this.
+PROTOC_GEN_GO      ?= google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+PROTOC_GEN_GO_GRPC ?= google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.5.1
+PROTOS = $(wildcard */pb/*.proto pkg/*/pb/*.proto)
+PROTO_OUT ?= .
+proto:
+	@command -v protoc >/dev/null || { echo "protoc not found: apt-get install protobuf-compiler libprotobuf-dev" >&2; exit 1; }
+	GOBIN=$(abspath $(BIN)) $(GO) install $(PROTOC_GEN_GO)
+	GOBIN=$(abspath $(BIN)) $(GO) install $(PROTOC_GEN_GO_GRPC)
+	PATH="$(abspath $(BIN)):$$PATH" protoc --proto_path=. \
+		--go_out=$(PROTO_OUT) --go_opt=paths=source_relative \
+		--go-grpc_out=$(PROTO_OUT) --go-grpc_opt=paths=source_relative $(PROTOS)
+
+# The committed gRPC code is what make proto makes of the .proto files now (part of
+# make test; without protoc it is skipped, except under CI=true, where it fails).
+proto-check:
+	@if ! command -v protoc >/dev/null; then \
+		if [ "$(CI)" = "true" ]; then echo "proto-check: protoc missing (apt-get install protobuf-compiler libprotobuf-dev)" >&2; exit 1; fi; \
+		echo "proto-check: skipped, protoc missing (apt-get install protobuf-compiler libprotobuf-dev)"; exit 0; fi; \
+	out=$$(mktemp -d) && trap 'rm -rf "$$out"' EXIT && \
+	$(MAKE) -s proto PROTO_OUT=$$out >/dev/null && \
+	for f in $$(cd $$out && find . -name '*.go'); do \
+		cmp -s "$$out/$$f" "$$f" || { echo "proto-check: $$f differs from what make proto generates; run make proto" >&2; exit 1; }; \
+	done && \
+	for f in $$(git ls-files '*.pb.go'); do \
+		[ -f "$$out/$$f" ] || { echo "proto-check: $$f has no .proto any more; remove it" >&2; exit 1; }; \
+	done && echo "proto-check: generated gRPC code is current"
 
 deps:
 	@if [ "$(CI)" = "true" ]; then scripts/deps.sh --require; else scripts/deps.sh; fi

@@ -21,11 +21,6 @@ out=${OUT:-$work/out}
 mkdir -p "$out"
 log() { echo "[$(date +%H:%M:%S)] burst: $*" >&2; }
 state= prefix=
-stop_stack() {
-  [ -n "$state" ] && [ -f "$state/stack.json" ] && "$work/bin/kitshop" down -state "$state" >/dev/null 2>&1 || true
-  [ -n "$prefix" ] && drop_databases "$pg" "$prefix"
-  state= prefix=
-}
 trap 'stop_stack; rm -rf "$work/bin" "$work/state"*' EXIT
 
 go build -o "$work/bin/" ./cmd/kitshop ./cmd/loadgen

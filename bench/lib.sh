@@ -31,3 +31,23 @@ drop_databases() {
     psql "$1" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true
   done
 }
+
+# stop_stack stops the fresh stack of the caller's $state (with $work/bin/kitshop) and
+# drops the databases of its $prefix (on $pg), then forgets both.
+stop_stack() {
+  [ -n "$state" ] && [ -f "$state/stack.json" ] && "$work/bin/kitshop" down -state "$state" >/dev/null 2>&1 || true
+  [ -n "$prefix" ] && drop_databases "$pg" "$prefix"
+  state= prefix=
+}
+
+# ticks PID prints the user + system CPU clock ticks the process has used; 0 once it is gone.
+ticks() { { cut -d' ' -f14,15 "/proc/$1/stat" 2>/dev/null || true; } | awk '{t = $1 + $2} END {print t + 0}'; }
+
+# postgres_ticks PID prints the CPU ticks of the postmaster PID and its backends, ended
+# (its children's times) or running.
+postgres_ticks() {
+  local t child
+  t=$(cut -d' ' -f14-17 "/proc/$1/stat" | awk '{print $1 + $2 + $3 + $4}')
+  for child in $(cat /proc/"$1"/task/*/children 2>/dev/null); do t=$(( t + $(ticks "$child") )); done
+  echo "$t"
+}

@@ -187,6 +187,7 @@ result = {
     "start_to_passing_s": startup(),
     "burst": bursts(),
     "goodput": goodput(),
+    "transport": json.load(open(os.path.join(work, "transport", "transport.json"))),
     "targets": {},
 }
 r = result["proxy_ratios"]
@@ -287,6 +288,26 @@ for st in gpr["steps"]:
     L.append(f"| {st['multiple']:g}× | {st['offered_actions_per_s']:.0f} | {st['goodput_rps']:.0f} | "
              f"{st['goodput_rps'] / max(gpr['peak_goodput_rps'], 1e-9):.2f} | {st['admitted_p50_ms']:.0f} | "
              f"{st['admitted_p99_ms']:.0f} | {errs} | {st['skipped']} |")
+L.append("")
+tr = result["transport"]
+L.append("## The calls between services: HTTP JSON vs gRPC (bench/transport.sh)\n")
+L.append(f"Checkouts through the gateway (loadgen -mix checkout=1), each transport on a fresh stack of its own with mTLS "
+         f"on, one instance per service, KITSHOP_INTERNAL_TRANSPORT set. CPU is every process of the stack and "
+         f"PostgreSQL, per successful checkout. One run each: the machine's noise between two stacks is of the order "
+         f"of the differences.\n")
+L.append("| users | transport | checkouts/s | p50 ms | p99 ms | errors | CPU ms/checkout | of which services (not PostgreSQL) |")
+L.append("|---:|---|---:|---:|---:|---|---:|---:|")
+for c in ("1", "32"):
+    for t in ("http", "grpc"):
+        x = tr[t][c]
+        errs = " ".join(f"{k}×{v}" for k, v in sorted(x["errors"].items())) or "-"
+        own = x["cpu_ms_per_checkout"] - x["cpu_ms_per_checkout_by_service"].get("postgres", 0)
+        L.append(f"| {c} | {t} | {x['checkouts_per_s']:.1f} | {x['p50_ms']:.1f} | {x['p99_ms']:.0f} | {errs} | "
+                 f"{x['cpu_ms_per_checkout']:.2f} | {own:.2f} |")
+for c in ("1", "32"):
+    h, g = tr["http"][c], tr["grpc"][c]
+    L.append(f"\n{c} user(s), gRPC/HTTP: checkouts/s **{g['checkouts_per_s'] / max(h['checkouts_per_s'], 1e-9):.2f}×**, "
+             f"p99 {g['p99_ms'] / max(h['p99_ms'], 1e-9):.2f}×, CPU per checkout {g['cpu_ms_per_checkout'] / max(h['cpu_ms_per_checkout'], 1e-9):.2f}×.")
 L.append("")
 L.append("## Processes — RSS and start-to-passing\n")
 L.append("| process | idle RSS MiB | loaded RSS MiB | start → passing in Consul s |")

@@ -18,7 +18,9 @@
 #      at once) and the goodput curve of the shop's mix from 0.5× to 4× its saturation
 #      point on another fresh stack (bench/goodput.sh, plotted to
 #      bench/results/<date>-goodput.png).
-#   5. The go test -bench of every service's hot path (reserve, charge, checkout, token
+#   5. Checkout at 1 and 32 users with the calls between services over HTTP JSON and
+#      over gRPC, each on a fresh stack (bench/transport.sh).
+#   6. The go test -bench of every service's hot path (reserve, charge, checkout, token
 #      verify, login, gateway proxy, outbox to email), saved for benchstat as
 #      bench/results/<date>.gobench.txt.
 # The stack is `kitshop up -detach` with one instance per service (so the gateway and
@@ -104,17 +106,12 @@ sampler_pid=$!
 # (the postmaster's own and its children's, ended or running): the difference around
 # a phase divided by its requests is what a request costs each process, a figure the
 # other load on a shared machine does not skew as it skews req/s.
-ticks() { { cut -d' ' -f14,15 "/proc/$1/stat" 2>/dev/null || true; } | awk '{t = $1 + $2} END {print t + 0}'; } # 0 once gone
 postmaster=$(pgrep -o -x postgres || true)
 cpu_snapshot() { # file
   local np t child
   {
     for np in $procs; do echo "${np%=*} $(ticks "${np#*=}")"; done
-    if [ -n "$postmaster" ]; then
-      t=$(cut -d' ' -f14-17 "/proc/$postmaster/stat" | awk '{print $1 + $2 + $3 + $4}')
-      for child in $(cat /proc/"$postmaster"/task/*/children 2>/dev/null); do t=$(( t + $(ticks "$child") )); done
-      echo "postgres $t"
-    fi
+    [ -n "$postmaster" ] && echo "postgres $(postgres_ticks "$postmaster")"
     if [ -f "$work/nginx.pid" ]; then
       t=0
       for child in $(cat "$work/nginx.pid") $(cat /proc/"$(cat "$work/nginx.pid")"/task/*/children 2>/dev/null); do t=$(( t + $(ticks "$child") )); done
@@ -228,6 +225,8 @@ RUNS=${BURST_RUNS:-3} OUT=$work/burst bench/burst.sh >"$work/burst.txt"
 log "the goodput curve (bench/goodput.sh)"
 bench/goodput.sh "$work/goodput"
 [ -f "$work/goodput/goodput.png" ] && cp "$work/goodput/goodput.png" "bench/results/$date_tag-goodput.png"
+log "the calls between services over HTTP and over gRPC (bench/transport.sh)"
+DURATION=$checkout_duration bench/transport.sh "$work/transport" >"$work/transport.txt"
 if [ "${GOBENCH:-1}" != 0 ]; then
 log "go test -bench of the hot paths (bench/results/$date_tag.gobench.txt)"
 go test -run '^$' -bench . -benchmem -benchtime "${GOBENCHTIME:-2s}" -count "${GOBENCHCOUNT:-1}" \

@@ -13,12 +13,18 @@ import (
 	"github.com/kitshop/kitshop/pkg/testenv"
 )
 
-// shopper signs up a new user and returns a client logged in as them.
+// shopper signs up a new user on the suite's stack and returns a client logged in as them.
 func shopper(t *testing.T) (*stack.Client, string) {
+	t.Helper()
+	return env.shopper(t)
+}
+
+// shopper signs up a new user on s and returns a client logged in as them.
+func (s *suite) shopper(t *testing.T) (*stack.Client, string) {
 	t.Helper()
 	ctx := context.Background()
 	email := "e2e-" + testenv.RandomHex(5) + "@kitshop.test"
-	c := stack.NewClient(env.stack.GatewayURL)
+	c := stack.NewClient(s.stack.GatewayURL)
 	if _, err := c.Call(ctx, "POST", "/v1/users", map[string]string{"email": email, "password": "e2e-password", "name": "E2E"}, nil); err != nil {
 		t.Fatalf("sign up: %v", err)
 	}
@@ -28,11 +34,17 @@ func shopper(t *testing.T) (*stack.Client, string) {
 	return c, email
 }
 
-// newProduct creates a product of its own for a test, as the admin.
+// newProduct creates a product of its own for a test on the suite's stack, as the admin.
 func newProduct(t *testing.T, stock int, price int64) string {
 	t.Helper()
+	return env.newProduct(t, stock, price)
+}
+
+// newProduct creates a product of its own for a test on s, as the admin.
+func (s *suite) newProduct(t *testing.T, stock int, price int64) string {
+	t.Helper()
 	ctx := context.Background()
-	admin, err := env.stack.Admin(ctx)
+	admin, err := s.stack.Admin(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,4 +232,18 @@ func settled(t *testing.T, c *stack.Client) {
 		}
 		return true
 	})
+}
+
+// logLines are the lines of st's logs that f matches, so far.
+func logLines(t *testing.T, st *stack.Stack, f stack.LogFilter) []stack.LogLine {
+	t.Helper()
+	r, err := stack.NewLogReader(st.Logs(), f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines, err := r.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lines
 }

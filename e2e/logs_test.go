@@ -30,16 +30,8 @@ func TestLogsOfOneCheckout(t *testing.T) {
 	want := []string{"gateway", "order", "inventory", "payment", "notification"}
 	var seen map[string]int
 	testenv.Eventually(t, 20*time.Second, "the checkout's lines from every service it crossed", func() bool {
-		r, err := stack.NewLogReader(env.stack.Logs(), stack.LogFilter{TraceID: trace})
-		if err != nil {
-			t.Fatal(err)
-		}
-		lines, err := r.Next()
-		if err != nil {
-			t.Fatal(err)
-		}
 		seen = map[string]int{}
-		for _, l := range lines {
+		for _, l := range logLines(t, env.stack, stack.LogFilter{TraceID: trace}) {
 			seen[strings.TrimRight(l.Instance, "-0123456789")]++
 		}
 		for _, svc := range want {

@@ -93,7 +93,7 @@ func startShop(t *testing.T) *shop {
 		UserService: addr(userSrv), InventoryService: addr(invSrv), OrderService: addr(orderSrv), NotificationService: addr(notifSrv),
 	})
 	// The gateway checks tokens with the keys the user service publishes.
-	userKeys := auth.NewUserKeys(fixedInstancer(addr(userSrv)), VerifierClientOptions(o), auth.JWKSConfig{})
+	userKeys := auth.NewJWKSSource(auth.NewUserJWKSFetcher(fixedInstancer(addr(userSrv)), VerifierClientOptions(o)), auth.JWKSConfig{})
 	t.Cleanup(func() { _ = userKeys.Close() })
 	o.Verifier = auth.NewVerifier(userKeys, auth.DefaultIssuer, auth.DefaultAudience, time.Hour)
 	return &shop{gateway: startGateway(t, o), orders: orders, emails: emails}

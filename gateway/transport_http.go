@@ -97,7 +97,7 @@ func longestTimeouts(routes []Route) map[string]time.Duration {
 }
 
 // VerifierClientOptions are the client options to fetch the user service's keys with
-// (auth.NewUserKeys): the breaker's settings of the routes (the fetch has a breaker of
+// (app.UserKeys): the breaker's settings of the routes (the fetch has a breaker of
 // its own, so a login flood that opens gateway→user cannot stop it), and with TLS on
 // the user service's pinned identity, as its routes have.
 func VerifierClientOptions(o Options) client.Options {

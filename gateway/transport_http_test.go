@@ -584,7 +584,7 @@ func TestLoginFloodKeepsKeysFetchable(t *testing.T) {
 		return routed(service)
 	}
 	o.Client.Caller = testenv.Name("gateway")
-	keys := auth.NewUserKeys(fixedInstancer{userAddr}, VerifierClientOptions(o), auth.JWKSConfig{MinRefresh: 50 * time.Millisecond})
+	keys := auth.NewJWKSSource(auth.NewUserJWKSFetcher(fixedInstancer{userAddr}, VerifierClientOptions(o)), auth.JWKSConfig{MinRefresh: 50 * time.Millisecond})
 	defer keys.Close()
 	o.Verifier = auth.NewVerifier(keys, auth.DefaultIssuer, auth.DefaultAudience, time.Hour)
 	gw := startGateway(t, o)

@@ -4,10 +4,14 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/go-kit/kit/sd"
+
+	"github.com/kitshop/kitshop/pkg/client"
 	"github.com/kitshop/kitshop/pkg/testenv"
 )
 
@@ -52,5 +56,49 @@ func BenchmarkReservePostgres(b *testing.B) {
 				b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "reservations/s")
 			})
 		}
+	}
+}
+
+// BenchmarkClientTransports measures one call through each transport's whole client
+// chain and server (memory store, loopback, no TLS): GetProduct, the read a cart
+// makes per line, and Reserve with its Release, the saga's writes.
+func BenchmarkClientTransports(b *testing.B) {
+	a := newTestAuth(b)
+	for _, transport := range []string{"http", "grpc"} {
+		var c Service
+		opts := client.Options{Caller: "bench-" + transport}
+		if transport == "grpc" {
+			c = NewGRPCClient(sd.FixedInstancer{newTestGRPCServer(b, a)}, opts.Defaults())
+		} else {
+			srv := newTestServer(b, a)
+			c = NewHTTPClient(sd.FixedInstancer{strings.TrimPrefix(srv.URL, "http://")}, opts.Defaults())
+		}
+		ctx := context.Background()
+		testenv.Eventually(b, 5*time.Second, "the client finds its instance", func() bool { _, err := c.GetProduct(ctx, "A"); return err == nil })
+		b.Run(transport+"/get_product", func(b *testing.B) {
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := c.GetProduct(ctx, "A"); err != nil {
+						b.Error(err)
+					}
+				}
+			})
+		})
+		var n atomic.Int64
+		b.Run(transport+"/reserve_release", func(b *testing.B) {
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					id := fmt.Sprint(transport, "-", n.Add(1))
+					if _, err := c.Reserve(ctx, id, []Line{{"A", 1}}); err != nil {
+						b.Error(err)
+					}
+					if _, err := c.Release(ctx, id); err != nil {
+						b.Error(err)
+					}
+				}
+			})
+		})
 	}
 }

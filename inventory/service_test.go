@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-func newTestService(t *testing.T) (Service, Store, *time.Time) {
+func newTestService(t testing.TB) (Service, Store, *time.Time) {
 	t.Helper()
 	store := NewMemoryStore()
 	now := t0

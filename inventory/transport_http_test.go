@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/go-kit/kit/sd"
+	kitgrpc "github.com/go-kit/kit/transport/grpc"
 	kithttp "github.com/go-kit/kit/transport/http"
 	"github.com/go-kit/log"
 
@@ -26,7 +27,7 @@ type testAuth struct {
 	admin, customer string
 }
 
-func newTestAuth(t *testing.T) testAuth {
+func newTestAuth(t testing.TB) testAuth {
 	t.Helper()
 	kid, key, err := auth.GenerateKey()
 	if err != nil {
@@ -45,7 +46,7 @@ func newTestAuth(t *testing.T) testAuth {
 
 // newTestServer serves the inventory over HTTP with a memory store of its own, seeded
 // with products A (10 in stock) and B (2), believing the tokens of a.
-func newTestServer(t *testing.T, a testAuth) *httptest.Server {
+func newTestServer(t testing.TB, a testAuth) *httptest.Server {
 	t.Helper()
 	svc, _, _ := newTestService(t)
 	obs := observe.Observer{Logger: log.NewNopLogger(), Metrics: observe.NewMetrics("inventory")}
@@ -128,14 +129,25 @@ func TestHTTPReservationLifecycle(t *testing.T) {
 	}
 }
 
-// TestHTTPClient runs the client against a live server: every Service method, and
-// business errors coming back as the same domain errors.
-func TestHTTPClient(t *testing.T) {
+// TestClient runs the client of each transport against a live server: every Service
+// method, and business errors coming back as the same domain errors.
+func TestClient(t *testing.T) {
+	for _, transport := range []string{"http", "grpc"} {
+		t.Run(transport, func(t *testing.T) { testClient(t, transport) })
+	}
+}
+
+func testClient(t *testing.T, transport string) {
 	a := newTestAuth(t)
-	srv := newTestServer(t, a)
-	instancer := sd.FixedInstancer{strings.TrimPrefix(srv.URL, "http://")}
-	opts := client.Options{Caller: "test", Before: []kithttp.RequestFunc{auth.ContextToHTTP()}}
-	c := NewHTTPClient(instancer, opts.Defaults())
+	opts := client.Options{Caller: "test-" + transport,
+		Before: []kithttp.RequestFunc{auth.ContextToHTTP()}, GRPCBefore: []kitgrpc.ClientRequestFunc{auth.ContextToGRPC()}}
+	var c Service
+	if transport == "grpc" {
+		c = NewGRPCClient(sd.FixedInstancer{newTestGRPCServer(t, a)}, opts.Defaults())
+	} else {
+		srv := newTestServer(t, a)
+		c = NewHTTPClient(sd.FixedInstancer{strings.TrimPrefix(srv.URL, "http://")}, opts.Defaults())
+	}
 	ctx := context.Background()
 	header := http.Header{"Authorization": []string{"Bearer " + a.admin}}
 	adminCtx := auth.HTTPToContext()(ctx, &http.Request{Header: header})

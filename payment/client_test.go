@@ -18,14 +18,18 @@ import (
 	"github.com/kitshop/kitshop/pkg/testenv"
 )
 
-// newConsulClient serves a payment service over HTTP, registers it in the real Consul
-// under a name of its own and returns a client that finds it there, and the name of
-// the client's breaker.
-func newConsulClient(t *testing.T, proc Processor) (Service, string) {
+// transports are the two ways a client reaches the payment service; every client test
+// runs over each.
+var transports = []string{"http", "grpc"}
+
+// newConsulClient serves a payment service over transport, registers it in the real
+// Consul under a name of its own and returns a client of that transport that finds it
+// there, and the name of the client's breaker.
+func newConsulClient(t *testing.T, proc Processor, transport string) (Service, string) {
 	t.Helper()
 	c, _ := testenv.Consul(t)
-	srv, _ := newTestServer(t, proc)
-	host, portStr, err := net.SplitHostPort(srv.Listener.Addr().String())
+	addr := newTestServerOf(t, proc, transport)
+	host, portStr, err := net.SplitHostPort(addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +53,11 @@ func newConsulClient(t *testing.T, proc Processor) (Service, string) {
 		Retries:        2,
 		Breaker:        client.Breaker{MaxConcurrent: 100, ErrorPercent: 50, VolumeThreshold: 5, SleepWindow: time.Minute},
 	}
-	svc := NewHTTPClient(instancer, opts)
+	newClient := NewHTTPClient
+	if transport == "grpc" {
+		newClient = NewGRPCClient
+	}
+	svc := newClient(instancer, opts)
 	// go-kit's endpointer takes the instancer's list in a goroutine of its own: until
 	// it has, a call finds no instance.
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
@@ -73,9 +81,28 @@ func breakerOpen(t *testing.T, name string) bool {
 	return cb.IsOpen()
 }
 
-func TestHTTPClient(t *testing.T) {
+// overEach runs test once per transport.
+func overEach(t *testing.T, test func(t *testing.T, transport string)) {
+	for _, transport := range transports {
+		t.Run(transport, func(t *testing.T) { test(t, transport) })
+	}
+}
+
+// newTestServerOf serves a payment service over transport and returns its address.
+func newTestServerOf(t *testing.T, proc Processor, transport string) string {
+	t.Helper()
+	if transport == "grpc" {
+		return newTestGRPCServer(t, proc)
+	}
+	srv, _ := newTestServer(t, proc)
+	return srv.Listener.Addr().String()
+}
+
+func TestClient(t *testing.T) { overEach(t, testClient) }
+
+func testClient(t *testing.T, transport string) {
 	ctx := context.Background()
-	svc, breaker := newConsulClient(t, simulated(t))
+	svc, breaker := newConsulClient(t, simulated(t), transport)
 
 	c, created, err := svc.Charge(ctx, validRequest())
 	if err != nil || !created || c.Status != StatusSucceeded || c.Card != (CardInfo{BrandVisa, "4242"}) || c.Amount != validRequest().Amount {
@@ -129,12 +156,16 @@ func TestHTTPClient(t *testing.T) {
 	}
 }
 
-func TestHTTPClientRetriesProcessorFailures(t *testing.T) {
+func TestClientRetriesProcessorFailures(t *testing.T) {
+	overEach(t, testClientRetriesProcessorFailures)
+}
+
+func testClientRetriesProcessorFailures(t *testing.T, transport string) {
 	ctx := context.Background()
 	proc := &failingProcessor{next: simulated(t)}
 	proc.failures.Store(2)
 	counted := &countingProcessor{next: proc}
-	svc, _ := newConsulClient(t, counted)
+	svc, _ := newConsulClient(t, counted, transport)
 	c, created, err := svc.Charge(ctx, validRequest())
 	if err != nil || !created || c.Status != StatusSucceeded {
 		t.Fatalf("charge = %+v, %v, %v; want success after two 503s retried", c, created, err)
@@ -147,13 +178,17 @@ func TestHTTPClientRetriesProcessorFailures(t *testing.T) {
 	}
 }
 
-func TestHTTPClientBreakerOpensOnProcessorOutage(t *testing.T) {
+func TestClientBreakerOpensOnProcessorOutage(t *testing.T) {
+	overEach(t, testClientBreakerOpensOnProcessorOutage)
+}
+
+func testClientBreakerOpensOnProcessorOutage(t *testing.T, transport string) {
 	ctx := context.Background()
 	down, err := NewSimulatedProcessor(SimulatedConfig{FailureRate: 1, Seed: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, breaker := newConsulClient(t, down)
+	svc, breaker := newConsulClient(t, down, transport)
 	for i := range 6 {
 		req := validRequest()
 		req.OrderID = "outage-" + strconv.Itoa(i)

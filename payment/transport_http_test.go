@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/openzipkin/zipkin-go"
+
 	"github.com/kitshop/kitshop/pkg/logging"
 	"github.com/kitshop/kitshop/pkg/observe"
 	"github.com/kitshop/kitshop/pkg/testenv"
@@ -18,6 +20,16 @@ import (
 // newTestServer serves a memory-backed payment service, logging at debug level into
 // the returned buffer.
 func newTestServer(t *testing.T, proc Processor) (*httptest.Server, *testenv.SyncBuffer) {
+	t.Helper()
+	e, tracer, logs := newTestEndpoints(t, proc)
+	srv := httptest.NewServer(MakeHTTPHandler(e, tracer))
+	t.Cleanup(srv.Close)
+	return srv, logs
+}
+
+// newTestEndpoints are the endpoints of a payment service with a memory store and
+// proc, logging into the buffer returned, for a test server of either transport.
+func newTestEndpoints(t *testing.T, proc Processor) (Endpoints, *zipkin.Tracer, *testenv.SyncBuffer) {
 	t.Helper()
 	logs := &testenv.SyncBuffer{}
 	logger, err := logging.New(logs, "payment", "debug")
@@ -31,9 +43,7 @@ func newTestServer(t *testing.T, proc Processor) (*httptest.Server, *testenv.Syn
 	t.Cleanup(func() { rep.Close() })
 	obs := observe.Observer{Logger: logger, Metrics: observe.NewMetrics("payment"), Tracer: tracer}
 	svc := NewService(NewMemoryStore(), proc, now)
-	srv := httptest.NewServer(MakeHTTPHandler(MakeServerEndpoints(svc, obs), tracer))
-	t.Cleanup(srv.Close)
-	return srv, logs
+	return MakeServerEndpoints(svc, obs), tracer, logs
 }
 
 func simulated(t *testing.T) Processor {

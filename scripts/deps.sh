@@ -73,6 +73,13 @@ ensure_pkg() { # command package
 }
 ensure_pkg docker-compose docker-compose || failed+=("docker-compose (Debian package docker-compose)")
 ensure_pkg chromium chromium || failed+=("chromium (Debian package chromium)")
+# make proto-check regenerates the gRPC code: protoc and the well-known types it imports.
+ensure_pkg protoc protobuf-compiler || failed+=("protoc (Debian package protobuf-compiler)")
+if [ ! -f /usr/include/google/protobuf/timestamp.proto ]; then
+  echo "deps: installing Debian package libprotobuf-dev"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libprotobuf-dev >/dev/null 2>&1 || true
+  [ -f /usr/include/google/protobuf/timestamp.proto ] || failed+=("protobuf's well-known types (Debian package libprotobuf-dev)")
+fi
 command -v kubectl >/dev/null || failed+=("kubectl")
 if $bench; then
   ensure_pkg wrk wrk || failed+=("wrk (Debian package wrk)")

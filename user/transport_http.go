@@ -4,7 +4,9 @@ import (
 	"context"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/go-kit/kit/sd"
 	kithttp "github.com/go-kit/kit/transport/http"
@@ -20,7 +22,7 @@ import (
 // jwksMaxAge is how long verifiers use the key set before fetching it again
 // (auth.JWKSSource), so a key withdrawn from the keyring stops verifying everywhere
 // within a minute; a verifier that meets an unknown kid fetches at once anyway.
-const jwksMaxAge = "public, max-age=60"
+const jwksMaxAge = 60 * time.Second
 
 // The routes, each written once for MakeHTTPHandler and NewHTTPClient.
 var (
@@ -71,7 +73,7 @@ func clientAddr(forwarded Forwarded) kithttp.RequestFunc {
 }
 
 func encodeJWKSResponse(ctx context.Context, w http.ResponseWriter, response any) error {
-	w.Header().Set("Cache-Control", jwksMaxAge)
+	w.Header().Set("Cache-Control", "public, max-age="+strconv.Itoa(int(jwksMaxAge/time.Second)))
 	return httpjson.Encode(ctx, w, response)
 }
 

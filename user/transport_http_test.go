@@ -225,7 +225,15 @@ func TestHTTPLoginRateLimit(t *testing.T) {
 	}
 }
 
-func TestHTTPJWKSVerifiesTokens(t *testing.T) {
+// TestJWKSVerifiesTokens logs in over HTTP and verifies the token with the keys
+// fetched over each transport.
+func TestJWKSVerifiesTokens(t *testing.T) {
+	for _, transport := range []string{"http", "grpc"} {
+		t.Run(transport, func(t *testing.T) { testJWKSVerifiesTokens(t, transport) })
+	}
+}
+
+func testJWKSVerifiesTokens(t *testing.T, transport string) {
 	e := newTestEnv(t, fastArgon2, 100, 100)
 	srv := newTestServer(t, e)
 	e.register(t, "ada@example.com", "correct horse")
@@ -241,6 +249,9 @@ func TestHTTPJWKSVerifiesTokens(t *testing.T) {
 	// Another service verifies with nothing but the published keys, kept as long as
 	// their Cache-Control says.
 	fetch := auth.NewUserJWKSFetcher(sd.FixedInstancer{strings.TrimPrefix(srv.URL, "http://")}, client.Options{Caller: "jwks-test"})
+	if transport == "grpc" {
+		fetch = auth.NewUserGRPCJWKSFetcher(sd.FixedInstancer{newTestGRPCServer(t, e)}, client.Options{Caller: "jwks-test-grpc"})
+	}
 	// go-kit's endpointer takes the instance in the background: the first calls may
 	// find none yet.
 	var (

@@ -239,6 +239,15 @@ func transport(s *stack.Stack) string {
 	return t
 }
 
+// internalCalls says how the services call each other: the KITSHOP_INTERNAL_TRANSPORT
+// the stack was started with.
+func internalCalls(s *stack.Stack) string {
+	if s.Environ["KITSHOP_INTERNAL_TRANSPORT"] == "grpc" {
+		return "gRPC between services (KITSHOP_INTERNAL_TRANSPORT=grpc); the public API stays HTTP JSON"
+	}
+	return "HTTP JSON between services (KITSHOP_INTERNAL_TRANSPORT=grpc: gRPC)"
+}
+
 func printURLs(s *stack.Stack) {
 	storage := "in-memory stores (nothing is kept)"
 	if s.Postgres != "" {
@@ -259,8 +268,9 @@ func printURLs(s *stack.Stack) {
     demo user   %[7]s / %[8]s
     logs        %[9]s
     transport   %[10]s
+    calls       %[11]s
 
-`, s.GatewayURL, s.Options.ConsulAddr, storage, events, s.AdminEmail, s.AdminPassword, stack.DemoEmail, stack.DemoPassword, s.Logs(), transport(s))
+`, s.GatewayURL, s.Options.ConsulAddr, storage, events, s.AdminEmail, s.AdminPassword, stack.DemoEmail, stack.DemoPassword, s.Logs(), transport(s), internalCalls(s))
 }
 
 func isTerminal(f *os.File) bool {

@@ -241,8 +241,8 @@ func Overloaded(status int) bool {
 // turn, no longer than that, and its own calls onwards inherit what is left.
 const TimeoutHeader = "X-Request-Timeout-Ms"
 
-// maxTimeout bounds a deadline a caller may send.
-const maxTimeout = 10 * time.Minute
+// MaxTimeout bounds a deadline a caller may send.
+const MaxTimeout = 10 * time.Minute
 
 // SetTimeout writes ctx's deadline, if it has one, into h.
 func SetTimeout(ctx context.Context, h http.Header) {
@@ -257,7 +257,7 @@ func SetTimeout(ctx context.Context, h http.Header) {
 func WithCallerTimeout(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if v := r.Header.Get(TimeoutHeader); v != "" {
-			if ms, err := strconv.ParseInt(v, 10, 64); err == nil && ms > 0 && time.Duration(ms)*time.Millisecond <= maxTimeout {
+			if ms, err := strconv.ParseInt(v, 10, 64); err == nil && ms > 0 && time.Duration(ms)*time.Millisecond <= MaxTimeout {
 				ctx, cancel := context.WithTimeout(r.Context(), time.Duration(ms)*time.Millisecond)
 				defer cancel()
 				r = r.WithContext(ctx)

@@ -19,13 +19,16 @@ import (
 	"time"
 
 	"github.com/go-kit/kit/sd"
+	kitgrpc "github.com/go-kit/kit/transport/grpc"
 	kithttp "github.com/go-kit/kit/transport/http"
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 	consul "github.com/hashicorp/consul/api"
 	"github.com/openzipkin/zipkin-go"
 	"github.com/openzipkin/zipkin-go/reporter"
+	"google.golang.org/grpc"
 
+	"github.com/kitshop/kitshop/pkg/admission"
 	"github.com/kitshop/kitshop/pkg/auth"
 	"github.com/kitshop/kitshop/pkg/client"
 	"github.com/kitshop/kitshop/pkg/clientip"
@@ -41,6 +44,7 @@ import (
 type Config struct {
 	Service       string
 	HTTPAddr      string // listen address; ":0" picks a free port
+	GRPCAddr      string // gRPC listen address of a service serving gRPC (GRPCServer)
 	AdvertiseHost string // the host registered in Consul; AdvertiseRoute: found at start
 	ConsulAddr    string // empty: do not register or discover
 	DatabaseURL   string // empty: the service uses its in-memory store
@@ -81,14 +85,15 @@ type Config struct {
 	AdmitLimit int
 	AdmitWait  time.Duration
 
-	// Calls to other services.
-	CallTimeout    time.Duration
-	AttemptTimeout time.Duration
-	CallRetries    int
-	BreakerMax     int
-	BreakerPercent int
-	BreakerVolume  int
-	BreakerSleep   time.Duration
+	// Calls to other services: over TransportHTTP or TransportGRPC, with these budgets.
+	InternalTransport string
+	CallTimeout       time.Duration
+	AttemptTimeout    time.Duration
+	CallRetries       int
+	BreakerMax        int
+	BreakerPercent    int
+	BreakerVolume     int
+	BreakerSleep      time.Duration
 }
 
 // RegisterFlags declares the common flags on fs with service's default listen address.
@@ -96,6 +101,9 @@ type Config struct {
 func (c *Config) RegisterFlags(fs *flag.FlagSet, service, defaultAddr string) {
 	c.Service = service
 	fs.StringVar(&c.HTTPAddr, "http-addr", defaultAddr, "listen address (\":0\" picks a free port)")
+	if !c.Edge {
+		fs.StringVar(&c.GRPCAddr, "grpc-addr", ":0", "gRPC listen address of a service that serves gRPC (\":0\": a free port; registered in Consul either way)")
+	}
 	fs.StringVar(&c.AdvertiseHost, "advertise-host", "127.0.0.1", "host other services reach this instance at; \""+AdvertiseRoute+"\": this machine's address on its route to the Consul agent (in a container: the container's own address, so each replica registers its own)")
 	fs.StringVar(&c.ConsulAddr, "consul-addr", "127.0.0.1:8500", "Consul agent address; empty disables registration and discovery")
 	fs.StringVar(&c.ConsulToken, "consul-token", "", "Consul ACL token of this instance (with ACLs on, it must allow registering the service and fetching its certificate); empty: the agent's default")
@@ -124,6 +132,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, service, defaultAddr string) {
 		fs.IntVar(&c.AdmitLimit, "admit-limit", DefaultAdmitLimit, "requests worked on at once; more wait up to -admit-wait, then get 503 overloaded")
 		fs.DurationVar(&c.AdmitWait, "admit-wait", DefaultAdmitWait, "longest wait of a request for its turn (never past its caller's deadline)")
 	}
+	fs.StringVar(&c.InternalTransport, "internal-transport", TransportHTTP, "transport of the calls to other services: \""+TransportHTTP+"\" (JSON) or \""+TransportGRPC+"\"; the public API through the gateway is HTTP JSON either way")
 	fs.DurationVar(&c.CallTimeout, "call-timeout", 3*time.Second, "budget of one call to another service, retries included (also the breaker timeout)")
 	fs.DurationVar(&c.AttemptTimeout, "attempt-timeout", time.Second, "budget of one try of a read (GET) from another service; a try of a write gets what is left of -call-timeout")
 	fs.IntVar(&c.CallRetries, "call-retries", 2, "further tries of an idempotent call to another service")
@@ -166,6 +175,12 @@ type App struct {
 	closers    []io.Closer
 	instancers map[string]*discovery.ConsulInstancer
 	pathRules  []connect.PathRule
+	rulesInUse bool                // the rules are fixed: RestrictPaths refuses more
+	authz      *connect.Authorizer // with mTLS, made by the first of HTTP and gRPC to need it
+	grpcServer *grpc.Server        // nil unless the service serves gRPC (GRPCServer)
+
+	limiterOnce sync.Once
+	limiter     *admission.Limiter // the admission limit of HTTP and gRPC calls
 }
 
 // New listens on the configured address (so the real port is known before the tracer
@@ -177,6 +192,11 @@ func New(cfg Config, logOutput io.Writer) (*App, error) {
 	}
 	if err := cfg.validateTLS(); err != nil {
 		return nil, err
+	}
+	switch cfg.InternalTransport {
+	case "", TransportHTTP, TransportGRPC:
+	default:
+		return nil, fmt.Errorf("-internal-transport must be %q or %q, not %q", TransportHTTP, TransportGRPC, cfg.InternalTransport)
 	}
 	if !cfg.Edge && cfg.AdmitLimit < 1 {
 		return nil, fmt.Errorf("-admit-limit must be at least 1")
@@ -306,18 +326,54 @@ func (a *App) OpenDB(ctx context.Context, migrations fs.FS) (*sql.DB, error) {
 // Instancer watches the passing instances of service in Consul; every caller of the
 // same service shares one watch.
 func (a *App) Instancer(service string) (sd.Instancer, error) {
+	return a.instancer(service, service, discovery.NewConsulInstancer)
+}
+
+// GRPCInstancer watches the passing instances of service at their gRPC port; every
+// caller shares one watch.
+func (a *App) GRPCInstancer(service string) (sd.Instancer, error) {
+	return a.instancer(service+" grpc", service, discovery.NewConsulGRPCInstancer)
+}
+
+func (a *App) instancer(key, service string, watch func(*consul.Client, string, time.Duration, log.Logger) *discovery.ConsulInstancer) (sd.Instancer, error) {
 	if a.Consul == nil {
 		return nil, errors.New("no Consul address: cannot discover " + service)
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if ins, ok := a.instancers[service]; ok {
+	if ins, ok := a.instancers[key]; ok {
 		return ins, nil
 	}
-	ins := discovery.NewConsulInstancer(a.Consul, service, a.Config.DiscoveryGrace, a.Logger)
-	a.instancers[service] = ins
+	ins := watch(a.Consul, service, a.Config.DiscoveryGrace, a.Logger)
+	a.instancers[key] = ins
 	a.closers = append(a.closers, ins)
 	return ins, nil
+}
+
+// UserKeys is the source of the keys that verify tokens, in every service but user:
+// the keys the instances of service (the user service's Consul name) publish,
+// fetched over the internal transport with opts, and kept fresh until the app closes.
+func (a *App) UserKeys(service string, opts client.Options, cfg auth.JWKSConfig) (*auth.JWKSSource, error) {
+	instancer, fetcher := a.Instancer, auth.NewUserJWKSFetcher
+	if a.InternalTransport() == TransportGRPC {
+		instancer, fetcher = a.GRPCInstancer, auth.NewUserGRPCJWKSFetcher
+	}
+	users, err := instancer(service)
+	if err != nil {
+		return nil, err
+	}
+	keys := auth.NewJWKSSource(fetcher(users, opts), cfg)
+	a.OnClose(keys)
+	return keys, nil
+}
+
+// InternalTransport is the transport of this service's calls to others:
+// TransportHTTP or TransportGRPC.
+func (a *App) InternalTransport() string {
+	if a.Config.InternalTransport == "" {
+		return TransportHTTP
+	}
+	return a.Config.InternalTransport
 }
 
 // ClientOptions are the options for calls from this service to others. With TLS on,
@@ -340,9 +396,10 @@ func (a *App) ClientOptionsFor(service string) client.Options {
 			VolumeThreshold: c.BreakerVolume,
 			SleepWindow:     c.BreakerSleep,
 		},
-		Tracer: a.Tracer,
-		Logger: a.Logger,
-		Before: []kithttp.RequestFunc{auth.ContextToHTTP()},
+		Tracer:     a.Tracer,
+		Logger:     a.Logger,
+		Before:     []kithttp.RequestFunc{auth.ContextToHTTP()},
+		GRPCBefore: []kitgrpc.ClientRequestFunc{auth.ContextToGRPC()},
 	}
 	if a.identity != nil {
 		o.TLS = a.identity.ClientTLS(service)

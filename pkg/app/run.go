@@ -56,7 +56,7 @@ func (a *App) Serve(ctx context.Context, handler http.Handler) error {
 	}
 
 	srv := a.newServer(closeWhenDraining(&a.draining, handler))
-	serveErr := make(chan error, 2)
+	serveErr := make(chan error, 3)
 	go func() { serveErr <- srv.Serve(listener) }()
 	if a.admin != nil {
 		admin := http.NewServeMux()
@@ -79,6 +79,12 @@ func (a *App) Serve(ctx context.Context, handler http.Handler) error {
 		defer stopPprof()
 	}
 
+	grpcPort, stopGRPC, err := a.serveGRPC(serveErr)
+	if err != nil {
+		_ = srv.Close()
+		return err
+	}
+
 	var registrar *discovery.Registrar
 	maintainCtx, stopMaintain := context.WithCancel(context.Background())
 	defer stopMaintain()
@@ -96,6 +102,8 @@ func (a *App) Serve(ctx context.Context, handler http.Handler) error {
 			Port:            port,
 			Tags:            splitTags(a.Config.Tags),
 			Meta:            meta,
+			GRPCPort:        grpcPort,
+			GRPCTLS:         a.identity != nil,
 			CheckInterval:   a.Config.CheckInterval,
 			CheckTimeout:    checkTimeout + checkTimeout/2,
 			DeregisterAfter: a.Config.DeregisterAfter,
@@ -105,15 +113,17 @@ func (a *App) Serve(ctx context.Context, handler http.Handler) error {
 		cancel()
 		if err != nil {
 			_ = srv.Close()
+			stopGRPC(0)
 			return err
 		}
 		go registrar.Maintain(maintainCtx, a.Config.Resync)
 	}
-	_ = level.Info(a.Logger).Log("msg", "serving", "addr", a.HostPort(), "consul_id", registrationID(registrar), "mtls", a.identity != nil)
+	_ = level.Info(a.Logger).Log("msg", "serving", "addr", a.HostPort(), "grpc_port", grpcPort, "internal_transport", a.InternalTransport(), "consul_id", registrationID(registrar), "mtls", a.identity != nil)
 
 	select {
 	case err := <-serveErr:
 		_ = srv.Close()
+		stopGRPC(0)
 		return err
 	case <-ctx.Done():
 	}
@@ -131,6 +141,9 @@ func (a *App) Serve(ctx context.Context, handler http.Handler) error {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), a.Config.ShutdownGrace)
 	defer cancel()
+	grpcStopped := make(chan struct{})
+	go func() { stopGRPC(a.Config.ShutdownGrace); close(grpcStopped) }()
+	defer func() { <-grpcStopped }()
 	if err := srv.Shutdown(sctx); err != nil {
 		return err
 	}
@@ -149,8 +162,7 @@ func (a *App) admit(h http.Handler) http.Handler {
 	if a.Config.Edge {
 		return h
 	}
-	shed := a.Metrics.Counter("admission", "shed_total", "Requests answered 503 overloaded by the admission limit.")
-	return admission.WithCallerTimeout(admission.NewLimiter(a.Config.AdmitLimit, a.Config.AdmitWait, shed).Middleware(h))
+	return admission.WithCallerTimeout(a.admissionLimiter().Middleware(h))
 }
 
 // newServer is the HTTP server of one listener, with kitshop's timeouts.
@@ -187,30 +199,10 @@ func closeWhenDraining(draining *atomic.Bool, next http.Handler) http.Handler {
 // detailed accepts, and the status alone to others.
 func (a *App) healthHandler(detailed func(*http.Request) bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		a.mu.Lock()
-		names := make([]string, 0, len(a.checks))
-		for name := range a.checks {
-			names = append(names, name)
-		}
-		checks := a.checks
-		a.mu.Unlock()
-		sort.Strings(names)
-
-		status, code := "ok", http.StatusOK
-		if a.draining.Load() {
-			status, code = "draining", http.StatusServiceUnavailable
-		}
-		results := map[string]string{}
-		for _, name := range names {
-			ctx, cancel := context.WithTimeout(r.Context(), checkTimeout)
-			err := checks[name](ctx)
-			cancel()
-			results[name] = "ok"
-			if err != nil {
-				results[name] = "failing"
-				status, code = "failing", http.StatusServiceUnavailable
-				_ = level.Warn(a.Logger).Log("msg", "health check failing", "check", name, "err", err)
-			}
+		status, results := a.health(r.Context())
+		code := http.StatusOK
+		if status != "ok" {
+			code = http.StatusServiceUnavailable
 		}
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
 		w.WriteHeader(code)
@@ -224,6 +216,37 @@ func (a *App) healthHandler(detailed func(*http.Request) bool) http.Handler {
 		}
 		_ = json.NewEncoder(w).Encode(body)
 	})
+}
+
+// health runs every dependency check: the status is "ok", "failing" (a check
+// failed) or "draining" (shutting down), with each check's result.
+func (a *App) health(ctx context.Context) (status string, results map[string]string) {
+	a.mu.Lock()
+	names := make([]string, 0, len(a.checks))
+	for name := range a.checks {
+		names = append(names, name)
+	}
+	checks := a.checks
+	a.mu.Unlock()
+	sort.Strings(names)
+
+	status = "ok"
+	if a.draining.Load() {
+		status = "draining"
+	}
+	results = map[string]string{}
+	for _, name := range names {
+		cctx, cancel := context.WithTimeout(ctx, checkTimeout)
+		err := checks[name](cctx)
+		cancel()
+		results[name] = "ok"
+		if err != nil {
+			results[name] = "failing"
+			status = "failing"
+			_ = level.Warn(a.Logger).Log("msg", "health check failing", "check", name, "err", err)
+		}
+	}
+	return status, results
 }
 
 // transport says in Consul how the instance is called, for people and tools reading

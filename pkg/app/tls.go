@@ -9,7 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"strings"
+	"slices"
 	"sync"
 	"time"
 
@@ -34,14 +34,17 @@ func (c Config) tlsOn() bool { return c.TLS == TLSOn }
 // listenAddr is HTTPAddr, except for a service (not the edge) in plain HTTP: there an
 // address without a host (":8081", the default) means loopback, since nothing tells
 // its callers apart. Naming an interface ("0.0.0.0:8081") still listens there.
-func (c Config) listenAddr() string {
+func (c Config) listenAddr() string { return c.listenAddrOf(c.HTTPAddr) }
+
+// listenAddrOf is listenAddr's rule for any of the instance's listen addresses.
+func (c Config) listenAddrOf(addr string) string {
 	if c.Edge || c.tlsOn() {
-		return c.HTTPAddr
+		return addr
 	}
-	if host, port, err := net.SplitHostPort(c.HTTPAddr); err == nil && host == "" {
+	if host, port, err := net.SplitHostPort(addr); err == nil && host == "" {
 		return net.JoinHostPort("127.0.0.1", port)
 	}
-	return c.HTTPAddr
+	return addr
 }
 
 // loopbackHost reports whether the host of addr is a loopback address or localhost.
@@ -103,12 +106,37 @@ func (a *App) newIdentity() (*connect.Identity, error) {
 // Identity is the instance's Connect identity; nil when TLS is off.
 func (a *App) Identity() *connect.Identity { return a.identity }
 
-// RestrictPaths lets only the named services call the routes under prefix (on top of
-// the intentions, which allow or deny a calling service as a whole). Call it before Handler (or Run).
+// RestrictPaths lets only the named services call the routes (or gRPC methods, by
+// their full name) under prefix, on top of the intentions, which allow or deny a
+// calling service as a whole. It panics once the rules are in use (Handler, Run or
+// GRPCServer was called): a rule added later would guard nothing.
 func (a *App) RestrictPaths(prefix string, callers ...string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.rulesInUse {
+		panic("app: RestrictPaths(" + prefix + ") after Handler, Run or GRPCServer: call it first")
+	}
 	a.pathRules = append(a.pathRules, connect.PathRule{Prefix: prefix, Callers: callers})
+}
+
+// rules are the path rules, fixed from now on.
+func (a *App) rules() []connect.PathRule {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.rulesInUse = true
+	return slices.Clone(a.pathRules)
+}
+
+// authorizer is the instance's one Authorizer (with mTLS), shared by HTTP and gRPC:
+// one cache of intention answers, one question to the agent for both.
+func (a *App) authorizer() *connect.Authorizer {
+	rules := a.rules()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.authz == nil {
+		a.authz = connect.NewAuthorizer(a.identity, a.Config.IntentionsCache, rules, a.Logger)
+	}
+	return a.authz
 }
 
 // secure wraps the handler for the configured mode (secureListener is its listener):
@@ -123,17 +151,14 @@ func (a *App) RestrictPaths(prefix string, callers ...string) {
 //   - the edge without a certificate: as it is.
 func (a *App) secure(h http.Handler) http.Handler {
 	c := a.Config
-	a.mu.Lock()
-	rules := append([]connect.PathRule(nil), a.pathRules...)
-	a.mu.Unlock()
+	rules := a.rules()
 	switch {
 	case c.Edge && c.TLSCert != "":
 		return hsts(a.requireHTTPS(h))
 	case c.Edge:
 		return h
 	case a.identity != nil:
-		authz := connect.NewAuthorizer(a.identity, c.IntentionsCache, rules, a.Logger)
-		return authz.Middleware(h, "/health", "/metrics")
+		return a.authorizer().Middleware(h, "/health", "/metrics")
 	default:
 		return loopbackOnly(h, rules, a.Logger)
 	}
@@ -171,13 +196,11 @@ func loopbackOnly(h http.Handler, rules []connect.PathRule, logger log.Logger) h
 		return h
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		for _, rule := range rules {
-			if strings.HasPrefix(r.URL.Path, rule.Prefix) && !clientip.Loopback(clientip.Peer(r)) {
-				_ = level.Warn(logger).Log("msg", "plain HTTP: call from another host refused", "remote", r.RemoteAddr,
-					"method", r.Method, "path", r.URL.Path, "reason", "routes under "+rule.Prefix+" answer loopback callers only without mTLS")
-				errs.WriteHTTP(w, errs.E(errs.Forbidden, "forbidden", "this caller may not call this service"))
-				return
-			}
+		if rule, ok := connect.RuleFor(rules, r.URL.Path); ok && !clientip.Loopback(clientip.Peer(r)) {
+			_ = level.Warn(logger).Log("msg", "plain HTTP: call from another host refused", "remote", r.RemoteAddr,
+				"method", r.Method, "path", r.URL.Path, "reason", "routes under "+rule.Prefix+" answer loopback callers only without mTLS")
+			errs.WriteHTTP(w, connect.ErrForbidden)
+			return
 		}
 		h.ServeHTTP(w, r)
 	})

@@ -14,8 +14,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/go-kit/kit/endpoint"
 	"github.com/go-kit/kit/sd"
 
+	keyspb "github.com/kitshop/kitshop/pkg/auth/pb"
 	"github.com/kitshop/kitshop/pkg/client"
 )
 
@@ -262,10 +264,6 @@ const maxJWKS = 64 << 10
 // service must not stop it from learning a new key.
 func NewUserJWKSFetcher(instancer sd.Instancer, opts client.Options) Fetcher {
 	opts.Caller += "/jwks"
-	type fetched struct {
-		set    JWKS
-		maxAge time.Duration
-	}
 	e := client.New(UserService, instancer, opts).Endpoint(client.Route{
 		Name:   "jwks",
 		Method: http.MethodGet,
@@ -274,7 +272,7 @@ func NewUserJWKSFetcher(instancer sd.Instancer, opts client.Options) Fetcher {
 			return nil
 		},
 		Decode: func(_ context.Context, resp *http.Response) (any, error) {
-			var f fetched
+			var f fetchedKeys
 			if err := json.NewDecoder(io.LimitReader(resp.Body, maxJWKS)).Decode(&f.set); err != nil {
 				return nil, fmt.Errorf("auth: decode jwks: %w", err)
 			}
@@ -283,12 +281,49 @@ func NewUserJWKSFetcher(instancer sd.Instancer, opts client.Options) Fetcher {
 		},
 		Idempotent: true,
 	})
+	return fetcherOf(e)
+}
+
+// NewUserGRPCJWKSFetcher is NewUserJWKSFetcher over gRPC: the Keys service (pkg/auth/pb)
+// the user service serves, at the instances instancer finds (discovery.NewConsulGRPCInstancer),
+// through pkg/client's gRPC chain, with the same breaker of its own.
+func NewUserGRPCJWKSFetcher(instancer sd.Instancer, opts client.Options) Fetcher {
+	opts.Caller += "/jwks"
+	e := client.NewGRPC(UserService, instancer, opts).Endpoint(client.GRPCRoute{
+		Name:    "jwks",
+		Service: keyspb.Keys_ServiceDesc.ServiceName,
+		Method:  "GetKeys",
+		Encode:  func(context.Context, any) (any, error) { return &keyspb.GetKeysRequest{}, nil },
+		Decode: func(_ context.Context, reply any) (any, error) {
+			m := reply.(*keyspb.KeySet)
+			set := JWKS{Keys: make([]JWK, len(m.Keys))}
+			for i, k := range m.Keys {
+				set.Keys[i] = JWK{Kty: k.Kty, Crv: k.Crv, X: k.X, Kid: k.Kid, Alg: k.Alg, Use: k.Use}
+			}
+			return fetchedKeys{set: set, maxAge: time.Duration(m.MaxAgeSeconds) * time.Second}, nil
+		},
+		Reply:      &keyspb.KeySet{},
+		Read:       true,
+		Idempotent: true,
+	})
+	return fetcherOf(e)
+}
+
+// fetchedKeys is a key set and how long it may be used, as a fetcher's endpoint
+// returns them.
+type fetchedKeys struct {
+	set    JWKS
+	maxAge time.Duration
+}
+
+// fetcherOf is the Fetcher calling e.
+func fetcherOf(e endpoint.Endpoint) Fetcher {
 	return func(ctx context.Context) (JWKS, time.Duration, error) {
 		resp, err := e(ctx, nil)
 		if err != nil {
 			return JWKS{}, 0, err
 		}
-		f := resp.(fetched)
+		f := resp.(fetchedKeys)
 		return f.set, f.maxAge, nil
 	}
 }
@@ -311,11 +346,4 @@ func MaxAge(h http.Header) time.Duration {
 		}
 	}
 	return age
-}
-
-// NewUserKeys is the KeySource every service but user verifies tokens with: the keys
-// the user instances instancer finds publish, fetched through their own breaker and
-// kept fresh until Close.
-func NewUserKeys(instancer sd.Instancer, opts client.Options, cfg JWKSConfig) *JWKSSource {
-	return NewJWKSSource(NewUserJWKSFetcher(instancer, opts), cfg)
 }

@@ -1,5 +1,5 @@
 // Package client builds go-kit client endpoints for calling another kitshop service
-// found in Consul. Each call goes through
+// found in Consul, over HTTP JSON (New) or gRPC (NewGRPC). Each call goes through
 //
 //	Consul instancer (passing only) → round-robin → bounded retry → hystrix → zipkin
 //
@@ -29,6 +29,7 @@ import (
 	"github.com/go-kit/kit/sd"
 	"github.com/go-kit/kit/sd/lb"
 	kitzipkin "github.com/go-kit/kit/tracing/zipkin"
+	kitgrpc "github.com/go-kit/kit/transport/grpc"
 	kithttp "github.com/go-kit/kit/transport/http"
 	"github.com/go-kit/log"
 	"github.com/openzipkin/zipkin-go"
@@ -73,8 +74,10 @@ type Options struct {
 	Tracer *zipkin.Tracer
 	Logger log.Logger
 	// Before runs on every outgoing request (app sets auth.ContextToHTTP, so a call
-	// made for a user carries that user's token).
-	Before []kithttp.RequestFunc
+	// made for a user carries that user's token); GRPCBefore on every gRPC call
+	// (auth.ContextToGRPC).
+	Before     []kithttp.RequestFunc
+	GRPCBefore []kitgrpc.ClientRequestFunc
 
 	// InvalidateAfter drops the known instances when Consul has been failing this long;
 	// zero keeps the last good set for as long as Consul is away.
@@ -132,18 +135,23 @@ type Route struct {
 	PassThrough bool
 }
 
-// Service builds client endpoints for one upstream service.
+// Service builds client endpoints for one upstream service, over HTTP.
 type Service struct {
+	*chain
+	instancer sd.Instancer
+	warm      *warmer
+}
+
+// chain is what the calls to one service share whatever their transport: its name,
+// options and breaker, and the layers above the instances (retry → breaker → trace).
+type chain struct {
 	name        string
-	instancer   sd.Instancer
 	opts        Options
 	breaker     *breaker
 	breakerName string // "<caller>→<service>"
-	warm        *warmer
 }
 
-// New prepares calls to service, whose instances instancer reports.
-func New(service string, instancer sd.Instancer, opts Options) *Service {
+func newChain(service string, opts Options) *chain {
 	opts = opts.Defaults()
 	name := opts.Caller + "→" + service
 	hystrix.ConfigureCommand(name, hystrix.CommandConfig{
@@ -153,38 +161,47 @@ func New(service string, instancer sd.Instancer, opts Options) *Service {
 		RequestVolumeThreshold: opts.Breaker.VolumeThreshold,
 		SleepWindow:            int(opts.Breaker.SleepWindow / time.Millisecond),
 	})
+	return &chain{name: service, opts: opts, breaker: breakerFor(name, opts.Breaker.MaxConcurrent), breakerName: name}
+}
+
+// New prepares calls to service, whose instances instancer reports.
+func New(service string, instancer sd.Instancer, opts Options) *Service {
+	c := newChain(service, opts)
 	scheme := "http"
-	if opts.TLS != nil {
+	if c.opts.TLS != nil {
 		scheme = "https"
 	}
-	return &Service{
-		name: service, instancer: instancer, opts: opts,
-		breaker: breakerFor(name, opts.Breaker.MaxConcurrent), breakerName: name,
-		warm: newWarmer(opts.HTTPClient, scheme),
-	}
+	return &Service{chain: c, instancer: instancer, warm: newWarmer(c.opts.HTTPClient, scheme)}
 }
 
 // BreakerName is the hystrix command guarding calls to this service.
-func (s *Service) BreakerName() string { return s.breakerName }
+func (c *chain) BreakerName() string { return c.breakerName }
 
 // Endpoint returns the client endpoint for r.
 func (s *Service) Endpoint(r Route) endpoint.Endpoint {
+	return s.balance(s.instancer, s.factory(r), r.Name, r.Idempotent)
+}
+
+// balance is the chain over the endpoints factory makes for instancer's instances:
+// round robin → retry (idempotent calls only) → breaker → business answers as errors
+// → a span named "<service>.<name>".
+func (c *chain) balance(instancer sd.Instancer, factory sd.Factory, name string, idempotent bool) endpoint.Endpoint {
 	var endpointerOpts []sd.EndpointerOption
-	if s.opts.InvalidateAfter > 0 {
-		endpointerOpts = append(endpointerOpts, sd.InvalidateOnError(s.opts.InvalidateAfter))
+	if c.opts.InvalidateAfter > 0 {
+		endpointerOpts = append(endpointerOpts, sd.InvalidateOnError(c.opts.InvalidateAfter))
 	}
-	endpointer := sd.NewEndpointer(s.instancer, s.factory(r), s.opts.Logger, endpointerOpts...)
+	endpointer := sd.NewEndpointer(instancer, factory, c.opts.Logger, endpointerOpts...)
 	balancer := lb.NewRoundRobin(endpointer)
 
 	retries := 0
-	if r.Idempotent {
-		retries = s.opts.Retries
+	if idempotent {
+		retries = c.opts.Retries
 	}
-	e := retry(balancer, s.opts.Timeout, retries)
-	e = s.guard(e)
+	e := retry(balancer, c.opts.Timeout, retries)
+	e = c.guard(e)
 	e = unwrapBusiness(e)
-	if s.opts.Tracer != nil {
-		e = kitzipkin.TraceEndpoint(s.opts.Tracer, s.name+"."+r.Name)(e)
+	if c.opts.Tracer != nil {
+		e = kitzipkin.TraceEndpoint(c.opts.Tracer, c.name+"."+name)(e)
 	}
 	return e
 }
@@ -215,21 +232,28 @@ func (s *Service) factory(r Route) sd.Factory {
 		}
 		ej.add(instance)
 		s.warm.add(instance)
-		return func(ctx context.Context, request any) (any, error) {
-			if ej.skip(instance) {
-				return nil, errEjected
-			}
-			if attempt > 0 {
-				var cancel context.CancelFunc
-				ctx, cancel = context.WithTimeout(ctx, attempt)
-				defer cancel()
-			}
-			response, err := e(ctx, request)
-			if err != nil && unreachable(err) {
-				ej.eject(instance)
-			}
-			return response, err
-		}, closerFunc(func() error { ej.remove(instance); s.warm.remove(instance); return nil }), nil
+		return ej.try(instance, attempt, e), closerFunc(func() error { ej.remove(instance); s.warm.remove(instance); return nil }), nil
+	}
+}
+
+// try is e as one try on instance: skipped while a readier instance is known, cut off
+// after attempt (0: it has what is left of the call's budget), and the instance ejected
+// when the try found it unreachable.
+func (e *ejections) try(instance string, attempt time.Duration, call endpoint.Endpoint) endpoint.Endpoint {
+	return func(ctx context.Context, request any) (any, error) {
+		if e.skip(instance) {
+			return nil, errEjected
+		}
+		if attempt > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, attempt)
+			defer cancel()
+		}
+		response, err := call(ctx, request)
+		if err != nil && unreachable(err) {
+			e.eject(instance)
+		}
+		return response, err
 	}
 }
 
@@ -322,11 +346,11 @@ var errEjected = errors.New("client: instance skipped for a readier one (recentl
 // (refused, reset, closed mid-answer), as opposed to a slow or failing answer.
 func unreachable(err error) bool {
 	var opErr *net.OpError
-	return errors.As(err, &opErr) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+	return errors.As(err, &opErr) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, errUnreachable)
 }
 
 // guard runs e inside the breaker, so failures of the system trip it.
-func (s *Service) guard(e endpoint.Endpoint) endpoint.Endpoint {
+func (s *chain) guard(e endpoint.Endpoint) endpoint.Endpoint {
 	return func(ctx context.Context, request any) (any, error) {
 		var response any
 		err := s.breaker.do(ctx, func(ctx context.Context) error {
@@ -342,7 +366,7 @@ func (s *Service) guard(e endpoint.Endpoint) endpoint.Endpoint {
 }
 
 // translate turns a failure of the system into the *errs.Error a caller can act on.
-func (s *Service) translate(err error) error {
+func (s *chain) translate(err error) error {
 	var upstream *upstreamError
 	switch {
 	case errors.As(err, &upstream):

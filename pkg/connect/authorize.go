@@ -2,7 +2,9 @@ package connect
 
 import (
 	"context"
+	"crypto/tls"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -71,48 +73,68 @@ func (a *Authorizer) Middleware(next http.Handler, open ...string) http.Handler 
 				return
 			}
 		}
-		if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
-			a.refuse(w, r, "", "no client certificate")
-			return
+		peer, refusal, err := a.check(r.Context(), r.TLS, r.URL.Path)
+		switch {
+		case err != nil:
+			errs.WriteHTTP(w, err)
+		case refusal != "":
+			a.refuse(w, r, peer.URI, refusal)
+		default:
+			next.ServeHTTP(w, r.WithContext(WithPeer(r.Context(), peer)))
 		}
-		// The handshake verified the chain (ServerTLS); this reads its identity.
-		peer, err := PeerFromCert(r.TLS.PeerCertificates[0])
-		if err != nil {
-			a.refuse(w, r, "", err.Error())
-			return
-		}
-		ok, reason, err := a.allowed(r.Context(), peer)
-		if err != nil {
-			// No answer is not a refusal: the caller may try again (503 is retried by
-			// the client chain), and nothing is let through unchecked.
-			_ = level.Warn(a.logger).Log("msg", "connect: intentions unavailable", "peer", peer.URI, "err", err)
-			errs.WriteHTTP(w, errs.E(errs.Unavailable, "intentions_unavailable", "the caller's authorisation cannot be checked now; try again shortly"))
-			return
-		}
-		if ok {
-			ok, reason = a.pathAllowed(peer.Service, r.URL.Path)
-		}
-		if !ok {
-			a.refuse(w, r, peer.URI, reason)
-			return
-		}
-		next.ServeHTTP(w, r.WithContext(WithPeer(r.Context(), peer)))
 	})
 }
 
-func (a *Authorizer) pathAllowed(caller, path string) (bool, string) {
-	for _, rule := range a.rules {
-		if !strings.HasPrefix(path, rule.Prefix) {
-			continue
-		}
-		for _, c := range rule.Callers {
-			if c == caller {
-				return true, ""
-			}
-		}
-		return false, "routes under " + rule.Prefix + " are for " + strings.Join(rule.Callers, ", ") + " only"
+// ErrForbidden is the answer to a caller the intentions or path rules refuse, over
+// either transport.
+var ErrForbidden = errs.E(errs.Forbidden, "forbidden", "this caller may not call this service")
+
+// errIntentionsUnavailable answers a call whose caller cannot be checked now. No
+// answer is not a refusal: the caller may try again (the client chain retries it), and
+// nothing is let through unchecked.
+var errIntentionsUnavailable = errs.E(errs.Unavailable, "intentions_unavailable", "the caller's authorisation cannot be checked now; try again shortly")
+
+// check decides a call to path over a connection in state cs (nil: plain, not TLS).
+// It returns the caller, or the reason it is refused, or errIntentionsUnavailable.
+func (a *Authorizer) check(ctx context.Context, cs *tls.ConnectionState, path string) (peer Peer, refusal string, err error) {
+	if cs == nil || len(cs.PeerCertificates) == 0 {
+		return Peer{}, "no client certificate", nil
 	}
-	return true, ""
+	// The handshake verified the chain (ServerTLS); this reads its identity.
+	peer, err = PeerFromCert(cs.PeerCertificates[0])
+	if err != nil {
+		return Peer{}, err.Error(), nil
+	}
+	ok, reason, err := a.allowed(ctx, peer)
+	if err != nil {
+		_ = level.Warn(a.logger).Log("msg", "connect: intentions unavailable", "peer", peer.URI, "err", err)
+		return peer, "", errIntentionsUnavailable
+	}
+	if ok {
+		ok, reason = a.pathAllowed(peer.Service, path)
+	}
+	if !ok {
+		return peer, reason, nil
+	}
+	return peer, "", nil
+}
+
+func (a *Authorizer) pathAllowed(caller, path string) (bool, string) {
+	rule, ok := RuleFor(a.rules, path)
+	if !ok || slices.Contains(rule.Callers, caller) {
+		return true, ""
+	}
+	return false, "routes under " + rule.Prefix + " are for " + strings.Join(rule.Callers, ", ") + " only"
+}
+
+// RuleFor is the first of rules whose prefix path has, if any.
+func RuleFor(rules []PathRule, path string) (PathRule, bool) {
+	for _, rule := range rules {
+		if strings.HasPrefix(path, rule.Prefix) {
+			return rule, true
+		}
+	}
+	return PathRule{}, false
 }
 
 // allowed answers from the cache, else from the agent. When the agent cannot be
@@ -205,14 +227,8 @@ func (a *Authorizer) authorize(ctx context.Context, peer Peer) (*consul.AgentAut
 }
 
 func (a *Authorizer) refuse(w http.ResponseWriter, r *http.Request, peer, reason string) {
-	if peer == "" {
-		peer = "none"
-	}
-	_ = level.Warn(a.logger).Log("msg", "connect: call refused", "peer", peer, "remote", r.RemoteAddr,
-		"method", r.Method, "path", r.URL.Path, "reason", reason)
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(http.StatusForbidden)
-	_, _ = w.Write([]byte(`{"error":{"code":"forbidden","message":"this caller may not call this service"}}` + "\n"))
+	a.logRefusal(peer, r.RemoteAddr, r.Method, r.URL.Path, reason)
+	errs.WriteHTTP(w, ErrForbidden)
 }
 
 type peerKey struct{}
@@ -226,4 +242,13 @@ func WithPeer(ctx context.Context, p Peer) context.Context {
 func PeerFrom(ctx context.Context) (Peer, bool) {
 	p, ok := ctx.Value(peerKey{}).(Peer)
 	return p, ok
+}
+
+// logRefusal logs a refused call, naming its peer ("none" without a certificate).
+func (a *Authorizer) logRefusal(peer, remote, method, path, reason string) {
+	if peer == "" {
+		peer = "none"
+	}
+	_ = level.Warn(a.logger).Log("msg", "connect: call refused", "peer", peer, "remote", remote,
+		"method", method, "path", path, "reason", reason)
 }

@@ -2,8 +2,9 @@ package discovery
 
 import (
 	"context"
-	"fmt"
+	"net"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -30,6 +31,7 @@ import (
 type ConsulInstancer struct {
 	client  *consul.Client
 	service string
+	port    func(*consul.AgentService) (int, bool) // which port of an instance is called
 	grace   time.Duration
 	wait    time.Duration
 	logger  log.Logger
@@ -42,12 +44,31 @@ type ConsulInstancer struct {
 	done   chan struct{}
 }
 
-// NewConsulInstancer starts watching service. Stop it when done.
+// NewConsulInstancer starts watching service's instances at their registered port
+// (HTTP). Stop it when done.
 func NewConsulInstancer(client *consul.Client, service string, grace time.Duration, logger log.Logger) *ConsulInstancer {
+	return newConsulInstancer(client, service, httpPort, grace, logger)
+}
+
+// NewConsulGRPCInstancer watches service's instances at their gRPC port (GRPCPortMeta).
+// An instance without one (a release before gRPC) is not an instance of this set.
+func NewConsulGRPCInstancer(client *consul.Client, service string, grace time.Duration, logger log.Logger) *ConsulInstancer {
+	return newConsulInstancer(client, service, grpcPort, grace, logger)
+}
+
+func httpPort(s *consul.AgentService) (int, bool) { return s.Port, true }
+
+func grpcPort(s *consul.AgentService) (int, bool) {
+	port, err := strconv.Atoi(s.Meta[GRPCPortMeta])
+	return port, err == nil && port > 0
+}
+
+func newConsulInstancer(client *consul.Client, service string, port func(*consul.AgentService) (int, bool), grace time.Duration, logger log.Logger) *ConsulInstancer {
 	ctx, cancel := context.WithCancel(context.Background())
 	i := &ConsulInstancer{
 		client:  client,
 		service: service,
+		port:    port,
 		grace:   grace,
 		wait:    30 * time.Second,
 		logger:  log.With(logger, "component", "discovery", "upstream", service),
@@ -148,11 +169,15 @@ func (i *ConsulInstancer) loop(ctx context.Context) {
 		index = max(meta.LastIndex, 1)
 		instances := make([]string, 0, len(entries))
 		for _, e := range entries {
+			port, ok := i.port(e.Service)
+			if !ok {
+				continue
+			}
 			addr := e.Service.Address
 			if addr == "" {
 				addr = e.Node.Address
 			}
-			instances = append(instances, fmt.Sprintf("%s:%d", addr, e.Service.Port))
+			instances = append(instances, net.JoinHostPort(addr, strconv.Itoa(port)))
 		}
 		slices.Sort(instances)
 		if len(instances) == 0 && time.Now().Before(distrust) && len(i.Instances()) > 0 {

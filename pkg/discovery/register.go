@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
 	"strconv"
@@ -25,6 +26,12 @@ type Registration struct {
 	Tags    []string
 	Meta    map[string]string
 
+	// GRPCPort, when set, is the instance's gRPC listener: registered as the meta field
+	// GRPCPortMeta, with a gRPC health check of its own (over TLS when GRPCTLS), so
+	// that an instance is passing only while both its transports answer.
+	GRPCPort int
+	GRPCTLS  bool
+
 	// CheckInterval is how often Consul calls GET /health; CheckTimeout bounds each call.
 	CheckInterval time.Duration
 	CheckTimeout  time.Duration
@@ -32,6 +39,9 @@ type Registration struct {
 	// is 1 minute). Routing must not rely on it: clients read passing instances only.
 	DeregisterAfter time.Duration
 }
+
+// GRPCPortMeta is the meta field holding an instance's gRPC port.
+const GRPCPortMeta = "grpc_port"
 
 // Registrar keeps one instance registered with the local Consul agent.
 type Registrar struct {
@@ -51,6 +61,26 @@ func NewRegistrar(client *consul.Client, r Registration, logger log.Logger) *Reg
 	}
 	id := fmt.Sprintf("%s-%s-%d-%s", r.Service, r.Host, r.Port, randomSuffix())
 	check.CheckID = "service:" + id
+	checks := consul.AgentServiceChecks{check}
+	if r.GRPCPort > 0 {
+		r.Meta = maps.Clone(r.Meta)
+		if r.Meta == nil {
+			r.Meta = map[string]string{}
+		}
+		r.Meta[GRPCPortMeta] = strconv.Itoa(r.GRPCPort)
+		checks = append(checks, &consul.AgentServiceCheck{
+			CheckID: "service:" + id + ":grpc",
+			Name:    "gRPC health",
+			GRPC:    net.JoinHostPort(r.Host, strconv.Itoa(r.GRPCPort)),
+			// The instance's certificate is a Connect leaf, which the agent's checks do
+			// not verify; the check asks whether it serves, not who it is.
+			GRPCUseTLS:                     r.GRPCTLS,
+			TLSSkipVerify:                  r.GRPCTLS,
+			Interval:                       check.Interval,
+			Timeout:                        check.Timeout,
+			DeregisterCriticalServiceAfter: check.DeregisterCriticalServiceAfter,
+		})
+	}
 	return &Registrar{
 		client: client,
 		logger: logger,
@@ -61,7 +91,7 @@ func NewRegistrar(client *consul.Client, r Registration, logger log.Logger) *Reg
 			Port:    r.Port,
 			Tags:    r.Tags,
 			Meta:    r.Meta,
-			Check:   check,
+			Checks:  checks,
 		},
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/kitshop/kitshop/pkg/auth"
 	"github.com/kitshop/kitshop/pkg/errs"
+	"github.com/kitshop/kitshop/pkg/observe"
 )
 
 // MaxBody is the largest request body accepted (1 MiB).
@@ -111,7 +112,9 @@ func DecodeResponse[T any](_ context.Context, r *http.Response) (any, error) {
 func ServerOptions(tracer *zipkin.Tracer, spanName string) []kithttp.ServerOption {
 	opts := []kithttp.ServerOption{
 		kithttp.ServerErrorEncoder(errs.EncodeError),
-		kithttp.ServerBefore(auth.HTTPToContext()),
+		kithttp.ServerBefore(auth.HTTPToContext(), func(ctx context.Context, _ *http.Request) context.Context {
+			return observe.WithTransport(ctx, "http")
+		}),
 	}
 	if tracer != nil {
 		opts = append(opts, kitzipkin.HTTPServerTrace(tracer, kitzipkin.Name(spanName)))

@@ -34,6 +34,9 @@ func (o Observer) Endpoint(name string, e endpoint.Endpoint) endpoint.Endpoint {
 			o.Metrics.Requests.With("endpoint", name, "outcome", outcome).Add(1)
 			o.Metrics.Duration.With("endpoint", name, "outcome", outcome).Observe(took.Seconds())
 			logger := log.With(logging.WithTrace(ctx, o.Logger), "endpoint", name, "outcome", outcome, "took", took.String())
+			if transport, ok := ctx.Value(transportKey{}).(string); ok {
+				logger = log.With(logger, "transport", transport)
+			}
 			switch {
 			case err == nil:
 				_ = level.Debug(logger).Log("msg", "call")
@@ -52,6 +55,14 @@ func (o Observer) Endpoint(name string, e endpoint.Endpoint) endpoint.Endpoint {
 		}
 	}
 	return e
+}
+
+type transportKey struct{}
+
+// WithTransport records in ctx the transport a call came in over ("http", "grpc"),
+// which its log line names.
+func WithTransport(ctx context.Context, transport string) context.Context {
+	return context.WithValue(ctx, transportKey{}, transport)
 }
 
 // Outcome is the metric label for err: "ok", or the error's code (a small fixed set).

@@ -98,12 +98,10 @@ func run(ctx context.Context, args []string) error {
 	for class, a := range admit {
 		opts.Admission[class] = *a
 	}
-	users, err := a.Instancer(opts.ServiceName(gateway.UserService))
+	keys, err := a.UserKeys(opts.ServiceName(gateway.UserService), gateway.VerifierClientOptions(opts), auth.JWKSConfig{MinRefresh: *jwksRefresh})
 	if err != nil {
 		return err
 	}
-	keys := auth.NewUserKeys(users, gateway.VerifierClientOptions(opts), auth.JWKSConfig{MinRefresh: *jwksRefresh})
-	a.OnClose(keys)
 	opts.Verifier = auth.NewVerifier(keys, auth.DefaultIssuer, auth.DefaultAudience, *tokenTTL)
 	h, err := gateway.New(opts)
 	if err != nil {

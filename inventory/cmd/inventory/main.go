@@ -32,9 +32,10 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer a.Close()
-	// Intentions let the gateway call this service; its /internal/ routes are the
-	// order saga's alone.
+	// Intentions let the gateway call this service; its /internal/ routes, and the
+	// reservations over gRPC, are the order saga's alone.
 	a.RestrictPaths("/internal/", "order")
+	a.RestrictPaths(inventory.GRPCReservationsPrefix, "order")
 	db, err := a.OpenDB(ctx, inventory.Migrations())
 	if err != nil {
 		return err
@@ -43,16 +44,15 @@ func run(ctx context.Context, args []string) error {
 	if db != nil {
 		store = inventory.NewPostgresStore(db)
 	}
-	users, err := a.Instancer("user")
+	keys, err := a.UserKeys(auth.UserService, a.ClientOptionsFor("user"), auth.JWKSConfig{})
 	if err != nil {
 		return err
 	}
-	keys := auth.NewUserKeys(users, a.ClientOptionsFor("user"), auth.JWKSConfig{})
-	a.OnClose(keys)
 	verifier := auth.NewVerifier(keys, auth.DefaultIssuer, auth.DefaultAudience, *tokenTTL)
 
 	svc := inventory.NewService(store, *currency, *ttl, time.Now)
 	go inventory.ExpireReservations(ctx, store, *sweep, time.Now, a.Logger)
 	endpoints := inventory.MakeServerEndpoints(svc, a.Observer(), verifier)
+	inventory.RegisterGRPCServer(a.GRPCServer(), endpoints, a.Tracer)
 	return a.Run(ctx, inventory.MakeHTTPHandler(endpoints, a.Tracer))
 }

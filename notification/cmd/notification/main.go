@@ -53,12 +53,10 @@ func run(ctx context.Context, args []string) error {
 	} else {
 		_ = level.Info(a.Logger).Log("msg", "no SMTP address: emails are recorded, not sent")
 	}
-	users, err := a.Instancer("user")
+	keys, err := a.UserKeys(auth.UserService, a.ClientOptionsFor("user"), auth.JWKSConfig{})
 	if err != nil {
 		return err
 	}
-	keys := auth.NewUserKeys(users, a.ClientOptionsFor("user"), auth.JWKSConfig{})
-	a.OnClose(keys)
 	verifier := auth.NewVerifier(keys, auth.DefaultIssuer, auth.DefaultAudience, *tokenTTL)
 
 	svc := notification.NewService(store, mailer, time.Now)

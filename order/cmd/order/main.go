@@ -73,23 +73,15 @@ func run(ctx context.Context, args []string) error {
 		go func() { _ = relay.Run(ctx) }()
 	}
 
-	users, err := a.Instancer("user")
+	keys, err := a.UserKeys(auth.UserService, a.ClientOptionsFor("user"), auth.JWKSConfig{})
 	if err != nil {
 		return err
 	}
-	inventories, err := a.Instancer("inventory")
-	if err != nil {
-		return err
-	}
-	payments, err := a.Instancer("payment")
-	if err != nil {
-		return err
-	}
-	keys := auth.NewUserKeys(users, a.ClientOptionsFor("user"), auth.JWKSConfig{})
-	a.OnClose(keys)
 	verifier := auth.NewVerifier(keys, auth.DefaultIssuer, auth.DefaultAudience, *tokenTTL)
-	inv := inventory.NewHTTPClient(inventories, a.ClientOptionsFor("inventory"))
-	pay := payment.NewHTTPClient(payments, a.ClientOptionsFor("payment"))
+	inv, pay, err := upstreams(a)
+	if err != nil {
+		return err
+	}
 
 	oc.Now, oc.Logger, oc.Metrics, oc.Tracer = time.Now, a.Logger, a.Metrics, a.Tracer
 	saga := order.NewSaga(store, inv, pay, oc)
@@ -97,4 +89,21 @@ func run(ctx context.Context, args []string) error {
 	go order.RecoverSagas(ctx, saga, store, *interval, a.Logger)
 	svc := order.NewService(store, inv, saga, oc)
 	return a.Run(ctx, order.MakeHTTPHandler(order.MakeServerEndpoints(svc, a.Observer(), verifier), a.Tracer))
+}
+
+// upstreams are the saga's inventory and payment, called over -internal-transport.
+func upstreams(a *app.App) (inventory.Service, payment.Service, error) {
+	instancer, newInventory, newPayment := a.Instancer, inventory.NewHTTPClient, payment.NewHTTPClient
+	if a.InternalTransport() == app.TransportGRPC {
+		instancer, newInventory, newPayment = a.GRPCInstancer, inventory.NewGRPCClient, payment.NewGRPCClient
+	}
+	inventories, err := instancer("inventory")
+	if err != nil {
+		return nil, nil, err
+	}
+	payments, err := instancer("payment")
+	if err != nil {
+		return nil, nil, err
+	}
+	return newInventory(inventories, a.ClientOptionsFor("inventory")), newPayment(payments, a.ClientOptionsFor("payment")), nil
 }

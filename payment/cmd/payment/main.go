@@ -45,6 +45,7 @@ func run(ctx context.Context, args []string) error {
 	// The intentions already allow only order; the rule keeps the charges its alone
 	// should an intention be widened.
 	a.RestrictPaths("/internal/", "order")
+	a.RestrictPaths(payment.GRPCPrefix, "order")
 
 	db, err := a.OpenDB(ctx, payment.Migrations())
 	if err != nil {
@@ -62,5 +63,6 @@ func run(ctx context.Context, args []string) error {
 	svc = payment.Instrument(a.Metrics.Counter("payment", "charges_total", "Charges that moved money or were declined, and refunds, by outcome and decline code.", "outcome", "code"))(svc)
 
 	endpoints := payment.MakeServerEndpoints(svc, a.Observer())
+	payment.RegisterGRPCServer(a.GRPCServer(), endpoints, a.Tracer)
 	return a.Run(ctx, payment.MakeHTTPHandler(endpoints, a.Tracer))
 }

@@ -115,5 +115,6 @@ func run(ctx context.Context, args []string) error {
 	if *trustForwarded {
 		forwarded = user.ForwardedBy("gateway")
 	}
+	user.RegisterGRPCServer(a.GRPCServer(), endpoints, a.Tracer)
 	return a.Run(ctx, user.MakeHTTPHandler(endpoints, a.Tracer, forwarded))
 }
