@@ -236,7 +236,7 @@ func (s *Service) factory(r Route) sd.Factory {
 	}
 }
 
-// try is e as one try on instance: skipped while a readier instance is known, cut off
+// try is call as one try on instance: skipped while a readier instance is known, cut off
 // after attempt (0: it has what is left of the call's budget), and the instance ejected
 // when the try found it unreachable.
 func (e *ejections) try(instance string, attempt time.Duration, call endpoint.Endpoint) endpoint.Endpoint {
@@ -350,39 +350,39 @@ func unreachable(err error) bool {
 }
 
 // guard runs e inside the breaker, so failures of the system trip it.
-func (s *chain) guard(e endpoint.Endpoint) endpoint.Endpoint {
+func (c *chain) guard(e endpoint.Endpoint) endpoint.Endpoint {
 	return func(ctx context.Context, request any) (any, error) {
 		var response any
-		err := s.breaker.do(ctx, func(ctx context.Context) error {
+		err := c.breaker.do(ctx, func(ctx context.Context) error {
 			var err error
 			response, err = e(ctx, request)
 			return err
 		})
 		if err != nil {
-			return nil, s.translate(err)
+			return nil, c.translate(err)
 		}
 		return response, nil
 	}
 }
 
 // translate turns a failure of the system into the *errs.Error a caller can act on.
-func (s *chain) translate(err error) error {
+func (c *chain) translate(err error) error {
 	var upstream *upstreamError
 	switch {
 	case errors.As(err, &upstream):
 		return upstream.err
 	case errors.Is(err, hystrix.ErrCircuitOpen):
-		return errs.E(errs.Unavailable, "service_unavailable", "%s is failing; its circuit breaker is open", s.name)
+		return errs.E(errs.Unavailable, "service_unavailable", "%s is failing; its circuit breaker is open", c.name)
 	case errors.Is(err, hystrix.ErrMaxConcurrency):
-		return errs.ErrOverloaded.WithMessage("too many calls to %s in flight", s.name)
+		return errs.ErrOverloaded.WithMessage("too many calls to %s in flight", c.name)
 	case errors.Is(err, context.DeadlineExceeded):
-		return errs.E(errs.Timeout, "upstream_timeout", "%s did not answer in time", s.name)
+		return errs.E(errs.Timeout, "upstream_timeout", "%s did not answer in time", c.name)
 	case errors.Is(err, lb.ErrNoEndpoints):
-		return errs.E(errs.Unavailable, "service_unavailable", "no healthy %s instance", s.name)
+		return errs.E(errs.Unavailable, "service_unavailable", "no healthy %s instance", c.name)
 	case errors.Is(err, context.Canceled):
 		return err
 	}
-	return errs.E(errs.Unavailable, "service_unavailable", "%s is unreachable", s.name)
+	return errs.E(errs.Unavailable, "service_unavailable", "%s is unreachable", c.name)
 }
 
 // upstreamError is a 5xx answer from an instance.
@@ -403,18 +403,25 @@ type businessFailure struct{ err *errs.Error }
 // other 4xx answers become businessFailure values and 5xx answers upstreamErrors.
 func decodeWith(dec kithttp.DecodeResponseFunc, passThrough bool) kithttp.DecodeResponseFunc {
 	return func(ctx context.Context, resp *http.Response) (any, error) {
-		switch {
-		case resp.StatusCode < 300, passThrough && resp.StatusCode < 500:
+		if resp.StatusCode < 300 || passThrough && resp.StatusCode < 500 {
 			return dec(ctx, resp)
-		case resp.StatusCode < 500:
-			return businessFailure{errs.FromResponse(resp)}, nil
 		}
-		e := errs.FromResponse(resp)
-		if e.Kind != errs.Timeout {
-			e.Kind = errs.Unavailable
-		}
-		return nil, &upstreamError{status: resp.StatusCode, err: e}
+		return errorAnswer(resp.StatusCode, errs.FromResponse(resp))
 	}
+}
+
+// errorAnswer is an upstream's error answer of status as the chain carries it, over
+// either transport: below 500 a businessFailure value (no error, so neither retried nor
+// counted), else an upstreamError, a failure of the system (Unavailable, or Timeout
+// when the upstream says it timed out).
+func errorAnswer(status int, e *errs.Error) (any, error) {
+	if status < 500 {
+		return businessFailure{e}, nil
+	}
+	if e.Kind != errs.Timeout {
+		e.Kind = errs.Unavailable
+	}
+	return nil, &upstreamError{status: status, err: e}
 }
 
 // retryable reports whether another instance may succeed where this try failed:

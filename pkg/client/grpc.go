@@ -110,14 +110,7 @@ var errUnreachable = errors.New("client: no connection to the instance")
 // context's error or errUnreachable.
 func fromGRPC(err error) (any, error) {
 	if e, ok := errs.FromGRPC(err); ok {
-		code := e.Kind.Status()
-		if code < 500 {
-			return businessFailure{e}, nil
-		}
-		if e.Kind != errs.Timeout {
-			e.Kind = errs.Unavailable
-		}
-		return nil, &upstreamError{status: code, err: e}
+		return errorAnswer(e.Kind.Status(), e)
 	}
 	switch status.Code(err) {
 	case codes.DeadlineExceeded:
