@@ -91,18 +91,23 @@ func (s *reservationsServer) Release(ctx context.Context, req *pb.OrderID) (*pb.
 // fails; product creation is not.
 func NewGRPCClient(instancer sd.Instancer, opts client.Options) Service {
 	c := client.NewGRPC("inventory", instancer, opts)
-	route := func(name, service, method string, enc kitgrpc.EncodeRequestFunc, dec kitgrpc.DecodeResponseFunc, reply any, read, idempotent bool) client.GRPCRoute {
-		return client.GRPCRoute{Name: name, Service: service, Method: method, Encode: enc, Decode: dec, Reply: reply, Read: read, Idempotent: idempotent}
-	}
 	return Endpoints{
-		ListProductsEndpoint:   c.Endpoint(route("list_products", catalogueService, "ListProducts", encodeGRPCListProductsRequest, decodeGRPCProductPage, &pb.ProductPage{}, true, true)),
-		GetProductEndpoint:     c.Endpoint(route("get_product", catalogueService, "GetProduct", encodeGRPCGetProductRequest, decodeGRPCProductView, &pb.Product{}, true, true)),
-		CreateProductEndpoint:  c.Endpoint(route("create_product", catalogueService, "CreateProduct", encodeGRPCCreateProductRequest, decodeGRPCStockView, &pb.Product{}, false, false)),
-		SetStockEndpoint:       c.Endpoint(route("set_stock", catalogueService, "SetStock", encodeGRPCSetStockRequest, decodeGRPCStockView, &pb.Product{}, false, true)),
-		ReserveEndpoint:        c.Endpoint(route("reserve", reservationsService, "Reserve", encodeGRPCReserveRequest, decodeGRPCReservation, &pb.Reservation{}, false, true)),
-		GetReservationEndpoint: c.Endpoint(route("get_reservation", reservationsService, "GetReservation", encodeGRPCOrderIDRequest, decodeGRPCReservation, &pb.Reservation{}, true, true)),
-		CommitEndpoint:         c.Endpoint(route("commit", reservationsService, "Commit", encodeGRPCOrderIDRequest, decodeGRPCReservation, &pb.Reservation{}, false, true)),
-		ReleaseEndpoint:        c.Endpoint(route("release", reservationsService, "Release", encodeGRPCOrderIDRequest, decodeGRPCReservation, &pb.Reservation{}, false, true)),
+		ListProductsEndpoint: c.Endpoint(client.GRPCRoute{Name: "list_products", Service: catalogueService, Method: "ListProducts",
+			Encode: encodeGRPCListProductsRequest, Decode: decodeGRPCProductPage, Reply: &pb.ProductPage{}, Read: true, Idempotent: true}),
+		GetProductEndpoint: c.Endpoint(client.GRPCRoute{Name: "get_product", Service: catalogueService, Method: "GetProduct",
+			Encode: encodeGRPCGetProductRequest, Decode: decodeGRPCProductView, Reply: &pb.Product{}, Read: true, Idempotent: true}),
+		CreateProductEndpoint: c.Endpoint(client.GRPCRoute{Name: "create_product", Service: catalogueService, Method: "CreateProduct",
+			Encode: encodeGRPCCreateProductRequest, Decode: decodeGRPCStockView, Reply: &pb.Product{}}),
+		SetStockEndpoint: c.Endpoint(client.GRPCRoute{Name: "set_stock", Service: catalogueService, Method: "SetStock",
+			Encode: encodeGRPCSetStockRequest, Decode: decodeGRPCStockView, Reply: &pb.Product{}, Idempotent: true}),
+		ReserveEndpoint: c.Endpoint(client.GRPCRoute{Name: "reserve", Service: reservationsService, Method: "Reserve",
+			Encode: encodeGRPCReserveRequest, Decode: decodeGRPCReservation, Reply: &pb.Reservation{}, Idempotent: true}),
+		GetReservationEndpoint: c.Endpoint(client.GRPCRoute{Name: "get_reservation", Service: reservationsService, Method: "GetReservation",
+			Encode: encodeGRPCOrderIDRequest, Decode: decodeGRPCReservation, Reply: &pb.Reservation{}, Read: true, Idempotent: true}),
+		CommitEndpoint: c.Endpoint(client.GRPCRoute{Name: "commit", Service: reservationsService, Method: "Commit",
+			Encode: encodeGRPCOrderIDRequest, Decode: decodeGRPCReservation, Reply: &pb.Reservation{}, Idempotent: true}),
+		ReleaseEndpoint: c.Endpoint(client.GRPCRoute{Name: "release", Service: reservationsService, Method: "Release",
+			Encode: encodeGRPCOrderIDRequest, Decode: decodeGRPCReservation, Reply: &pb.Reservation{}, Idempotent: true}),
 	}
 }
 

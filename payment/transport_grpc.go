@@ -60,14 +60,15 @@ func (s *chargesServer) ListCharges(ctx context.Context, req *pb.ListChargesRequ
 // and so retried; a declined card is a charge, not an error.
 func NewGRPCClient(instancer sd.Instancer, opts client.Options) Service {
 	c := client.NewGRPC("payment", instancer, opts)
-	route := func(name, method string, enc kitgrpc.EncodeRequestFunc, dec kitgrpc.DecodeResponseFunc, reply any, read bool) client.GRPCRoute {
-		return client.GRPCRoute{Name: name, Service: chargesService, Method: method, Encode: enc, Decode: dec, Reply: reply, Read: read, Idempotent: true}
-	}
 	return Endpoints{
-		ChargeEndpoint:      c.Endpoint(route("charge", "Charge", encodeGRPCChargeRequest, decodeGRPCChargeReply, &pb.ChargeReply{}, false)),
-		RefundEndpoint:      c.Endpoint(route("refund", "Refund", encodeGRPCChargeIDRequest, decodeGRPCChargeReply, &pb.ChargeReply{}, false)),
-		GetChargeEndpoint:   c.Endpoint(route("get_charge", "GetCharge", encodeGRPCChargeIDRequest, decodeGRPCChargeReply, &pb.ChargeReply{}, true)),
-		ListChargesEndpoint: c.Endpoint(route("list_charges", "ListCharges", encodeGRPCListChargesRequest, decodeGRPCChargeList, &pb.ChargeList{}, true)),
+		ChargeEndpoint: c.Endpoint(client.GRPCRoute{Name: "charge", Service: chargesService, Method: "Charge",
+			Encode: encodeGRPCChargeRequest, Decode: decodeGRPCChargeReply, Reply: &pb.ChargeReply{}, Idempotent: true}),
+		RefundEndpoint: c.Endpoint(client.GRPCRoute{Name: "refund", Service: chargesService, Method: "Refund",
+			Encode: encodeGRPCChargeIDRequest, Decode: decodeGRPCChargeReply, Reply: &pb.ChargeReply{}, Idempotent: true}),
+		GetChargeEndpoint: c.Endpoint(client.GRPCRoute{Name: "get_charge", Service: chargesService, Method: "GetCharge",
+			Encode: encodeGRPCChargeIDRequest, Decode: decodeGRPCChargeReply, Reply: &pb.ChargeReply{}, Read: true, Idempotent: true}),
+		ListChargesEndpoint: c.Endpoint(client.GRPCRoute{Name: "list_charges", Service: chargesService, Method: "ListCharges",
+			Encode: encodeGRPCListChargesRequest, Decode: decodeGRPCChargeList, Reply: &pb.ChargeList{}, Read: true, Idempotent: true}),
 	}
 }
 
