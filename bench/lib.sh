@@ -40,14 +40,60 @@ stop_stack() {
   state= prefix=
 }
 
-# ticks PID prints the user + system CPU clock ticks the process has used; 0 once it is gone.
-ticks() { { cut -d' ' -f14,15 "/proc/$1/stat" 2>/dev/null || true; } | awk '{t = $1 + $2} END {print t + 0}'; }
+# stack_procs STACK_JSON prints NAME=PID of each kitshop process of a stack (its Consul
+# agent left out).
+stack_procs() { python3 -c 'import json,sys; print(" ".join("%s=%d" % (p["name"], p["pid"]) for p in json.load(open(sys.argv[1]))["procs"] if p["service"] != "consul"))' "$1"; }
 
-# postgres_ticks PID prints the CPU ticks of the postmaster PID and its backends, ended
-# (its children's times) or running.
-postgres_ticks() {
-  local t child
-  t=$(cut -d' ' -f14-17 "/proc/$1/stat" | awk '{print $1 + $2 + $3 + $4}')
-  for child in $(cat /proc/"$1"/task/*/children 2>/dev/null); do t=$(( t + $(ticks "$child") )); done
-  echo "$t"
+# cpu_snapshot FILE NAME=PID... writes one "NAME ticks" line per process (user + system
+# CPU clock ticks; 0 once it is gone) and "hz N". NAME=+PID counts the process's
+# children too, ended ones (its children's times) and running ones: PostgreSQL's
+# backends, nginx's workers. Shell builtins only: a snapshot that forks per process
+# (or starts an interpreter) takes seconds on two loaded cores, and then shows a load
+# half over before it has begun.
+cpu_snapshot() {
+  local file=$1 spec name pid t task kid kids
+  shift
+  {
+    for spec in "$@"; do
+      name=${spec%%=*} pid=${spec#*=}
+      if [ "${pid#+}" != "$pid" ]; then
+        pid=${pid#+}
+        proc_ticks "$pid" 4
+        t=$ticks
+        for task in /proc/"$pid"/task/*/children; do
+          [ -r "$task" ] || continue
+          kids=()
+          read -r -a kids <"$task" || true
+          for kid in "${kids[@]}"; do
+            proc_ticks "$kid" 2
+            t=$(( t + ticks ))
+          done
+        done
+      else
+        proc_ticks "$pid" 2
+        t=$ticks
+      fi
+      echo "$name $t"
+    done
+    echo "hz $clock_hz"
+  } >"$file"
 }
+clock_hz=$(getconf CLK_TCK)
+
+# proc_ticks PID N sets ticks to the sum of the first N CPU time fields of PID's stat
+# (utime, stime, cutime, cstime); 0 once it is gone. A variable, not output: a command
+# substitution would fork.
+proc_ticks() {
+  local line f
+  ticks=0
+  { read -r line <"/proc/$1/stat"; } 2>/dev/null || return 0
+  # shellcheck disable=SC2206 # numbers only after the command name, which may hold spaces
+  f=(${line##*) })
+  # the fields after the name start at the state (field 3): utime is field 14
+  if [ "$2" = 4 ]; then
+    ticks=$(( f[11] + f[12] + f[13] + f[14] ))
+  else
+    ticks=$(( f[11] + f[12] ))
+  fi
+}
+

@@ -89,9 +89,8 @@ path=/v1/products/$sku
 log "gateway $gateway, inventory $inventory, GET $path"
 
 # RSS of every process of the stack: idle now, then the highest seen while loading.
-pids_json() { python3 -c 'import json,sys; print(" ".join("%s=%d" % (p["name"], p["pid"]) for p in json.load(open(sys.argv[1]))["procs"] if p["service"] != "consul"))' "$stack"; }
 rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
-procs=$(pids_json)
+procs=$(stack_procs "$stack")
 sleep 2
 for np in $procs; do echo "${np%=*} $(rss "${np#*=}")"; done >"$work/rss-idle"
 (
@@ -107,20 +106,14 @@ sampler_pid=$!
 # a phase divided by its requests is what a request costs each process, a figure the
 # other load on a shared machine does not skew as it skews req/s.
 postmaster=$(pgrep -o -x postgres || true)
-cpu_snapshot() { # file
-  local np t child
-  {
-    for np in $procs; do echo "${np%=*} $(ticks "${np#*=}")"; done
-    [ -n "$postmaster" ] && echo "postgres $(postgres_ticks "$postmaster")"
-    if [ -f "$work/nginx.pid" ]; then
-      t=0
-      for child in $(cat "$work/nginx.pid") $(cat /proc/"$(cat "$work/nginx.pid")"/task/*/children 2>/dev/null); do t=$(( t + $(ticks "$child") )); done
-      echo "nginx $t"
-    fi
-    [ -n "${goproxy_pid:-}" ] && echo "goproxy $(ticks "$goproxy_pid")"
-    [ -f "$work/caddy.pid" ] && echo "caddy $(ticks "$(cat "$work/caddy.pid")")"
-    echo "hz $(getconf CLK_TCK)"
-  } >"$1"
+phase_cpu() { # file: every process of the run, with bench/lib.sh's cpu_snapshot
+  local specs=$procs
+  [ -n "$postmaster" ] && specs+=" postgres=+$postmaster"
+  [ -f "$work/nginx.pid" ] && specs+=" nginx=+$(cat "$work/nginx.pid")"
+  [ -n "${goproxy_pid:-}" ] && specs+=" goproxy=$goproxy_pid"
+  [ -f "$work/caddy.pid" ] && specs+=" caddy=$(cat "$work/caddy.pid")"
+  # shellcheck disable=SC2086 # one NAME=PID word each
+  cpu_snapshot "$1" $specs
 }
 
 nginx_port=$(free_port)
@@ -138,9 +131,9 @@ for _ in $(seq 1 50); do curl -fsS -o /dev/null "http://127.0.0.1:$goproxy_port$
 wrk_run() { # name url
   curl -fsS -o /dev/null "$2"
   log "wrk -t2 -c$conns -d$duration $1"
-  cpu_snapshot "$work/cpu-wrk-$1.before"
+  phase_cpu "$work/cpu-wrk-$1.before"
   wrk -t2 -c"$conns" -d"$duration" --latency "$2" >"$work/wrk-$1.txt"
-  cpu_snapshot "$work/cpu-wrk-$1.after"
+  phase_cpu "$work/cpu-wrk-$1.after"
 }
 wrk_run direct "$inventory$path"
 wrk_run gateway "$gateway$path"
@@ -168,9 +161,9 @@ for c in 1 32; do
   lg=$!
   # CPU from the moment the users exist (their registration hashes passwords).
   until grep -q "loading for" "$work/checkout-$c.log" 2>/dev/null || ! kill -0 "$lg" 2>/dev/null; do sleep 0.05; done
-  cpu_snapshot "$work/cpu-checkout-$c.before"
+  phase_cpu "$work/cpu-checkout-$c.before"
   wait "$lg" || { cat "$work/checkout-$c.log" >&2; exit 1; }
-  cpu_snapshot "$work/cpu-checkout-$c.after"
+  phase_cpu "$work/cpu-checkout-$c.after"
 done
 kill "$sampler_pid"; wait "$sampler_pid" 2>/dev/null || true; sampler_pid=
 
@@ -191,7 +184,7 @@ log "start-to-passing time of one more instance of every service"
 # The new instance runs with the environment of the stack's own instance of the same
 # service (read from /proc), on a free port, and counts once Consul reports it passing.
 : >"$work/startup"
-for np in $(pids_json); do
+for np in $(stack_procs "$stack"); do
   name=${np%=*}; pid=${np#*=}
   case $name in *-1|gateway) ;; *) continue ;; esac
   svc=${name%-1}

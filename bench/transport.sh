@@ -27,16 +27,6 @@ go build -o "$work/bin/" ./cmd/kitshop ./cmd/loadgen
 export KITSHOP_RATE_ANON=1e9 KITSHOP_RATE_ANON_BURST=1000000000 KITSHOP_RATE_USER=1e9 KITSHOP_RATE_USER_BURST=1000000000
 
 postmaster=$(pgrep -o -x postgres || true)
-cpu_snapshot() { # stack.json file: one "name ticks" line per process, PostgreSQL's backends summed
-  local np
-  {
-    for np in $(python3 -c 'import json,sys; print(" ".join("%s=%d" % (p["name"], p["pid"]) for p in json.load(open(sys.argv[1]))["procs"] if p["service"] != "consul"))' "$1"); do
-      echo "${np%=*} $(ticks "${np#*=}")"
-    done
-    [ -n "$postmaster" ] && echo "postgres $(postgres_ticks "$postmaster")"
-    echo "hz $(getconf CLK_TCK)"
-  } >"$2"
-}
 
 for transport in ${TRANSPORTS:-http grpc}; do
   state=$work/state-$transport
@@ -47,6 +37,9 @@ for transport in ${TRANSPORTS:-http grpc}; do
     -gateway-addr 127.0.0.1:0 -db-prefix "$prefix" -instances "$instances" -postgres "$pg" >"$work/up-$transport.log" 2>&1 \
     || { cat "$work/up-$transport.log" >&2; exit 1; }
   stack=$state/stack.json
+  # The stack's processes and PostgreSQL, for bench/lib.sh's cpu_snapshot.
+  procs=$(stack_procs "$stack")
+  [ -n "$postmaster" ] && procs+=" postgres=+$postmaster"
   for c in 1 32; do
     log "$transport: checkout through the gateway, $c users, $duration"
     "$work/bin/loadgen" -stack "$stack" -concurrency "$c" -duration "$duration" -mix checkout=1 \
@@ -55,9 +48,11 @@ for transport in ${TRANSPORTS:-http grpc}; do
     # CPU from the moment the users exist (their registration hashes passwords); a log
     # of each run's own, so no earlier run's line is read as this one's.
     until grep -q "loading for" "$work/loadgen-$transport-$c.log" 2>/dev/null || ! kill -0 "$lg" 2>/dev/null; do sleep 0.05; done
-    cpu_snapshot "$stack" "$out/cpu-$transport-$c.before"
+    # shellcheck disable=SC2086 # one NAME=PID word each
+    cpu_snapshot "$out/cpu-$transport-$c.before" $procs
     wait "$lg" || { cat "$work/loadgen-$transport-$c.log" >&2; exit 1; }
-    cpu_snapshot "$stack" "$out/cpu-$transport-$c.after"
+    # shellcheck disable=SC2086
+    cpu_snapshot "$out/cpu-$transport-$c.after" $procs
   done
   stop_stack
 done
