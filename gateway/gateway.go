@@ -53,12 +53,15 @@ type Options struct {
 	// that set X-Forwarded-For); the zero Resolver takes the connection's peer.
 	ClientIP clientip.Resolver
 	// Admission limits calls in flight per route class (missing classes take
-	// DefaultAdmission); a call over the limit waits up to AdmitWait (zero:
-	// DefaultAdmitWait) for a turn, then gets 503 overloaded with Retry-After.
-	Admission  map[Class]Admit
-	AdmitWait  time.Duration
-	MaxClients int   // rate-limit buckets kept, per kind
-	MaxBody    int64 // request bodies above this are refused with 413
+	// DefaultAdmission); a call over the limit waits up to AdmitWait for a turn, or
+	// AdmitBusyWait once its class's line has stood for AdmitPatience (zero: the
+	// defaults), then gets 503 overloaded with Retry-After.
+	Admission     map[Class]Admit
+	AdmitWait     time.Duration
+	AdmitBusyWait time.Duration
+	AdmitPatience time.Duration
+	MaxClients    int   // rate-limit buckets kept, per kind
+	MaxBody       int64 // request bodies above this are refused with 413
 	// MaxResponse bounds the upstream answer the gateway buffers (so a failed try can
 	// be retried before anything reached the client).
 	MaxResponse int64
@@ -115,6 +118,12 @@ func (o Options) defaults() Options {
 	if o.AdmitWait == 0 {
 		o.AdmitWait = DefaultAdmitWait
 	}
+	if o.AdmitBusyWait == 0 {
+		o.AdmitBusyWait = DefaultAdmitBusyWait
+	}
+	if o.AdmitPatience == 0 {
+		o.AdmitPatience = DefaultAdmitPatience
+	}
 	if o.Client.Caller == "" {
 		o.Client.Caller = "gateway"
 	}
@@ -166,7 +175,8 @@ func New(o Options) (http.Handler, error) {
 	limits := o.Metrics.Gauge("gateway", "admission_limit", "Calls of a route class admitted at once.", "class")
 	for class, a := range o.Admission {
 		g.classes[class] = admission.New(admission.Config{
-			Limit: a.Limit, Min: minAdmission, Target: a.Target, MaxWait: o.AdmitWait,
+			Limit: a.Limit, Min: minAdmission, Target: a.Target,
+			MaxWait: o.AdmitWait, BusyWait: o.AdmitBusyWait, Patience: o.AdmitPatience,
 			Shed: shed.With("class", string(class)), Limits: limits.With("class", string(class)), Now: o.Now,
 		})
 	}

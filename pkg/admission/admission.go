@@ -1,6 +1,6 @@
 // Package admission sheds load early: a Limiter lets a bounded number of calls work at
-// once, lets a few more wait a short while for their turn, and answers the rest at
-// once with errs.ErrOverloaded (503 with Retry-After). Work a saturated server admits
+// once, lets more wait a while for their turn, and answers the rest at once with
+// errs.ErrOverloaded (503 with Retry-After). Work a saturated server admits
 // then finishes inside its deadline, instead of every call queueing until all of them
 // time out; an answer in milliseconds tells a client to come back, where a timeout
 // after seconds tells it nothing and, counted by its circuit breaker, takes the
@@ -14,6 +14,11 @@
 // on an idle server is taken in, then finds how much work the machine really takes at
 // once, whatever its size, and keeps the latency of admitted work near the target
 // however much more is offered.
+//
+// The wait is CoDel's idea applied to a line of calls: a line that empties again soon
+// is a burst, and its calls wait up to MaxWait, so that a crowd is served rather than
+// refused; a line that has stood for Patience is overload, and calls then wait at most
+// BusyWait, so that the work admitted is not held up behind a standing queue.
 package admission
 
 import (
@@ -32,15 +37,18 @@ import (
 )
 
 // Limiter admits calls up to its limit. A call that finds the limit reached waits in
-// line for at most its MaxWait, and never past its own deadline; when as many calls
-// as the limit already wait, it is refused at once.
+// line — for at most MaxWait, or BusyWait once the line has stood for Patience, and
+// never past its own deadline; when as many calls as the ceiling already wait, it is
+// refused at once.
 type Limiter struct {
 	cfg Config
 
 	mu       sync.Mutex
 	limit    float64 // calls admitted at once
 	inFlight int
-	line     list.List // of chan struct{}: the calls waiting, first come first
+	line     list.List // of *waiter: the calls waiting, first come first
+	// refusedAt is when a call was last refused while busy, or found the line full.
+	refusedAt time.Time
 
 	// The calls of the current window (adaptive limits).
 	windowStart time.Time
@@ -59,6 +67,11 @@ type Config struct {
 	Target time.Duration
 	// MaxWait is the longest a call waits for its turn; zero: no wait.
 	MaxWait time.Duration
+	// Patience, when set, is how long the line may stand (never empty) before calls
+	// wait at most BusyWait instead.
+	Patience time.Duration
+	// BusyWait is the longest wait once the line has stood for Patience.
+	BusyWait time.Duration
 	// Shed, when set, counts the calls refused.
 	Shed metrics.Counter
 	// Limits, when set, reports the limit each time it changes.
@@ -99,41 +112,57 @@ func (l *Limiter) Admit(ctx context.Context) (Release, error) {
 		l.mu.Unlock()
 		return l.releaser(), nil
 	}
-	wait := l.cfg.MaxWait
+	now := l.cfg.Now()
+	wait := l.wait(now)
 	if d, ok := ctx.Deadline(); ok {
 		wait = min(wait, time.Until(d))
 	}
-	if wait <= 0 || l.line.Len() >= l.current() {
+	if full := l.line.Len() >= l.cfg.Limit; wait <= 0 || full {
+		l.refused(now, full)
 		l.mu.Unlock()
-		return nil, l.refuse()
+		return nil, errs.ErrOverloaded
 	}
-	turn := make(chan struct{}, 1)
-	place := l.line.PushBack(turn)
+	w := &waiter{turn: make(chan bool, 1), since: now}
+	place := l.line.PushBack(w)
 	l.mu.Unlock()
 
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	var err error
 	select {
-	case <-turn:
+	case admitted := <-w.turn:
+		if !admitted {
+			return nil, errs.ErrOverloaded
+		}
 		return l.releaser(), nil
 	case <-t.C:
-		err = l.refuse()
+		err = errs.ErrOverloaded
 	case <-ctx.Done():
 		err = ctx.Err()
 		if errors.Is(err, context.DeadlineExceeded) {
-			err = l.refuse() // its time ran out in line, as the timer says too
+			err = errs.ErrOverloaded // its time ran out in line, as the timer says too
 		}
 	}
 	l.mu.Lock()
-	if len(turn) == 0 { // still in line (done hands turns under the lock)
+	if len(w.turn) == 0 { // still in line (done hands turns under the lock)
 		l.line.Remove(place)
+		if errors.Is(err, errs.ErrOverloaded) {
+			l.refused(l.cfg.Now(), false)
+		}
 		l.mu.Unlock()
 		return nil, err
 	}
 	l.mu.Unlock()
-	l.done(false, 0) // handed a turn just as it gave up: pass it on
+	if <-w.turn { // handed a turn just as it gave up: pass it on
+		l.done(false, 0)
+	}
 	return nil, err
+}
+
+// waiter is a call in line: done sends on turn whether it is admitted.
+type waiter struct {
+	turn  chan bool
+	since time.Time
 }
 
 // current is the limit as a number of calls; l.mu is held.
@@ -145,7 +174,8 @@ func (l *Limiter) releaser() Release {
 }
 
 // done ends a call that took took, adapts the limit, and hands free turns to the
-// calls waiting in line.
+// calls waiting in line — refusing, while the limiter is busy, those that have
+// waited longer than BusyWait already.
 func (l *Limiter) done(overloaded bool, took time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -156,10 +186,42 @@ func (l *Limiter) done(overloaded bool, took time.Duration) {
 		}
 		l.adapt(took)
 	}
+	now := l.cfg.Now()
 	for l.inFlight < l.current() && l.line.Len() > 0 {
-		turn := l.line.Remove(l.line.Front()).(chan struct{})
+		w := l.line.Remove(l.line.Front()).(*waiter)
+		if l.busy(now) && now.Sub(w.since) > l.cfg.BusyWait {
+			l.refused(now, false)
+			w.turn <- false
+			continue
+		}
 		l.inFlight++
-		turn <- struct{}{}
+		w.turn <- true
+	}
+}
+
+// busy says whether the limiter is overloaded, not taking in a burst: a call found
+// the line full, and calls have gone on being refused, each within Patience of the
+// last. A crowd that fits in the line leaves it calm, even if a few of its calls
+// outwait MaxWait. l.mu is held.
+func (l *Limiter) busy(now time.Time) bool {
+	return l.cfg.Patience > 0 && !l.refusedAt.IsZero() && now.Sub(l.refusedAt) < l.cfg.Patience
+}
+
+// wait is how long a call may wait in line now. l.mu is held.
+func (l *Limiter) wait(now time.Time) time.Duration {
+	if l.busy(now) {
+		return l.cfg.BusyWait
+	}
+	return l.cfg.MaxWait
+}
+
+// refused counts a refusal; full says the line was. l.mu is held.
+func (l *Limiter) refused(now time.Time, full bool) {
+	if full || l.busy(now) {
+		l.refusedAt = now
+	}
+	if l.cfg.Shed != nil {
+		l.cfg.Shed.Add(1)
 	}
 }
 
@@ -190,13 +252,6 @@ func (l *Limiter) report() {
 	if l.cfg.Limits != nil {
 		l.cfg.Limits.Set(float64(l.current()))
 	}
-}
-
-func (l *Limiter) refuse() error {
-	if l.cfg.Shed != nil {
-		l.cfg.Shed.Add(1)
-	}
-	return errs.ErrOverloaded
 }
 
 // Limit is the number of calls admitted at once now.

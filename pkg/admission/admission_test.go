@@ -19,7 +19,7 @@ import (
 )
 
 // TestAdmit: with every slot taken, a call waits for one within MaxWait and its own
-// deadline, or is refused; one more than Limit waiting is refused at once.
+// deadline, or is refused; with as many waiting as the ceiling, it is refused at once.
 func TestAdmit(t *testing.T) {
 	canceled, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -211,6 +211,83 @@ func TestAdaptiveLimit(t *testing.T) {
 		if got := l.Limit(); got != step.want {
 			t.Fatalf("%s: limit %d, want %d", step.name, got, step.want)
 		}
+	}
+}
+
+// TestBusyLine: a calm limiter lets calls wait their MaxWait, and one that outwaits
+// its deadline leaves it calm; a call that finds the line full makes it busy: calls
+// already in line longer than BusyWait are refused when their turn comes, instead of
+// served late; Patience after the last refusal it is calm again.
+func TestBusyLine(t *testing.T) {
+	var clock atomic.Int64 // seconds
+	shed := &counter{}
+	l := admission.New(admission.Config{
+		Limit: 4, MaxWait: time.Minute, Patience: time.Second, BusyWait: 0, Shed: shed,
+		Now: func() time.Time { return time.Unix(clock.Load(), 0) },
+	})
+	admit := func() admission.Release {
+		t.Helper()
+		release, err := l.Admit(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return release
+	}
+	var held []admission.Release
+	for range 4 {
+		held = append(held, admit())
+	}
+	// wait starts a call that waits in line, and returns its outcome when it has one.
+	wait := func() <-chan error {
+		done := make(chan error, 1)
+		go func() {
+			release, err := l.Admit(context.Background())
+			if err == nil {
+				release(false)
+			}
+			done <- err
+		}()
+		time.Sleep(20 * time.Millisecond) // in line
+		return done
+	}
+	outcome := func(what string, c <-chan error, want error) {
+		t.Helper()
+		if err := <-c; !errors.Is(err, want) || (err == nil) != (want == nil) {
+			t.Fatalf("%s: err = %v, want %v", what, err, want)
+		}
+	}
+
+	first := wait() // in line from 0 s
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	if _, err := l.Admit(ctx); !errors.Is(err, errs.ErrOverloaded) {
+		t.Fatalf("deadline in line: err = %v, want %v", err, errs.ErrOverloaded)
+	}
+	clock.Store(3)
+	held[0](false)
+	outcome("calm: served after 3 s in line", first, nil)
+	held[0] = admit() // the slot it left
+
+	var line []<-chan error
+	for range 4 {
+		line = append(line, wait())
+	}
+	clock.Store(5) // the line is full: busy from 5 s
+	if _, err := l.Admit(context.Background()); !errors.Is(err, errs.ErrOverloaded) {
+		t.Fatalf("a full line: err = %v, want %v", err, errs.ErrOverloaded)
+	}
+	held[0](false)
+	for _, c := range line {
+		outcome("busy: a turn 2 s late", c, errs.ErrOverloaded)
+	}
+	held[0] = admit()
+
+	clock.Store(7) // calm again: a call waits, and gets the slot freed meanwhile
+	second := wait()
+	held[1](false)
+	outcome("calm again", second, nil)
+	if got := shed.n.Load(); got != 6 {
+		t.Fatalf("%d calls counted as shed, want 6", got)
 	}
 }
 

@@ -43,6 +43,8 @@ func run(ctx context.Context, args []string) error {
 			fmt.Sprintf("the mean latency the limit of class %s steers toward: fewer calls admitted while theirs is longer (0: the limit is fixed)", class))
 	}
 	admitWait := fs.Duration("admit-wait", gateway.DefaultAdmitWait, "longest wait of a call for a slot of its class")
+	admitPatience := fs.Duration("admit-patience", gateway.DefaultAdmitPatience, "how long a class's line may stand (never empty) before calls wait at most -admit-busy-wait")
+	admitBusyWait := fs.Duration("admit-busy-wait", gateway.DefaultAdmitBusyWait, "longest wait of a call once its class's line has stood for -admit-patience")
 	jwksRefresh := fs.Duration("jwks-refresh", auth.DefaultJWKSMinRefresh, "least time between two fetches of the user service's keys (for an unknown key ID, or when their max-age is shorter)")
 	tokenTTL := fs.Duration("token-ttl", auth.DefaultTokenTTL, "the user service's -token-ttl: tokens issued for longer (exp − iat) are refused")
 	// The gateway's live heap is small (buffered bodies, limiter buckets) and almost all
@@ -54,6 +56,9 @@ func run(ctx context.Context, args []string) error {
 	}
 	if *userRate <= 0 || *anonRate <= 0 || *userBurst < 1 || *anonBurst < 1 {
 		return fmt.Errorf("rate limits must be positive (raise them for load tests; they cannot be switched off)")
+	}
+	if *admitWait < 0 || *admitBusyWait < 0 || *admitPatience < 0 {
+		return fmt.Errorf("-admit-wait, -admit-busy-wait and -admit-patience must not be negative")
 	}
 	for class, a := range admit {
 		if a.Limit < 1 || a.Target < 0 {
@@ -76,15 +81,17 @@ func run(ctx context.Context, args []string) error {
 		Instancer: a.Instancer,
 		Client:    a.ClientOptions(),
 		// Each upstream must prove it is the service the route names.
-		UpstreamTLS: func(service string) *tls.Config { return a.ClientOptionsFor(service).TLS },
-		ClientIP:    a.ClientIP(),
-		UserLimit:   gateway.Limit{Rate: *userRate, Burst: *userBurst},
-		AnonLimit:   gateway.Limit{Rate: *anonRate, Burst: *anonBurst},
-		MaxClients:  *maxClients,
-		Admission:   map[gateway.Class]gateway.Admit{},
-		AdmitWait:   *admitWait,
-		MaxBody:     *maxBody,
-		MaxResponse: *maxResponse,
+		UpstreamTLS:   func(service string) *tls.Config { return a.ClientOptionsFor(service).TLS },
+		ClientIP:      a.ClientIP(),
+		UserLimit:     gateway.Limit{Rate: *userRate, Burst: *userBurst},
+		AnonLimit:     gateway.Limit{Rate: *anonRate, Burst: *anonBurst},
+		MaxClients:    *maxClients,
+		Admission:     map[gateway.Class]gateway.Admit{},
+		AdmitWait:     *admitWait,
+		AdmitBusyWait: *admitBusyWait,
+		AdmitPatience: *admitPatience,
+		MaxBody:       *maxBody,
+		MaxResponse:   *maxResponse,
 		// The listener's own answers (/health, /metrics, the HTTPS redirect) go inside
 		// the gateway's request IDs and trace, so every answer names them.
 		Listener: a.Handler,
