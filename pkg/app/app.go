@@ -163,12 +163,13 @@ type App struct {
 	Tracer  *zipkin.Tracer
 	Consul  *consul.Client // nil when ConsulAddr is empty
 
-	reporter reporter.Reporter
-	listener net.Listener
-	admin    net.Listener      // the edge's admin listener; nil without AdminAddr
-	identity *connect.Identity // nil when TLS is off
-	clients  clientip.Resolver // the edge's clients behind TrustedProxies
-	draining atomic.Bool       // shutting down: /health answers 503
+	reporter    reporter.Reporter
+	listener    net.Listener
+	admin       net.Listener      // the edge's admin listener; nil without AdminAddr
+	identity    *connect.Identity // nil when TLS is off
+	clients     clientip.Resolver // the edge's clients behind TrustedProxies
+	draining    atomic.Bool       // shutting down: /health answers 503
+	healthRound healthRound       // the latest round of dependency checks
 
 	mu         sync.Mutex
 	checks     map[string]func(context.Context) error

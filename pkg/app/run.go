@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"sort"
+	"sync"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -218,9 +219,23 @@ func (a *App) healthHandler(detailed func(*http.Request) bool) http.Handler {
 	})
 }
 
-// health runs every dependency check: the status is "ok", "failing" (a check
-// failed) or "draining" (shutting down), with each check's result.
+// health answers from the latest round of dependency checks: the status is "ok",
+// "failing" (a check failed) or "draining" (shutting down), with each check's result.
 func (a *App) health(ctx context.Context) (status string, results map[string]string) {
+	failing, results := a.healthRound.answer(ctx, a.checkRound)
+	switch {
+	case failing:
+		status = "failing"
+	case a.draining.Load():
+		status = "draining"
+	default:
+		status = "ok"
+	}
+	return status, results
+}
+
+// checkRound runs every dependency check once.
+func (a *App) checkRound(ctx context.Context) (failing bool, results map[string]string) {
 	a.mu.Lock()
 	names := make([]string, 0, len(a.checks))
 	for name := range a.checks {
@@ -230,10 +245,6 @@ func (a *App) health(ctx context.Context) (status string, results map[string]str
 	a.mu.Unlock()
 	sort.Strings(names)
 
-	status = "ok"
-	if a.draining.Load() {
-		status = "draining"
-	}
 	results = map[string]string{}
 	for _, name := range names {
 		cctx, cancel := context.WithTimeout(ctx, checkTimeout)
@@ -242,11 +253,36 @@ func (a *App) health(ctx context.Context) (status string, results map[string]str
 		results[name] = "ok"
 		if err != nil {
 			results[name] = "failing"
-			status = "failing"
+			failing = true
 			_ = level.Warn(a.Logger).Log("msg", "health check failing", "check", name, "err", err)
 		}
 	}
-	return status, results
+	return failing, results
+}
+
+// healthReuse is how long one round of checks answers for. Consul asks each interval
+// over HTTP and, on a gRPC server, over gRPC too, and people may ask as well: they
+// share a round (a database ping, the broker's state) instead of each running it.
+const healthReuse = 500 * time.Millisecond
+
+// healthRound is the latest round of checks. Callers that come while one runs wait
+// for it rather than start their own.
+type healthRound struct {
+	mu      sync.Mutex
+	at      time.Time // zero: none yet
+	failing bool
+	results map[string]string // never changed once made
+}
+
+func (r *healthRound) answer(ctx context.Context, run func(context.Context) (bool, map[string]string)) (bool, map[string]string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.at.IsZero() || time.Since(r.at) >= healthReuse {
+		// Not the caller's cancellation: the round answers the others too.
+		r.failing, r.results = run(context.WithoutCancel(ctx))
+		r.at = time.Now()
+	}
+	return r.failing, r.results
 }
 
 // transport says in Consul how the instance is called, for people and tools reading
