@@ -10,9 +10,9 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"sort"
-	"sync"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
