@@ -40,6 +40,24 @@ stop_stack() {
   state= prefix=
 }
 
+# checkout_load USERS DURATION REPORT CPU NAME=PID... runs cmd/loadgen's checkouts
+# (-mix checkout=1) through the caller's $stack (with $work/bin/loadgen) at USERS for
+# DURATION: its report in REPORT.json and REPORT.txt, its log in REPORT.log, and
+# cpu_snapshot of the processes in CPU.before and CPU.after, from the moment the users
+# exist (their registration hashes passwords) to the end.
+checkout_load() {
+  local users=$1 duration=$2 report=$3 cpu=$4 lg
+  shift 4
+  rm -f "$report.log" # the line waited for must be this run's
+  "$work/bin/loadgen" -stack "$stack" -concurrency "$users" -duration "$duration" -mix checkout=1 \
+    -json "$report.json" >"$report.txt" 2>"$report.log" &
+  lg=$!
+  until grep -q "loading for" "$report.log" 2>/dev/null || ! kill -0 "$lg" 2>/dev/null; do sleep 0.05; done
+  cpu_snapshot "$cpu.before" "$@"
+  wait "$lg" || { cat "$report.log" >&2; exit 1; }
+  cpu_snapshot "$cpu.after" "$@"
+}
+
 # stack_procs STACK_JSON prints NAME=PID of each kitshop process of a stack (its Consul
 # agent left out).
 stack_procs() { python3 -c 'import json,sys; print(" ".join("%s=%d" % (p["name"], p["pid"]) for p in json.load(open(sys.argv[1]))["procs"] if p["service"] != "consul"))' "$1"; }

@@ -106,15 +106,6 @@ sampler_pid=$!
 # a phase divided by its requests is what a request costs each process, a figure the
 # other load on a shared machine does not skew as it skews req/s.
 postmaster=$(pgrep -o -x postgres || true)
-phase_cpu() { # file: every process of the run, with bench/lib.sh's cpu_snapshot
-  local specs=$procs
-  [ -n "$postmaster" ] && specs+=" postgres=+$postmaster"
-  [ -f "$work/nginx.pid" ] && specs+=" nginx=+$(cat "$work/nginx.pid")"
-  [ -n "${goproxy_pid:-}" ] && specs+=" goproxy=$goproxy_pid"
-  [ -f "$work/caddy.pid" ] && specs+=" caddy=$(cat "$work/caddy.pid")"
-  # shellcheck disable=SC2086 # one NAME=PID word each
-  cpu_snapshot "$1" $specs
-}
 
 nginx_port=$(free_port)
 inv_hostport=${inventory#http://}
@@ -128,12 +119,22 @@ goproxy_port=$(free_port)
 goproxy_pid=$!
 for _ in $(seq 1 50); do curl -fsS -o /dev/null "http://127.0.0.1:$goproxy_port$path" 2>/dev/null && break; sleep 0.1; done
 
+# Every process of the run, for bench/lib.sh's cpu_snapshot: listed once, not while a
+# phase loads.
+cpu_procs=$procs
+[ -n "$postmaster" ] && cpu_procs+=" postgres=+$postmaster"
+[ -f "$work/nginx.pid" ] && cpu_procs+=" nginx=+$(cat "$work/nginx.pid")"
+cpu_procs+=" goproxy=$goproxy_pid"
+[ -f "$work/caddy.pid" ] && cpu_procs+=" caddy=$(cat "$work/caddy.pid")"
+
 wrk_run() { # name url
   curl -fsS -o /dev/null "$2"
   log "wrk -t2 -c$conns -d$duration $1"
-  phase_cpu "$work/cpu-wrk-$1.before"
+  # shellcheck disable=SC2086 # one NAME=PID word each
+  cpu_snapshot "$work/cpu-wrk-$1.before" $cpu_procs
   wrk -t2 -c"$conns" -d"$duration" --latency "$2" >"$work/wrk-$1.txt"
-  phase_cpu "$work/cpu-wrk-$1.after"
+  # shellcheck disable=SC2086
+  cpu_snapshot "$work/cpu-wrk-$1.after" $cpu_procs
 }
 wrk_run direct "$inventory$path"
 wrk_run gateway "$gateway$path"
@@ -156,14 +157,8 @@ rate_run goproxy "http://127.0.0.1:$goproxy_port$path"
 
 for c in 1 32; do
   log "checkout through the gateway, $c users, $checkout_duration"
-  "$work/bin/loadgen" -stack "$stack" -concurrency "$c" -duration "$checkout_duration" -mix checkout=1 \
-    -json "$work/checkout-$c.json" >"$work/checkout-$c.txt" 2>"$work/checkout-$c.log" &
-  lg=$!
-  # CPU from the moment the users exist (their registration hashes passwords).
-  until grep -q "loading for" "$work/checkout-$c.log" 2>/dev/null || ! kill -0 "$lg" 2>/dev/null; do sleep 0.05; done
-  phase_cpu "$work/cpu-checkout-$c.before"
-  wait "$lg" || { cat "$work/checkout-$c.log" >&2; exit 1; }
-  phase_cpu "$work/cpu-checkout-$c.after"
+  # shellcheck disable=SC2086 # one NAME=PID word each
+  checkout_load "$c" "$checkout_duration" "$work/checkout-$c" "$work/cpu-checkout-$c" $cpu_procs
 done
 kill "$sampler_pid"; wait "$sampler_pid" 2>/dev/null || true; sampler_pid=
 

@@ -42,17 +42,8 @@ for transport in ${TRANSPORTS:-http grpc}; do
   [ -n "$postmaster" ] && procs+=" postgres=+$postmaster"
   for c in 1 32; do
     log "$transport: checkout through the gateway, $c users, $duration"
-    "$work/bin/loadgen" -stack "$stack" -concurrency "$c" -duration "$duration" -mix checkout=1 \
-      -json "$out/$transport-$c.json" >"$out/$transport-$c.txt" 2>"$work/loadgen-$transport-$c.log" &
-    lg=$!
-    # CPU from the moment the users exist (their registration hashes passwords); a log
-    # of each run's own, so no earlier run's line is read as this one's.
-    until grep -q "loading for" "$work/loadgen-$transport-$c.log" 2>/dev/null || ! kill -0 "$lg" 2>/dev/null; do sleep 0.05; done
     # shellcheck disable=SC2086 # one NAME=PID word each
-    cpu_snapshot "$out/cpu-$transport-$c.before" $procs
-    wait "$lg" || { cat "$work/loadgen-$transport-$c.log" >&2; exit 1; }
-    # shellcheck disable=SC2086
-    cpu_snapshot "$out/cpu-$transport-$c.after" $procs
+    checkout_load "$c" "$duration" "$out/$transport-$c" "$out/cpu-$transport-$c" $procs
   done
   stop_stack
 done
