@@ -54,8 +54,9 @@ type Options struct {
 	ClientIP clientip.Resolver
 	// Admission limits calls in flight per route class (missing classes take
 	// DefaultAdmission); a call over the limit waits up to AdmitWait for a turn, or
-	// AdmitBusyWait once its class's line has stood for AdmitPatience (zero: the
-	// defaults), then gets 503 overloaded with Retry-After.
+	// AdmitBusyWait from the moment a call finds its class's line full until none has
+	// been refused for AdmitPatience (zero: the defaults), then gets 503 overloaded
+	// with Retry-After.
 	Admission     map[Class]Admit
 	AdmitWait     time.Duration
 	AdmitBusyWait time.Duration

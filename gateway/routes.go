@@ -99,8 +99,8 @@ func Routes() []Route {
 // the gateway at once, and fewer while its calls take longer than Target on average
 // (see pkg/admission: the limit is scaled by target/mean latency once per target's
 // time; an answer 503 or 504 upstream counts as twice the target). Above the limit a
-// call waits in line for its turn — up to Options.AdmitWait, or AdmitBusyWait once
-// the line has stood for AdmitPatience — then gets 503 overloaded with Retry-After.
+// call waits in line for its turn — up to Options.AdmitWait, or AdmitBusyWait while
+// the class is busy (Options.Admission) — then gets 503 overloaded with Retry-After.
 type Admit struct {
 	Limit  int
 	Target time.Duration // zero: the limit is fixed

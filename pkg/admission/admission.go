@@ -15,10 +15,11 @@
 // once, whatever its size, and keeps the latency of admitted work near the target
 // however much more is offered.
 //
-// The wait is CoDel's idea applied to a line of calls: a line that empties again soon
-// is a burst, and its calls wait up to MaxWait, so that a crowd is served rather than
-// refused; a line that has stood for Patience is overload, and calls then wait at most
-// BusyWait, so that the work admitted is not held up behind a standing queue.
+// The wait is CoDel's idea applied to a line of calls: a crowd that fits in the line is
+// a burst, and its calls wait up to MaxWait, so that it is served rather than refused;
+// a call that finds the line full is overload, and from then until no call has been
+// refused for Patience the calls wait at most BusyWait, so that the work admitted is
+// not held up behind a standing queue.
 package admission
 
 import (
@@ -37,7 +38,7 @@ import (
 )
 
 // Limiter admits calls up to its limit. A call that finds the limit reached waits in
-// line — for at most MaxWait, or BusyWait once the line has stood for Patience, and
+// line — for at most MaxWait, or BusyWait while the limiter is busy (see busy), and
 // never past its own deadline; when as many calls as the ceiling already wait, it is
 // refused at once.
 type Limiter struct {
@@ -67,10 +68,10 @@ type Config struct {
 	Target time.Duration
 	// MaxWait is the longest a call waits for its turn; zero: no wait.
 	MaxWait time.Duration
-	// Patience, when set, is how long the line may stand (never empty) before calls
-	// wait at most BusyWait instead.
+	// Patience, when set, is how long the limiter stays busy after its last refusal,
+	// once a call has found the line full; zero: never busy.
 	Patience time.Duration
-	// BusyWait is the longest wait once the line has stood for Patience.
+	// BusyWait is the longest wait while the limiter is busy.
 	BusyWait time.Duration
 	// Shed, when set, counts the calls refused.
 	Shed metrics.Counter

@@ -43,8 +43,8 @@ func run(ctx context.Context, args []string) error {
 			fmt.Sprintf("the mean latency the limit of class %s steers toward: fewer calls admitted while theirs is longer (0: the limit is fixed)", class))
 	}
 	admitWait := fs.Duration("admit-wait", gateway.DefaultAdmitWait, "longest wait of a call for a slot of its class")
-	admitPatience := fs.Duration("admit-patience", gateway.DefaultAdmitPatience, "how long a class's line may stand (never empty) before calls wait at most -admit-busy-wait")
-	admitBusyWait := fs.Duration("admit-busy-wait", gateway.DefaultAdmitBusyWait, "longest wait of a call once its class's line has stood for -admit-patience")
+	admitPatience := fs.Duration("admit-patience", gateway.DefaultAdmitPatience, "how long a class stays busy (calls wait at most -admit-busy-wait) after its last refusal, once a call has found its line full")
+	admitBusyWait := fs.Duration("admit-busy-wait", gateway.DefaultAdmitBusyWait, "longest wait of a call while its class is busy (see -admit-patience)")
 	jwksRefresh := fs.Duration("jwks-refresh", auth.DefaultJWKSMinRefresh, "least time between two fetches of the user service's keys (for an unknown key ID, or when their max-age is shorter)")
 	tokenTTL := fs.Duration("token-ttl", auth.DefaultTokenTTL, "the user service's -token-ttl: tokens issued for longer (exp − iat) are refused")
 	// The gateway's live heap is small (buffered bodies, limiter buckets) and almost all
