@@ -164,19 +164,23 @@ func (g *generator) call(ctx context.Context, method, path, token string, body a
 }
 
 // do is one measured request of an action; it stops the run at the request limit.
-func (g *generator) do(ctx context.Context, route, method, path, token string, body any, header map[string]string) {
+// It reports whether the request was answered 2xx, for the action to go on.
+func (g *generator) do(ctx context.Context, route, method, path, token string, body any, header map[string]string) bool {
 	start := time.Now()
 	status, _, err := g.call(ctx, method, path, token, body, header)
 	if err != nil && ctx.Err() != nil {
-		return // the run ended while this request was in flight: not a failure of the target
+		return false // the run ended while this request was in flight: not a failure of the target
 	}
 	g.stats.add(route, status, time.Since(start))
 	if g.stats.count() >= g.limit {
 		g.cancel()
 	}
+	return err == nil && status >= 200 && status < 300
 }
 
-// act runs one action of u.
+// act runs one action of u. An action stops at its first request not answered 2xx,
+// as a shopper does: one told to come back later (503, 429) does not open a product
+// from the list that did not load, nor check out a cart whose item was refused.
 func (g *generator) act(ctx context.Context, r *mrand.Rand, u *user, action string) {
 	defer g.stats.action()
 	if g.path != "" {
@@ -186,23 +190,26 @@ func (g *generator) act(ctx context.Context, r *mrand.Rand, u *user, action stri
 	sku := g.skus[r.IntN(len(g.skus))]
 	switch action {
 	case actBrowse:
-		g.do(ctx, "GET /v1/products", http.MethodGet, "/v1/products?limit=20", u.token, nil, nil)
-		g.do(ctx, "GET /v1/products/{sku}", http.MethodGet, "/v1/products/"+sku, u.token, nil, nil)
+		if g.do(ctx, "GET /v1/products", http.MethodGet, "/v1/products?limit=20", u.token, nil, nil) {
+			g.do(ctx, "GET /v1/products/{sku}", http.MethodGet, "/v1/products/"+sku, u.token, nil, nil)
+		}
 	case actProduct:
 		g.do(ctx, "GET /v1/products/{sku}", http.MethodGet, "/v1/products/"+sku, u.token, nil, nil)
 	case actCart:
-		g.do(ctx, "PUT /v1/cart/items/{sku}", http.MethodPut, "/v1/cart/items/"+sku, u.token, map[string]int{"quantity": 1 + r.IntN(3)}, nil)
-		g.do(ctx, "GET /v1/cart", http.MethodGet, "/v1/cart", u.token, nil, nil)
-		if r.IntN(3) == 0 {
+		if !g.do(ctx, "PUT /v1/cart/items/{sku}", http.MethodPut, "/v1/cart/items/"+sku, u.token, map[string]int{"quantity": 1 + r.IntN(3)}, nil) {
+			return
+		}
+		if g.do(ctx, "GET /v1/cart", http.MethodGet, "/v1/cart", u.token, nil, nil) && r.IntN(3) == 0 {
 			g.do(ctx, "DELETE /v1/cart/items/{sku}", http.MethodDelete, "/v1/cart/items/"+sku, u.token, nil, nil)
 		}
 	case actCheckout:
 		body := map[string]any{"items": []map[string]any{{"sku": sku, "quantity": 1}}, "payment": testCard()}
 		g.do(ctx, "POST /v1/orders", http.MethodPost, "/v1/orders", u.token, body, map[string]string{"Idempotency-Key": "lg-" + randomHex(12)})
 	case actBuyCart:
-		g.do(ctx, "PUT /v1/cart/items/{sku}", http.MethodPut, "/v1/cart/items/"+sku, u.token, map[string]int{"quantity": 1}, nil)
-		body := map[string]any{"payment": testCard()}
-		g.do(ctx, "POST /v1/orders (cart)", http.MethodPost, "/v1/orders", u.token, body, map[string]string{"Idempotency-Key": "lg-" + randomHex(12)})
+		if g.do(ctx, "PUT /v1/cart/items/{sku}", http.MethodPut, "/v1/cart/items/"+sku, u.token, map[string]int{"quantity": 1}, nil) {
+			body := map[string]any{"payment": testCard()}
+			g.do(ctx, "POST /v1/orders (cart)", http.MethodPost, "/v1/orders", u.token, body, map[string]string{"Idempotency-Key": "lg-" + randomHex(12)})
+		}
 	}
 }
 

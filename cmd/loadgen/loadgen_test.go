@@ -396,6 +396,55 @@ func TestBuyCart(t *testing.T) {
 	}
 }
 
+// TestActionStopsAtFirstFailure: an action goes on only while its requests are
+// answered 2xx, as a shopper's would.
+func TestActionStopsAtFirstFailure(t *testing.T) {
+	for _, tc := range []struct {
+		action string
+		fail   string // the route answered fail
+		status int
+		want   []string
+	}{
+		{"browse", "", 0, []string{"GET /v1/products", "GET /v1/products/kit"}},
+		{"browse", "GET /v1/products", http.StatusServiceUnavailable, []string{"GET /v1/products"}},
+		{"buycart", "PUT /v1/cart/items/kit", http.StatusServiceUnavailable, []string{"PUT /v1/cart/items/kit"}},
+		{"buycart", "PUT /v1/cart/items/kit", http.StatusTooManyRequests, []string{"PUT /v1/cart/items/kit"}},
+		{"cart", "PUT /v1/cart/items/kit", http.StatusUnprocessableEntity, []string{"PUT /v1/cart/items/kit"}},
+		{"cart", "GET /v1/cart", http.StatusServiceUnavailable, []string{"PUT /v1/cart/items/kit", "GET /v1/cart"}},
+	} {
+		t.Run(tc.action+" "+tc.fail, func(t *testing.T) {
+			var (
+				mu   sync.Mutex
+				seen []string
+			)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				route := r.Method + " " + r.URL.Path
+				mu.Lock()
+				seen = append(seen, route)
+				mu.Unlock()
+				if route == tc.fail {
+					w.WriteHeader(tc.status)
+				}
+			}))
+			defer srv.Close()
+			m, err := parseMix(tc.action + "=1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			g := &generator{base: srv.URL, http: srv.Client(), mix: m, skus: []string{"kit"}, stats: newStats(), limit: 100, cancel: cancel}
+			u := &user{token: "u"}
+			g.act(ctx, rand.New(rand.NewPCG(1, 1)), u, tc.action)
+			mu.Lock()
+			defer mu.Unlock()
+			if !slices.Equal(seen, tc.want) {
+				t.Errorf("requests %v, want %v", seen, tc.want)
+			}
+		})
+	}
+}
+
 // TestShopMix: against a stand-in gateway, a run registers and logs in its users,
 // creates its products with the admin account, and then every user acts with its own
 // token on every route of the mix.
