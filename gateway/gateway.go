@@ -61,6 +61,11 @@ type Options struct {
 	AdmitWait     time.Duration
 	AdmitBusyWait time.Duration
 	AdmitPatience time.Duration
+	// AdmitFollowUp is how long the ticket lasts that a call admitted while its class
+	// is busy gets (cookie kitshop_admit_<class>): the client's next calls of the class
+	// within it wait ahead of first calls (see pkg/admission's Tickets). Zero:
+	// admission.DefaultTicketTTL; negative: no tickets.
+	AdmitFollowUp time.Duration
 	MaxClients    int   // rate-limit buckets kept, per kind
 	MaxBody       int64 // request bodies above this are refused with 413
 	// MaxResponse bounds the upstream answer the gateway buffers (so a failed try can
@@ -113,9 +118,9 @@ func (o Options) defaults() Options {
 		// Only an option can fail NewTracer, and these two cannot.
 		o.Tracer, _ = zipkin.NewTracer(reporter.NewNoopReporter(), zipkin.WithSampler(zipkin.NeverSample), zipkin.WithNoopSpan(true))
 	}
-	admission := maps.Clone(DefaultAdmission)
-	maps.Copy(admission, o.Admission)
-	o.Admission = admission
+	classes := maps.Clone(DefaultAdmission)
+	maps.Copy(classes, o.Admission)
+	o.Admission = classes
 	if o.AdmitWait == 0 {
 		o.AdmitWait = DefaultAdmitWait
 	}
@@ -124,6 +129,9 @@ func (o Options) defaults() Options {
 	}
 	if o.AdmitPatience == 0 {
 		o.AdmitPatience = DefaultAdmitPatience
+	}
+	if o.AdmitFollowUp == 0 {
+		o.AdmitFollowUp = admission.DefaultTicketTTL
 	}
 	if o.Client.Caller == "" {
 		o.Client.Caller = "gateway"
@@ -175,9 +183,13 @@ func New(o Options) (http.Handler, error) {
 	shed := o.Metrics.Counter("gateway", "shed_total", "Requests answered 503 overloaded by the admission limit of their route class.", "class")
 	limits := o.Metrics.Gauge("gateway", "admission_limit", "Calls of a route class admitted at once.", "class")
 	for class, a := range o.Admission {
+		var tickets *admission.Tickets
+		if o.AdmitFollowUp > 0 {
+			tickets = admission.NewTickets("kitshop_admit_"+string(class), o.AdmitFollowUp, o.Now)
+		}
 		g.classes[class] = admission.New(admission.Config{
 			Limit: a.Limit, Min: minAdmission, Target: a.Target,
-			MaxWait: o.AdmitWait, BusyWait: o.AdmitBusyWait, Patience: o.AdmitPatience,
+			MaxWait: o.AdmitWait, BusyWait: o.AdmitBusyWait, Patience: o.AdmitPatience, Tickets: tickets,
 			Shed: shed.With("class", string(class)), Limits: limits.With("class", string(class)), Now: o.Now,
 		})
 	}

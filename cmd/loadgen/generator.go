@@ -11,6 +11,7 @@ import (
 	"io"
 	mrand "math/rand/v2"
 	"net/http"
+	"net/http/cookiejar"
 	"os"
 	"sync"
 	"time"
@@ -29,14 +30,20 @@ type generator struct {
 	cancel context.CancelFunc
 }
 
-// user is one virtual user; it does one action at a time, as one person would.
+// user is one virtual user; it does one action at a time, as one person would, and
+// keeps the cookies it is given, as a browser does (the gateway's admission tickets).
 type user struct {
 	email, token string
+	client       *http.Client
 }
 
+// setUsers makes users the run's, each with a cookie jar of its own.
 func (g *generator) setUsers(users []*user) {
 	g.idle = make(chan *user, len(users))
 	for _, u := range users {
+		c := *g.http
+		c.Jar, _ = cookiejar.New(nil) // only a bad option fails it
+		u.client = &c
 		g.idle <- u
 	}
 }
@@ -133,6 +140,10 @@ func (g *generator) login(ctx context.Context, email, password string) (string, 
 
 // call sends one request and returns its status and body (status 0: no answer).
 func (g *generator) call(ctx context.Context, method, path, token string, body any, header map[string]string) (int, []byte, error) {
+	return g.callWith(ctx, g.http, method, path, token, body, header)
+}
+
+func (g *generator) callWith(ctx context.Context, c *http.Client, method, path, token string, body any, header map[string]string) (int, []byte, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -154,7 +165,7 @@ func (g *generator) call(ctx context.Context, method, path, token string, body a
 	for k, v := range header {
 		req.Header.Set(k, v)
 	}
-	resp, err := g.http.Do(req)
+	resp, err := c.Do(req)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -165,9 +176,9 @@ func (g *generator) call(ctx context.Context, method, path, token string, body a
 
 // do is one measured request of an action; it stops the run at the request limit.
 // It reports whether the request was answered 2xx, for the action to go on.
-func (g *generator) do(ctx context.Context, route, method, path, token string, body any, header map[string]string) bool {
+func (g *generator) do(ctx context.Context, u *user, route, method, path string, body any, header map[string]string) bool {
 	start := time.Now()
-	status, _, err := g.call(ctx, method, path, token, body, header)
+	status, _, err := g.callWith(ctx, u.client, method, path, u.token, body, header)
 	if err != nil && ctx.Err() != nil {
 		return false // the run ended while this request was in flight: not a failure of the target
 	}
@@ -184,31 +195,31 @@ func (g *generator) do(ctx context.Context, route, method, path, token string, b
 func (g *generator) act(ctx context.Context, r *mrand.Rand, u *user, action string) {
 	defer g.stats.action()
 	if g.path != "" {
-		g.do(ctx, "GET "+g.path, http.MethodGet, g.path, "", nil, nil)
+		g.do(ctx, u, "GET "+g.path, http.MethodGet, g.path, nil, nil)
 		return
 	}
 	sku := g.skus[r.IntN(len(g.skus))]
 	switch action {
 	case actBrowse:
-		if g.do(ctx, "GET /v1/products", http.MethodGet, "/v1/products?limit=20", u.token, nil, nil) {
-			g.do(ctx, "GET /v1/products/{sku}", http.MethodGet, "/v1/products/"+sku, u.token, nil, nil)
+		if g.do(ctx, u, "GET /v1/products", http.MethodGet, "/v1/products?limit=20", nil, nil) {
+			g.do(ctx, u, "GET /v1/products/{sku}", http.MethodGet, "/v1/products/"+sku, nil, nil)
 		}
 	case actProduct:
-		g.do(ctx, "GET /v1/products/{sku}", http.MethodGet, "/v1/products/"+sku, u.token, nil, nil)
+		g.do(ctx, u, "GET /v1/products/{sku}", http.MethodGet, "/v1/products/"+sku, nil, nil)
 	case actCart:
-		if !g.do(ctx, "PUT /v1/cart/items/{sku}", http.MethodPut, "/v1/cart/items/"+sku, u.token, map[string]int{"quantity": 1 + r.IntN(3)}, nil) {
+		if !g.do(ctx, u, "PUT /v1/cart/items/{sku}", http.MethodPut, "/v1/cart/items/"+sku, map[string]int{"quantity": 1 + r.IntN(3)}, nil) {
 			return
 		}
-		if g.do(ctx, "GET /v1/cart", http.MethodGet, "/v1/cart", u.token, nil, nil) && r.IntN(3) == 0 {
-			g.do(ctx, "DELETE /v1/cart/items/{sku}", http.MethodDelete, "/v1/cart/items/"+sku, u.token, nil, nil)
+		if g.do(ctx, u, "GET /v1/cart", http.MethodGet, "/v1/cart", nil, nil) && r.IntN(3) == 0 {
+			g.do(ctx, u, "DELETE /v1/cart/items/{sku}", http.MethodDelete, "/v1/cart/items/"+sku, nil, nil)
 		}
 	case actCheckout:
 		body := map[string]any{"items": []map[string]any{{"sku": sku, "quantity": 1}}, "payment": testCard()}
-		g.do(ctx, "POST /v1/orders", http.MethodPost, "/v1/orders", u.token, body, map[string]string{"Idempotency-Key": "lg-" + randomHex(12)})
+		g.do(ctx, u, "POST /v1/orders", http.MethodPost, "/v1/orders", body, map[string]string{"Idempotency-Key": "lg-" + randomHex(12)})
 	case actBuyCart:
-		if g.do(ctx, "PUT /v1/cart/items/{sku}", http.MethodPut, "/v1/cart/items/"+sku, u.token, map[string]int{"quantity": 1}, nil) {
+		if g.do(ctx, u, "PUT /v1/cart/items/{sku}", http.MethodPut, "/v1/cart/items/"+sku, map[string]int{"quantity": 1}, nil) {
 			body := map[string]any{"payment": testCard()}
-			g.do(ctx, "POST /v1/orders (cart)", http.MethodPost, "/v1/orders", u.token, body, map[string]string{"Idempotency-Key": "lg-" + randomHex(12)})
+			g.do(ctx, u, "POST /v1/orders (cart)", http.MethodPost, "/v1/orders", body, map[string]string{"Idempotency-Key": "lg-" + randomHex(12)})
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"net"
@@ -436,6 +437,7 @@ func TestActionStopsAtFirstFailure(t *testing.T) {
 			defer cancel()
 			g := &generator{base: srv.URL, http: srv.Client(), mix: m, skus: []string{"kit"}, stats: newStats(), limit: 100, cancel: cancel}
 			u := &user{token: "u"}
+			g.setUsers([]*user{u})
 			// This seed has cart remove its item, so that the case whose cart read fails
 			// shows the remove left out, not merely not drawn.
 			g.act(ctx, rand.New(rand.NewPCG(3, 3)), u, tc.action)
@@ -451,6 +453,46 @@ func TestActionStopsAtFirstFailure(t *testing.T) {
 // TestShopMix: against a stand-in gateway, a run registers and logs in its users,
 // creates its products with the admin account, and then every user acts with its own
 // token on every route of the mix.
+// TestUsersKeepCookies: a cookie the target sets on one user's answer comes back
+// with that user's next request, and with no other user's.
+func TestUsersKeepCookies(t *testing.T) {
+	var mu sync.Mutex
+	sent := map[string]string{} // user's token → the ticket its product request brought
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		token := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+		switch r.URL.Path {
+		case "/v1/products":
+			if token == "a" {
+				http.SetCookie(w, &http.Cookie{Name: "ticket", Value: "for-a", Path: "/", MaxAge: 60})
+			}
+		default:
+			ticket := ""
+			if c, err := r.Cookie("ticket"); err == nil {
+				ticket = c.Value
+			}
+			mu.Lock()
+			sent[token] = ticket
+			mu.Unlock()
+		}
+	}))
+	defer srv.Close()
+	m, err := parseMix(actBrowse + "=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	g := &generator{base: srv.URL, http: srv.Client(), mix: m, skus: []string{"kit"}, stats: newStats(), limit: 100, cancel: cancel}
+	a, b := &user{token: "a"}, &user{token: "b"}
+	g.setUsers([]*user{a, b})
+	r := rand.New(rand.NewPCG(1, 1))
+	g.act(ctx, r, a, actBrowse)
+	g.act(ctx, r, b, actBrowse)
+	if want := map[string]string{"a": "for-a", "b": ""}; !maps.Equal(sent, want) {
+		t.Errorf("tickets sent back %v, want %v", sent, want)
+	}
+}
+
 func TestShopMix(t *testing.T) {
 	var (
 		mu       sync.Mutex

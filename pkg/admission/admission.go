@@ -20,6 +20,12 @@
 // a call that finds the line full is overload, and from then until no call has been
 // refused for Patience the calls wait at most BusyWait, so that the work admitted is
 // not held up behind a standing queue.
+//
+// A call may be a follow-up of one admitted a moment before (see Tickets): the next
+// request of a page or a purchase its client has begun. Follow-ups go first in line,
+// and one that finds the line full takes the place of the last first call in it, so
+// under overload a server refuses the work that has cost it least so far — an action's
+// first step — rather than the rest of actions it has already served a part of.
 package admission
 
 import (
@@ -47,7 +53,9 @@ type Limiter struct {
 	mu       sync.Mutex
 	limit    float64 // calls admitted at once
 	inFlight int
-	line     list.List // of *waiter: the calls waiting, first come first
+	// line holds the calls waiting, per Priority, first come first (of *waiter); the
+	// follow-ups' turn comes before the first calls'.
+	line [priorities]list.List
 	// refusedAt is when a call was last refused while busy, or found the line full.
 	refusedAt time.Time
 
@@ -75,11 +83,23 @@ type Config struct {
 	BusyWait time.Duration
 	// Shed, when set, counts the calls refused.
 	Shed metrics.Counter
+	// Tickets, when set, tell the follow-ups among the requests of Middleware, and
+	// give the first calls admitted while the limiter is busy a ticket.
+	Tickets *Tickets
 	// Limits, when set, reports the limit each time it changes.
 	Limits metrics.Gauge
 	// Now is the clock; nil: time.Now.
 	Now func() time.Time
 }
+
+// Priority orders the calls waiting in line.
+type Priority int
+
+const (
+	First    Priority = iota // a call that begins something
+	FollowUp                 // a call that goes on with what an admitted one began
+	priorities
+)
 
 // NewLimiter returns a fixed limiter of limit calls at once (at least 1) and a wait of
 // at most maxWait for a turn. shed, when not nil, counts the refused calls.
@@ -104,11 +124,19 @@ func New(cfg Config) *Limiter {
 // time); an adaptive limit counts it as twice its target.
 type Release func(overloaded bool)
 
-// Admit waits for a turn. It returns the Release of the call, or errs.ErrOverloaded,
-// or ctx's error when the caller goes away while it waits.
-func (l *Limiter) Admit(ctx context.Context) (Release, error) {
+// Admit waits for a turn as a first call. It returns the Release of the call, or
+// errs.ErrOverloaded, or ctx's error when the caller goes away while it waits.
+func (l *Limiter) Admit(ctx context.Context) (Release, error) { return l.admit(ctx, First) }
+
+// AdmitFollowUp is Admit for a follow-up: it waits ahead of the first calls, and takes
+// the place of the last of them in a full line.
+func (l *Limiter) AdmitFollowUp(ctx context.Context) (Release, error) {
+	return l.admit(ctx, FollowUp)
+}
+
+func (l *Limiter) admit(ctx context.Context, p Priority) (Release, error) {
 	l.mu.Lock()
-	if l.inFlight < l.current() && l.line.Len() == 0 {
+	if l.inFlight < l.current() && l.waiting() == 0 {
 		l.inFlight++
 		l.mu.Unlock()
 		return l.releaser(), nil
@@ -118,13 +146,20 @@ func (l *Limiter) Admit(ctx context.Context) (Release, error) {
 	if d, ok := ctx.Deadline(); ok {
 		wait = min(wait, time.Until(d))
 	}
-	if full := l.line.Len() >= l.cfg.Limit; wait <= 0 || full {
+	full := l.waiting() >= l.cfg.Limit
+	if full && wait > 0 && p == FollowUp && l.line[First].Len() > 0 {
+		last := l.line[First].Remove(l.line[First].Back()).(*waiter)
+		l.refused(now, true)
+		last.turn <- false
+		full = false
+	}
+	if wait <= 0 || full {
 		l.refused(now, full)
 		l.mu.Unlock()
 		return nil, errs.ErrOverloaded
 	}
 	w := &waiter{turn: make(chan bool, 1), since: now}
-	place := l.line.PushBack(w)
+	place := l.line[p].PushBack(w)
 	l.mu.Unlock()
 
 	t := time.NewTimer(wait)
@@ -145,8 +180,8 @@ func (l *Limiter) Admit(ctx context.Context) (Release, error) {
 		}
 	}
 	l.mu.Lock()
-	if len(w.turn) == 0 { // still in line (done hands turns under the lock)
-		l.line.Remove(place)
+	if len(w.turn) == 0 { // still in line (turns are handed under the lock)
+		l.line[p].Remove(place)
 		if errors.Is(err, errs.ErrOverloaded) {
 			l.refused(l.cfg.Now(), false)
 		}
@@ -166,6 +201,9 @@ type waiter struct {
 	since time.Time
 }
 
+// waiting is the number of calls in line; l.mu is held.
+func (l *Limiter) waiting() int { return l.line[First].Len() + l.line[FollowUp].Len() }
+
 // current is the limit as a number of calls; l.mu is held.
 func (l *Limiter) current() int { return int(l.limit) }
 
@@ -175,8 +213,8 @@ func (l *Limiter) releaser() Release {
 }
 
 // done ends a call that took took, adapts the limit, and hands free turns to the
-// calls waiting in line — refusing, while the limiter is busy, those that have
-// waited longer than BusyWait already.
+// calls waiting in line, follow-ups first — refusing, while the limiter is busy,
+// those that have waited longer than BusyWait already.
 func (l *Limiter) done(overloaded bool, took time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -188,8 +226,12 @@ func (l *Limiter) done(overloaded bool, took time.Duration) {
 		l.adapt(took)
 	}
 	now := l.cfg.Now()
-	for l.inFlight < l.current() && l.line.Len() > 0 {
-		w := l.line.Remove(l.line.Front()).(*waiter)
+	for l.inFlight < l.current() && l.waiting() > 0 {
+		line := &l.line[FollowUp]
+		if line.Len() == 0 {
+			line = &l.line[First]
+		}
+		w := line.Remove(line.Front()).(*waiter)
 		if l.busy(now) && now.Sub(w.since) > l.cfg.BusyWait {
 			l.refused(now, false)
 			w.turn <- false
@@ -206,6 +248,13 @@ func (l *Limiter) done(overloaded bool, took time.Duration) {
 // outwait MaxWait. l.mu is held.
 func (l *Limiter) busy(now time.Time) bool {
 	return l.cfg.Patience > 0 && !l.refusedAt.IsZero() && now.Sub(l.refusedAt) < l.cfg.Patience
+}
+
+// Busy says whether the limiter is overloaded now (see busy).
+func (l *Limiter) Busy() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.busy(l.cfg.Now())
 }
 
 // wait is how long a call may wait in line now. l.mu is held.
@@ -271,14 +320,23 @@ func (l *Limiter) InFlight() int {
 
 // Middleware admits each request through l; a refused one is answered 503 with
 // Retry-After and never reaches next. An answer of 503 or 504 from next counts as a
-// sign of overload.
+// sign of overload. With Config.Tickets, a request that brings a ticket is admitted
+// as a follow-up, and one admitted as a first call while l is busy gets a ticket.
 func (l *Limiter) Middleware(next http.Handler) http.Handler {
+	tickets := l.cfg.Tickets
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		release, err := l.Admit(r.Context())
+		p := First
+		if tickets != nil && tickets.FollowUp(r) {
+			p = FollowUp
+		}
+		release, err := l.admit(r.Context(), p)
 		if err != nil {
 			// A caller that went away while waiting reads nothing either way.
 			errs.WriteHTTP(w, errs.ErrOverloaded)
 			return
+		}
+		if p == First && tickets != nil && l.Busy() {
+			tickets.Issue(w, r)
 		}
 		sw := httpstatus.NewRecorder(w)
 		defer func() { release(Overloaded(sw.Status)) }()

@@ -11,6 +11,7 @@ import (
 	"runtime/debug"
 
 	"github.com/kitshop/kitshop/gateway"
+	"github.com/kitshop/kitshop/pkg/admission"
 	"github.com/kitshop/kitshop/pkg/app"
 	"github.com/kitshop/kitshop/pkg/auth"
 	"github.com/kitshop/kitshop/pkg/config"
@@ -45,6 +46,7 @@ func run(ctx context.Context, args []string) error {
 	admitWait := fs.Duration("admit-wait", gateway.DefaultAdmitWait, "longest wait of a call for a slot of its class")
 	admitPatience := fs.Duration("admit-patience", gateway.DefaultAdmitPatience, "how long a class stays busy (calls wait at most -admit-busy-wait) after its last refusal, once a call has found its line full")
 	admitBusyWait := fs.Duration("admit-busy-wait", gateway.DefaultAdmitBusyWait, "longest wait of a call while its class is busy (see -admit-patience)")
+	admitFollowUp := fs.Duration("admit-follow-up", admission.DefaultTicketTTL, "how long a call admitted while its class is busy makes the client's next calls of the class follow-ups, served before first calls (0: no follow-ups)")
 	jwksRefresh := fs.Duration("jwks-refresh", auth.DefaultJWKSMinRefresh, "least time between two fetches of the user service's keys (for an unknown key ID, or when their max-age is shorter)")
 	tokenTTL := fs.Duration("token-ttl", auth.DefaultTokenTTL, "the user service's -token-ttl: tokens issued for longer (exp − iat) are refused")
 	// The gateway's live heap is small (buffered bodies, limiter buckets) and almost all
@@ -57,8 +59,11 @@ func run(ctx context.Context, args []string) error {
 	if *userRate <= 0 || *anonRate <= 0 || *userBurst < 1 || *anonBurst < 1 {
 		return fmt.Errorf("rate limits must be positive (raise them for load tests; they cannot be switched off)")
 	}
-	if *admitWait < 0 || *admitBusyWait < 0 || *admitPatience < 0 {
-		return fmt.Errorf("-admit-wait, -admit-busy-wait and -admit-patience must not be negative")
+	if *admitWait < 0 || *admitBusyWait < 0 || *admitPatience < 0 || *admitFollowUp < 0 {
+		return fmt.Errorf("-admit-wait, -admit-busy-wait, -admit-patience and -admit-follow-up must not be negative")
+	}
+	if *admitFollowUp == 0 {
+		*admitFollowUp = -1 // Options' zero is the default
 	}
 	for class, a := range admit {
 		if a.Limit < 1 || a.Target < 0 {
@@ -90,6 +95,7 @@ func run(ctx context.Context, args []string) error {
 		AdmitWait:     *admitWait,
 		AdmitBusyWait: *admitBusyWait,
 		AdmitPatience: *admitPatience,
+		AdmitFollowUp: *admitFollowUp,
 		MaxBody:       *maxBody,
 		MaxResponse:   *maxResponse,
 		// The listener's own answers (/health, /metrics, the HTTPS redirect) go inside
