@@ -143,6 +143,7 @@ func (g *generator) call(ctx context.Context, method, path, token string, body a
 	return g.callWith(ctx, g.http, method, path, token, body, header)
 }
 
+// callWith is call through c: a user's client, which keeps that user's cookies.
 func (g *generator) callWith(ctx context.Context, c *http.Client, method, path, token string, body any, header map[string]string) (int, []byte, error) {
 	var rd io.Reader
 	if body != nil {

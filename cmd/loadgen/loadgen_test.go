@@ -450,9 +450,6 @@ func TestActionStopsAtFirstFailure(t *testing.T) {
 	}
 }
 
-// TestShopMix: against a stand-in gateway, a run registers and logs in its users,
-// creates its products with the admin account, and then every user acts with its own
-// token on every route of the mix.
 // TestUsersKeepCookies: a cookie the target sets on one user's answer comes back
 // with that user's next request, and with no other user's.
 func TestUsersKeepCookies(t *testing.T) {
@@ -493,6 +490,9 @@ func TestUsersKeepCookies(t *testing.T) {
 	}
 }
 
+// TestShopMix: against a stand-in gateway, a run registers and logs in its users,
+// creates its products with the admin account, and then every user acts with its own
+// token on every route of the mix.
 func TestShopMix(t *testing.T) {
 	var (
 		mu       sync.Mutex

@@ -43,14 +43,7 @@ func TestAdmit(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			shed := &counter{}
 			l := admission.NewLimiter(tt.limit, tt.maxWait, shed)
-			var held []admission.Release
-			for range tt.limit {
-				release, err := l.Admit(context.Background())
-				if err != nil {
-					t.Fatal(err)
-				}
-				held = append(held, release)
-			}
+			held := holdSlots(t, l, tt.limit)
 			lineCtx, leaveLine := context.WithCancel(context.Background())
 			defer leaveLine()
 			for range tt.waiters {
@@ -82,6 +75,20 @@ func TestAdmit(t *testing.T) {
 			}
 		})
 	}
+}
+
+// holdSlots admits n calls through l and returns their releases.
+func holdSlots(t *testing.T, l *admission.Limiter, n int) []admission.Release {
+	t.Helper()
+	held := make([]admission.Release, 0, n)
+	for range n {
+		release, err := l.Admit(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, release)
+	}
+	return held
 }
 
 // counter is a metrics.Counter the test reads.

@@ -38,14 +38,7 @@ func TestFollowUpsGoFirst(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			l := admission.New(admission.Config{Limit: tt.limit, MaxWait: time.Minute})
-			var held []admission.Release
-			for range tt.limit {
-				release, err := l.Admit(context.Background())
-				if err != nil {
-					t.Fatal(err)
-				}
-				held = append(held, release)
-			}
+			held := holdSlots(t, l, tt.limit)
 			var (
 				mu      sync.Mutex
 				served  []int
