@@ -77,18 +77,40 @@ func TestAdmit(t *testing.T) {
 	}
 }
 
+// mustAdmit admits a call through l that finds a slot free, and returns its release.
+func mustAdmit(t *testing.T, l *admission.Limiter) admission.Release {
+	t.Helper()
+	release, err := l.Admit(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return release
+}
+
 // holdSlots admits n calls through l and returns their releases.
 func holdSlots(t *testing.T, l *admission.Limiter, n int) []admission.Release {
 	t.Helper()
 	held := make([]admission.Release, 0, n)
 	for range n {
-		release, err := l.Admit(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		held = append(held, release)
+		held = append(held, mustAdmit(t, l))
 	}
 	return held
+}
+
+// waitInLine starts a first call through l that waits in line (it is given the time
+// to get there), and returns its outcome when it has one; an admitted call is
+// released at once.
+func waitInLine(l *admission.Limiter) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		release, err := l.Admit(context.Background())
+		if err == nil {
+			release(false)
+		}
+		done <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	return done
 }
 
 // counter is a metrics.Counter the test reads.
@@ -232,31 +254,7 @@ func TestBusyLine(t *testing.T) {
 		Limit: 4, MaxWait: time.Minute, Patience: time.Second, BusyWait: 0, Shed: shed,
 		Now: func() time.Time { return time.Unix(clock.Load(), 0) },
 	})
-	admit := func() admission.Release {
-		t.Helper()
-		release, err := l.Admit(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return release
-	}
-	var held []admission.Release
-	for range 4 {
-		held = append(held, admit())
-	}
-	// wait starts a call that waits in line, and returns its outcome when it has one.
-	wait := func() <-chan error {
-		done := make(chan error, 1)
-		go func() {
-			release, err := l.Admit(context.Background())
-			if err == nil {
-				release(false)
-			}
-			done <- err
-		}()
-		time.Sleep(20 * time.Millisecond) // in line
-		return done
-	}
+	held := holdSlots(t, l, 4)
 	outcome := func(what string, c <-chan error, want error) {
 		t.Helper()
 		if err := <-c; !errors.Is(err, want) || (err == nil) != (want == nil) {
@@ -264,7 +262,7 @@ func TestBusyLine(t *testing.T) {
 		}
 	}
 
-	first := wait() // in line from 0 s
+	first := waitInLine(l) // in line from 0 s
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 	defer cancel()
 	if _, err := l.Admit(ctx); !errors.Is(err, errs.ErrOverloaded) {
@@ -273,11 +271,11 @@ func TestBusyLine(t *testing.T) {
 	clock.Store(3)
 	held[0](false)
 	outcome("calm: served after 3 s in line", first, nil)
-	held[0] = admit() // the slot it left
+	held[0] = mustAdmit(t, l) // the slot it left
 
 	var line []<-chan error
 	for range 4 {
-		line = append(line, wait())
+		line = append(line, waitInLine(l))
 	}
 	clock.Store(5) // the line is full: busy from 5 s
 	if _, err := l.Admit(context.Background()); !errors.Is(err, errs.ErrOverloaded) {
@@ -287,10 +285,10 @@ func TestBusyLine(t *testing.T) {
 	for _, c := range line {
 		outcome("busy: a turn 2 s late", c, errs.ErrOverloaded)
 	}
-	held[0] = admit()
+	held[0] = mustAdmit(t, l)
 
 	clock.Store(7) // calm again: a call waits, and gets the slot freed meanwhile
-	second := wait()
+	second := waitInLine(l)
 	held[1](false)
 	outcome("calm again", second, nil)
 	if got := shed.n.Load(); got != 6 {

@@ -180,19 +180,8 @@ func TestMiddlewareTickets(t *testing.T) {
 	}
 
 	// Busy: with the slot held and one call in line, the next finds the line full.
-	hold, err := l.Admit(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	inLine := make(chan error, 1)
-	go func() {
-		release, err := l.Admit(context.Background())
-		if err == nil {
-			release(false)
-		}
-		inLine <- err
-	}()
-	time.Sleep(10 * time.Millisecond)
+	hold := mustAdmit(t, l)
+	inLine := waitInLine(l)
 	if _, err := l.Admit(context.Background()); !errors.Is(err, errs.ErrOverloaded) {
 		t.Fatalf("a full line: err = %v", err)
 	}
@@ -212,10 +201,7 @@ func TestMiddlewareTickets(t *testing.T) {
 	}
 
 	// In line behind a first call, the follow-up is served first.
-	hold, err = l.Admit(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	hold = mustAdmit(t, l)
 	order = nil
 	var wg sync.WaitGroup
 	wg.Add(1)
